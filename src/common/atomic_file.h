@@ -1,0 +1,23 @@
+// Files the user keeps (checkpoints, results, logs) are written to a
+// temporary file in the same folder, fsync'ed, then renamed over the target:
+// a crash or a full disk mid-write leaves the previous file intact.
+#pragma once
+#include <filesystem>
+#include <functional>
+#include <ostream>
+#include <string>
+#include <string_view>
+
+namespace cifar {
+
+void write_file_atomic(const std::filesystem::path& path, std::string_view bytes);
+void write_file_atomic(const std::filesystem::path& path,
+                       const std::function<void(std::ostream&)>& writer);
+
+// Reads a whole file; throws UserError naming the file if it cannot.
+std::string read_file(const std::filesystem::path& path);
+
+// Creates a folder (and parents); throws UserError naming it if it cannot.
+void ensure_dir(const std::filesystem::path& dir);
+
+}  // namespace cifar

@@ -1,0 +1,217 @@
+#include "config/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include <cstring>
+#include <sstream>
+
+#include "common/error.h"
+#include "config/fields.h"
+
+#ifndef CIFAR10_VERSION
+#define CIFAR10_VERSION "0.0.0"
+#endif
+
+namespace cifar {
+namespace {
+
+std::string flag_key(std::string key) {
+  std::replace(key.begin(), key.end(), '_', '-');
+  return key;
+}
+
+std::string scalar_text(const nlohmann::json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
+  return v.dump();
+}
+
+// CLI11 reads INI/TOML itself; the original system's users write JSON or
+// YAML, so this formatter turns either into CLI11's config items. Keys may
+// use '-' or '_' (model-type / model_type).
+class JsonYamlConfig : public CLI::Config {
+ public:
+  std::string to_config(const CLI::App*, bool, bool, std::string) const override { return {}; }
+
+  std::vector<CLI::ConfigItem> from_config(std::istream& in) const override {
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const std::string text = ss.str();
+    nlohmann::json root;
+    const auto first = text.find_first_not_of(" \t\r\n");
+    try {
+      if (first != std::string::npos && text[first] == '{') {
+        root = nlohmann::json::parse(text);
+      } else {
+        root = yaml_to_json(YAML::Load(text));
+      }
+    } catch (const std::exception& e) {
+      throw CLI::ConversionError(std::string("config file is not valid JSON or YAML: ") + e.what());
+    }
+    if (root.is_null()) return {};
+    if (!root.is_object()) throw CLI::ConversionError("config file must hold a mapping of flag names to values");
+    std::vector<CLI::ConfigItem> items;
+    for (const auto& [key, value] : root.items()) {
+      CLI::ConfigItem item;
+      item.name = flag_key(key);
+      if (value.is_object() || value.is_array()) {
+        throw CLI::ConversionError("config key '" + key + "' must be a single value");
+      }
+      item.inputs = {scalar_text(value)};
+      items.push_back(item);
+    }
+    return items;
+  }
+
+ private:
+  static nlohmann::json yaml_to_json(const YAML::Node& node) {
+    if (node.IsMap()) {
+      nlohmann::json j = nlohmann::json::object();
+      for (const auto& kv : node) j[kv.first.as<std::string>()] = yaml_to_json(kv.second);
+      return j;
+    }
+    if (node.IsSequence()) {
+      nlohmann::json j = nlohmann::json::array();
+      for (const auto& v : node) j.push_back(yaml_to_json(v));
+      return j;
+    }
+    if (node.IsScalar()) return node.as<std::string>();
+    return nullptr;
+  }
+};
+
+struct Registrar {
+  CLI::App& app;
+  template <class T>
+  void operator()(const char* name, T& field, const char* help) {
+    if constexpr (std::is_same_v<T, bool>) {
+      app.add_flag(std::string("--") + name + ",!--no-" + name, field, help)->capture_default_str();
+    } else {
+      app.add_option(std::string("--") + name, field, help)->capture_default_str();
+    }
+  }
+};
+
+// The first line of a CLI11 error, in our "what: detail (hint)" shape.
+std::string one_line(const CLI::Error& e) {
+  std::string what = e.what();
+  const auto nl = what.find('\n');
+  if (nl != std::string::npos) what.resize(nl);
+  return what + " (run cifar10 --help for the flags and their defaults)";
+}
+
+std::string find_preset(int argc, const char* const* argv) {
+  std::string preset;
+  for (int i = 1; i < argc; ++i) {
+    const char* a = argv[i];
+    if (std::strcmp(a, "--preset") == 0 && i + 1 < argc) preset = argv[i + 1];
+    if (std::strncmp(a, "--preset=", 9) == 0) preset = a + 9;
+  }
+  return preset;
+}
+
+}  // namespace
+
+void apply_preset(Config& c, const std::string& preset) {
+  if (preset.empty() || preset == "full") return;
+  if (preset == "quick") {
+    // A run that finishes in about ten minutes on two CPU cores and is
+    // still a model worth having: the fast net with a one-cycle schedule.
+    c.model.model_type = "fast";
+    c.train.epochs = 10;
+    c.train.batch_size = 256;
+    c.train.optimizer = "sgd";
+    c.train.learning_rate = 0.2;
+    c.train.nesterov = true;
+    c.train.regularization_factor = 5e-4;
+    c.train.label_smoothing = 0.2;
+    c.train.lr_schedule = "onecycle";
+    c.train.warmup_epochs = 2;
+    c.train.early_stopping_patience = 0;
+    c.train.monitor = "val_accuracy";
+    c.augment.rotation = 0;
+    c.augment.zoom = 0;
+    c.augment.translation = 0;
+    c.augment.crop_padding = 2;
+    c.run.tta = true;
+    return;
+  }
+  throw UserError("invalid --preset '" + preset + "': expected quick or full");
+}
+
+CommandLine parse_command_line(int argc, const char* const* argv) {
+  CommandLine cmd;
+  apply_preset(cmd.config, find_preset(argc, argv));
+
+  CLI::App app{"cifar10: train, evaluate and serve CIFAR-10 image classifiers with LibTorch",
+               "cifar10"};
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.set_version_flag("--version", CIFAR10_VERSION);
+  app.get_formatter()->column_width(36);
+  visit_fields(cmd.config, Registrar{app});
+  app.config_formatter(std::make_shared<JsonYamlConfig>());
+  app.set_config("--config", "", "JSON or YAML file with the same keys as the flags; flags override it");
+  app.allow_config_extras(false);
+
+  auto* predict = app.add_subcommand("predict", "Classify image files (PNG, JPEG, BMP) with a saved model");
+  PredictOptions& p = cmd.predict;
+  predict->add_option("--load-model", p.load_model, "Checkpoint to classify with")->required();
+  predict->add_option("--top-k", p.top_k, "Classes printed per image")->capture_default_str()
+      ->check(CLI::Range(1, 10));
+  predict->add_option("--output", p.output, "Also write the predictions to FILE.json or FILE.csv");
+  predict->add_option("--device", p.device, "auto | cpu | cuda")->capture_default_str()
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  predict->add_option("--threads", p.threads, "Intra-op CPU threads (0 = usable cores)")
+      ->capture_default_str();
+  predict->add_option("inputs", p.inputs, "Image files or folders")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    std::cout << app.help();
+    cmd.command = CommandLine::Command::kExit;
+    return cmd;
+  } catch (const CLI::CallForVersion& e) {
+    std::cout << "cifar10 " << CIFAR10_VERSION << "\n";
+    cmd.command = CommandLine::Command::kExit;
+    return cmd;
+  } catch (const CLI::ParseError& e) {
+    throw UserError(one_line(e));
+  }
+  if (auto* cfg = app.get_config_ptr(); cfg && cfg->count() > 0) {
+    cmd.config.run.config_file = cfg->as<std::string>();
+  }
+  if (predict->parsed()) {
+    cmd.command = CommandLine::Command::kPredict;
+    return cmd;
+  }
+  validate(cmd.config);
+  return cmd;
+}
+
+nlohmann::json config_to_json(const Config& config) {
+  nlohmann::json j = nlohmann::json::object();
+  visit_fields(config, [&](const char* name, const auto& field, const char*) { j[name] = field; });
+  return j;
+}
+
+void config_from_json(const nlohmann::json& j, Config& config) {
+  if (!j.is_object()) throw UserError("configuration is not a JSON object");
+  std::set<std::string> known;
+  visit_fields(config, [&](const char* name, auto& field, const char*) {
+    known.insert(name);
+    if (!j.contains(name)) return;
+    try {
+      field = j.at(name).get<std::decay_t<decltype(field)>>();
+    } catch (const std::exception&) {
+      throw UserError(std::string("configuration key '") + name + "' has the wrong type: " +
+                      j.at(name).dump());
+    }
+  });
+  for (const auto& [key, value] : j.items()) {
+    if (!known.count(key)) throw UserError("unknown configuration key '" + key + "'");
+  }
+}
+
+}  // namespace cifar

@@ -1,0 +1,39 @@
+// Command line: `cifar10 [flags]` runs the pipeline (train, evaluate, plot);
+// `cifar10 predict --load-model PATH IMAGE_OR_DIR...` classifies image files.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+
+namespace cifar {
+
+struct PredictOptions {
+  std::string load_model;           // checkpoint to classify with
+  std::vector<std::string> inputs;  // image files or folders
+  int top_k = 3;                    // classes printed per image
+  std::string output;               // optional .json or .csv
+  std::string device = "auto";      // auto | cpu | cuda
+  int threads = 0;                  // intra-op threads (0 = usable cores)
+};
+
+struct CommandLine {
+  enum class Command { kTrain, kPredict, kExit } command = Command::kTrain;
+  Config config;
+  PredictOptions predict;
+  int exit_code = 0;  // for kExit (--help, --version)
+};
+
+// Parses argv; throws UserError (exit 2) with one line for any bad flag,
+// value or config file. --help and --version yield Command::kExit.
+CommandLine parse_command_line(int argc, const char* const* argv);
+
+// Applies a named preset ("quick", "full") to the config's defaults.
+void apply_preset(Config& config, const std::string& preset);
+
+nlohmann::json config_to_json(const Config& config);
+// Reads the fields present in `j` over `config`; unknown keys are errors.
+void config_from_json(const nlohmann::json& j, Config& config);
+
+}  // namespace cifar

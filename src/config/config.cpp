@@ -1,0 +1,85 @@
+#include "config/config.h"
+
+#include <set>
+
+#include "common/error.h"
+
+namespace cifar {
+namespace {
+
+void require(bool ok, const std::string& flag, const std::string& value, const std::string& want) {
+  if (!ok) throw UserError("invalid --" + flag + " " + value + ": " + want);
+}
+
+template <class T>
+void require_one_of(const std::string& flag, const std::string& value, const std::set<T>& allowed) {
+  if (allowed.count(value)) return;
+  std::string list;
+  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+  throw UserError("invalid --" + flag + " '" + value + "': expected one of " + list);
+}
+
+}  // namespace
+
+void validate(const Config& c) {
+  const auto& t = c.train;
+  require(t.epochs >= 0, "epochs", std::to_string(t.epochs), "must be 0 or more");
+  require(t.batch_size > 0, "batch-size", std::to_string(t.batch_size), "must be at least 1");
+  require(t.learning_rate > 0, "learning-rate", std::to_string(t.learning_rate), "must be positive");
+  require(t.regularization_factor >= 0, "regularization-factor",
+          std::to_string(t.regularization_factor), "must be 0 or more");
+  require(t.label_smoothing >= 0 && t.label_smoothing < 1, "label-smoothing",
+          std::to_string(t.label_smoothing), "must be in [0, 1)");
+  require(t.grad_clip >= 0, "grad-clip", std::to_string(t.grad_clip), "must be 0 or more");
+  require(t.grad_accumulation >= 1, "grad-accumulation", std::to_string(t.grad_accumulation),
+          "must be at least 1");
+  require(t.plateau_factor > 0 && t.plateau_factor < 1, "plateau-factor",
+          std::to_string(t.plateau_factor), "must be in (0, 1)");
+  require(t.step_size >= 1, "step-size", std::to_string(t.step_size), "must be at least 1");
+  require(t.early_stopping_patience >= 0, "early-stopping-patience",
+          std::to_string(t.early_stopping_patience), "must be 0 or more");
+  require(t.warmup_epochs >= 0, "warmup-epochs", std::to_string(t.warmup_epochs), "must be 0 or more");
+  require_one_of<std::string>("optimizer", t.optimizer, {"adam", "adamw", "sgd"});
+  require_one_of<std::string>("lr-schedule", t.lr_schedule,
+                              {"plateau", "cosine", "onecycle", "step", "constant"});
+  require_one_of<std::string>("mixed-precision", t.mixed_precision, {"auto", "on", "off"});
+  require_one_of<std::string>("monitor", t.monitor,
+                              {"val_loss", "val_accuracy", "val_top3_accuracy", "loss", "accuracy"});
+
+  const auto& m = c.model;
+  require(m.dropout_rate >= 0 && m.dropout_rate < 1, "dropout-rate", std::to_string(m.dropout_rate),
+          "must be in [0, 1)");
+  require(m.input_size >= 32 && m.input_size <= 512, "input-size", std::to_string(m.input_size),
+          "must be between 32 and 512");
+  require(m.depth >= 0, "depth", std::to_string(m.depth), "must be 0 or a supported depth");
+  require(m.width >= 0, "width", std::to_string(m.width), "must be 0 or more");
+  require(m.freeze_epochs >= 0, "freeze-epochs", std::to_string(m.freeze_epochs), "must be 0 or more");
+
+  const auto& d = c.data;
+  require(d.validation_size >= 0 && d.validation_size < 50000, "validation-size",
+          std::to_string(d.validation_size), "must be in [0, 50000)");
+  require(d.train_limit >= 0, "train-limit", std::to_string(d.train_limit), "must be 0 or more");
+  require(d.test_limit >= 0, "test-limit", std::to_string(d.test_limit), "must be 0 or more");
+  require_one_of<std::string>("normalization", d.normalization, {"standard", "unit"});
+
+  const auto& a = c.augment;
+  require(a.rotation >= 0 && a.rotation <= 180, "rotation", std::to_string(a.rotation), "must be in [0, 180]");
+  require(a.translation >= 0 && a.translation < 1, "translation", std::to_string(a.translation),
+          "must be in [0, 1)");
+  require(a.zoom >= 0 && a.zoom < 1, "zoom", std::to_string(a.zoom), "must be in [0, 1)");
+  require(a.crop_padding >= 0 && a.crop_padding <= 16, "crop-padding", std::to_string(a.crop_padding),
+          "must be in [0, 16]");
+  require(a.cutout >= 0 && a.cutout <= 32, "cutout", std::to_string(a.cutout), "must be in [0, 32]");
+
+  const auto& r = c.run;
+  require_one_of<std::string>("device", r.device, {"auto", "cpu", "cuda"});
+  require_one_of<std::string>("strategy", r.strategy, {"mirrored", "none"});
+  require(r.threads >= 0, "threads", std::to_string(r.threads), "must be 0 or more");
+  require(r.num_gpus >= 0, "num-gpus", std::to_string(r.num_gpus), "must be 0 or more");
+  require(!(r.skip_training && r.load_model.empty() && r.resume.empty()), "skip-training", "",
+          "needs --load-model PATH (the weights to evaluate)");
+  require(r.resume.empty() || r.load_model.empty(), "resume", r.resume,
+          "use either --resume (continue a run) or --load-model (start from weights), not both");
+}
+
+}  // namespace cifar

@@ -1,0 +1,82 @@
+#include "data/augment.h"
+
+#include <cmath>
+
+namespace cifar {
+
+uint64_t step_seed(uint64_t seed, int64_t epoch, int64_t step, uint64_t stream) {
+  // splitmix64 over the tuple: cheap, and nearby tuples give unrelated seeds.
+  auto mix = [](uint64_t z) {
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  };
+  uint64_t h = mix(seed);
+  h = mix(h ^ static_cast<uint64_t>(epoch));
+  h = mix(h ^ static_cast<uint64_t>(step));
+  return mix(h ^ stream);
+}
+
+torch::Tensor flip_where(const torch::Tensor& x, const torch::Tensor& mask) {
+  auto m = mask.to(x.device()).view({-1, 1, 1, 1});
+  return torch::where(m, x.flip({3}), x);
+}
+
+torch::Tensor shift_images(const torch::Tensor& x, const torch::Tensor& dy, const torch::Tensor& dx,
+                           int64_t pad) {
+  const int64_t b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  auto padded = torch::constant_pad_nd(x, {pad, pad, pad, pad}, 0.0);
+  auto opts = torch::TensorOptions().dtype(torch::kInt64).device(x.device());
+  // Output row i of image b reads padded row i + pad - dy[b].
+  auto rows = torch::arange(h, opts).view({1, h}) + (pad - dy.to(x.device())).view({b, 1});
+  auto cols = torch::arange(w, opts).view({1, w}) + (pad - dx.to(x.device())).view({b, 1});
+  auto out = padded.gather(2, rows.view({b, 1, h, 1}).expand({b, c, h, w + 2 * pad}));
+  return out.gather(3, cols.view({b, 1, 1, w}).expand({b, c, h, w}));
+}
+
+torch::Tensor Augmenter::apply(const torch::Tensor& x, uint64_t seed) const {
+  const int64_t b = x.size(0);
+  auto gen = at::detail::createCPUGenerator(seed);
+  auto uniform = [&](double lo, double hi) { return torch::rand({b}, gen, torch::kFloat32) * (hi - lo) + lo; };
+  auto flip = config_.flip ? torch::rand({b}, gen, torch::kFloat32) < 0.5 : torch::zeros({b}, torch::kBool);
+
+  torch::Tensor out;
+  if (geometric()) {
+    // theta maps output to input coordinates in [-1, 1]: scale, then rotate,
+    // then shift; a mirrored x axis folds the flip into the same resample.
+    const double kPi = 3.14159265358979323846;
+    auto angle = uniform(-config_.rotation, config_.rotation) * (kPi / 180.0);
+    auto scale = uniform(1.0 - config_.zoom, 1.0 + config_.zoom);
+    auto tx = uniform(-config_.translation, config_.translation) * 2.0;
+    auto ty = uniform(-config_.translation, config_.translation) * 2.0;
+    auto sx = torch::where(flip, -torch::ones({b}), torch::ones({b}));
+    auto cos = torch::cos(angle) * scale, sin = torch::sin(angle) * scale;
+    auto theta = torch::stack({torch::stack({cos * sx, -sin, tx}, 1), torch::stack({sin * sx, cos, ty}, 1)}, 1);
+    auto grid = torch::nn::functional::affine_grid(theta.to(x.device(), x.scalar_type()), x.sizes().vec(), false);
+    out = torch::nn::functional::grid_sample(
+        x, grid,
+        torch::nn::functional::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kReflection).align_corners(false));
+  } else {
+    out = config_.flip ? flip_where(x, flip) : x.clone();
+  }
+  if (config_.crop_padding > 0) {
+    const int64_t p = config_.crop_padding;
+    auto dy = torch::randint(-p, p + 1, {b}, gen, torch::kInt64);
+    auto dx = torch::randint(-p, p + 1, {b}, gen, torch::kInt64);
+    out = shift_images(out, dy, dx, p);
+  }
+  if (config_.cutout > 0) {
+    const int64_t h = x.size(2), w = x.size(3), side = config_.cutout;
+    auto cy = torch::randint(0, h, {b}, gen, torch::kInt64).view({b, 1, 1});
+    auto cx = torch::randint(0, w, {b}, gen, torch::kInt64).view({b, 1, 1});
+    auto ys = torch::arange(h, torch::kInt64).view({1, h, 1});
+    auto xs = torch::arange(w, torch::kInt64).view({1, 1, w});
+    auto y0 = cy - side / 2, x0 = cx - side / 2;
+    auto hole = (ys >= y0) & (ys < y0 + side) & (xs >= x0) & (xs < x0 + side);
+    out = out.masked_fill(hole.unsqueeze(1).to(x.device()), 0.0);
+  }
+  return out;
+}
+
+}  // namespace cifar

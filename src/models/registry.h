@@ -1,0 +1,20 @@
+// Maps model names to constructors. `resnet18`, `resnet56`, ... are
+// shorthands for --model-type resnet --depth N.
+#pragma once
+#include <vector>
+
+#include "config/config.h"
+#include "models/net.h"
+
+namespace cifar {
+
+// Builds the spec a config asks for; throws UserError for unknown names or depths.
+ModelSpec make_spec(const ModelConfig& config, const std::vector<std::string>& class_names,
+                    const std::vector<double>& mean, const std::vector<double>& std);
+
+// Constructs the (randomly initialised) model a spec describes.
+NetPtr build_model(const ModelSpec& spec);
+
+std::vector<std::string> model_names();
+
+}  // namespace cifar

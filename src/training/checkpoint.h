@@ -1,0 +1,50 @@
+// Complete, versioned checkpoints: model weights and buffers, optimiser
+// state, and a JSON record of everything else (format version, model spec,
+// configuration, epoch and step, every callback's state, the history, the
+// partial epoch's metric sums). Written atomically: temp file, fsync, rename.
+#pragma once
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "models/net.h"
+
+namespace cifar {
+
+constexpr int kCheckpointVersion = 1;
+constexpr const char* kCheckpointFormat = "cifar10-checkpoint";
+
+struct CheckpointData {
+  nlohmann::json meta;  // {"format", "version", "spec", "config", "epoch", ...}
+  // Serialized archives, kept as bytes so a checkpoint can be inspected
+  // (meta) without building the model.
+  std::string model_bytes;
+  std::string optimizer_bytes;  // empty when saved without an optimiser
+};
+
+// Saves model (+ optimiser) and `meta` to `path` atomically. `meta` gets
+// "format", "version" and "spec" filled in.
+void save_checkpoint(const std::string& path, Net& model, const ModelSpec& spec,
+                     torch::optim::Optimizer* optimizer, nlohmann::json meta);
+
+// Reads and checks a checkpoint file: refuses files that are not ours, of
+// a newer format version, or truncated, with one line naming the file.
+CheckpointData read_checkpoint(const std::string& path);
+
+// Loads the weights of `data` into `model` (which must match its spec).
+void load_model_state(const CheckpointData& data, Net& model, const std::string& path);
+void load_optimizer_state(const CheckpointData& data, torch::optim::Optimizer& optimizer,
+                          const std::string& path);
+
+struct LoadedModel {
+  NetPtr model;
+  ModelSpec spec;
+  nlohmann::json meta;
+};
+
+// Rebuilds the model a checkpoint describes, with its weights, in eval mode
+// on `device`; nothing but the file is needed.
+LoadedModel load_model(const std::string& path, const torch::Device& device);
+
+}  // namespace cifar
