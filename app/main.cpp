@@ -1,1 +1,34 @@
-int main() { return 0; }
+// cifar10: parse, run, report. Everything else lives in the library.
+#include <iostream>
+
+#include "common/error.h"
+#include "config/cli.h"
+#include "pipeline/pipeline.h"
+
+int main(int argc, char** argv) {
+  using cifar::CommandLine;
+  try {
+    const CommandLine cmd = cifar::parse_command_line(argc, argv);
+    switch (cmd.command) {
+      case CommandLine::Command::kExit:
+        return cmd.exit_code;
+      case CommandLine::Command::kPredict:
+        std::cerr << "error: predict is not available in this build\n";
+        return cifar::kExitRuntime;
+      case CommandLine::Command::kTrain:
+        return cifar::run_pipeline(cmd.config);
+    }
+  } catch (const cifar::UserError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return e.exit_code();
+  } catch (const c10::Error& e) {
+    std::string what = e.what_without_backtrace();
+    if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
+    std::cerr << "error: LibTorch: " << what << "\n";
+    return cifar::kExitRuntime;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return cifar::kExitRuntime;
+  }
+  return cifar::kExitRuntime;
+}

@@ -32,9 +32,10 @@ std::string archive_bytes(Saveable& s) {
   return out.str();
 }
 
-torch::serialize::InputArchive archive_from(const std::string& bytes) {
+torch::serialize::InputArchive archive_from(const std::string& bytes,
+                                            const torch::Device& device = torch::kCPU) {
   torch::serialize::InputArchive archive;
-  archive.load_from(bytes.data(), bytes.size());
+  archive.load_from(bytes.data(), bytes.size(), device);
   return archive;
 }
 
@@ -86,9 +87,10 @@ CheckpointData read_checkpoint(const std::string& path) {
   return data;
 }
 
-void load_model_state(const CheckpointData& data, Net& model, const std::string& path) {
+void load_model_state(const CheckpointData& data, Net& model, const std::string& path,
+                      const torch::Device& device) {
   try {
-    auto archive = archive_from(data.model_bytes);
+    auto archive = archive_from(data.model_bytes, device);
     model.load(archive);
   } catch (const c10::Error& e) {
     std::string what = e.what_without_backtrace();
@@ -98,13 +100,13 @@ void load_model_state(const CheckpointData& data, Net& model, const std::string&
 }
 
 void load_optimizer_state(const CheckpointData& data, torch::optim::Optimizer& optimizer,
-                          const std::string& path) {
+                          const std::string& path, const torch::Device& device) {
   if (data.optimizer_bytes.empty()) {
     throw UserError("checkpoint " + path + " holds no optimiser state, so it cannot be resumed "
                     "(hint: use --load-model to start from its weights)");
   }
   try {
-    auto archive = archive_from(data.optimizer_bytes);
+    auto archive = archive_from(data.optimizer_bytes, device);
     optimizer.load(archive);
   } catch (const c10::Error& e) {
     std::string what = e.what_without_backtrace();
@@ -119,8 +121,8 @@ LoadedModel load_model(const std::string& path, const torch::Device& device) {
   out.meta = data.meta;
   out.spec = spec_from_json(data.meta.at("spec"));
   out.model = build_model(out.spec);
-  load_model_state(data, *out.model, path);
   out.model->to(device);
+  load_model_state(data, *out.model, path, device);
   out.model->eval();
   return out;
 }

@@ -33,9 +33,10 @@ void save_checkpoint(const std::string& path, Net& model, const ModelSpec& spec,
 CheckpointData read_checkpoint(const std::string& path);
 
 // Loads the weights of `data` into `model` (which must match its spec).
-void load_model_state(const CheckpointData& data, Net& model, const std::string& path);
+void load_model_state(const CheckpointData& data, Net& model, const std::string& path,
+                      const torch::Device& device = torch::kCPU);
 void load_optimizer_state(const CheckpointData& data, torch::optim::Optimizer& optimizer,
-                          const std::string& path);
+                          const std::string& path, const torch::Device& device = torch::kCPU);
 
 struct LoadedModel {
   NetPtr model;

@@ -1,0 +1,182 @@
+#include "pipeline/pipeline.h"
+
+#include <unistd.h>
+
+#include <iostream>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "common/torch_compat.h"
+#include "config/cli.h"
+#include "data/cifar_reader.h"
+#include "data/dataset.h"
+#include "distributed/context.h"
+#include "evaluation/evaluate.h"
+#include "models/registry.h"
+#include "pipeline/runtime.h"
+#include "training/callbacks/early_stopping.h"
+#include "training/callbacks/history.h"
+#include "training/callbacks/lr_schedule.h"
+#include "training/callbacks/model_checkpoint.h"
+#include "training/callbacks/progress.h"
+#include "training/callbacks/reduce_lr_on_plateau.h"
+#include "training/callbacks/terminate_on_nan.h"
+#include "training/checkpoint.h"
+#include "training/signals.h"
+#include "training/trainer.h"
+
+namespace cifar {
+namespace fs = std::filesystem;
+namespace {
+
+fs::path locate_batches(const DataConfig& data) {
+  const fs::path dir = data.data_dir;
+  if (fs::exists(dir / "cifar-10-batches-bin" / "test_batch.bin")) return dir / "cifar-10-batches-bin";
+  if (fs::exists(dir / "test_batch.bin")) return dir;
+  throw UserError("no CIFAR-10 data in " + dir.string() +
+                  " (hint: pass --data-dir with a cifar-10-batches-bin/ folder, or --data-archive PATH)");
+}
+
+void print_config(const Config& config, const std::string& device, int threads, int world) {
+  std::cout << "cifar10 " << CIFAR10_VERSION << " (LibTorch " << compat::torch_version() << ") on " << device << ", "
+            << threads << " threads, world size " << world << "\nConfiguration:\n";
+  const nlohmann::json j = config_to_json(config);
+  for (const auto& [key, value] : j.items()) std::cout << "  " << key << " = " << value.dump() << "\n";
+}
+
+std::vector<std::shared_ptr<Callback>> make_callbacks(const Config& config, const RunPaths& paths,
+                                                      std::shared_ptr<History>& history) {
+  const auto& t = config.train;
+  std::vector<std::shared_ptr<Callback>> cbs;
+  const std::string best_path = (paths.checkpoints / "best_model.pt").string();
+  Monitor monitor{t.monitor, "auto", 0.0};
+  if (t.lr_schedule == "plateau") {
+    ReduceLROnPlateau::Options o;
+    o.monitor = Monitor{t.monitor, "auto", 1e-4};
+    o.factor = t.plateau_factor;
+    o.patience = t.plateau_patience;
+    o.min_lr = t.min_lr;
+    cbs.push_back(std::make_shared<ReduceLROnPlateau>(o));
+  } else if (t.lr_schedule != "constant") {
+    LearningRateSchedule::Options o;
+    o.kind = t.lr_schedule == "cosine"     ? LearningRateSchedule::Kind::kCosine
+             : t.lr_schedule == "onecycle" ? LearningRateSchedule::Kind::kOneCycle
+                                           : LearningRateSchedule::Kind::kStep;
+    o.base_lr = t.learning_rate;
+    o.warmup_epochs = t.warmup_epochs;
+    o.step_size = t.step_size;
+    o.gamma = t.step_gamma;
+    cbs.push_back(std::make_shared<LearningRateSchedule>(o));
+  }
+  cbs.push_back(std::make_shared<TerminateOnNaN>());
+  if (t.early_stopping_patience > 0) {
+    EarlyStopping::Options o;
+    o.monitor = monitor;
+    o.patience = t.early_stopping_patience;
+    o.restore_best_weights = t.restore_best_weights;
+    o.best_weights_file = best_path;
+    cbs.push_back(std::make_shared<EarlyStopping>(o));
+  }
+  history = std::make_shared<History>((paths.results / "training_history.json").string());
+  cbs.push_back(history);
+  cbs.push_back(std::make_shared<ProgressBar>(std::cout, ::isatty(1) != 0));
+  // Checkpoints last, so they capture every other callback's updated state.
+  cbs.push_back(std::make_shared<ModelCheckpoint>(best_path, monitor, /*save_best_only=*/true));
+  cbs.push_back(std::make_shared<ModelCheckpoint>((paths.checkpoints / "latest_model.pt").string(), monitor, false));
+  return cbs;
+}
+
+}  // namespace
+
+int run_pipeline(const Config& config) {
+  const RunPaths paths(config.run.output_dir);
+  auto dist = make_single_process_context();
+  const int threads = configure_threads(config.run.threads);
+  const torch::Device device = resolve_device(config.run.device, dist->local_rank());
+  configure_determinism(config.run.deterministic);
+  // Check the model name before reading 180 MB of data.
+  if (config.run.load_model.empty() && config.run.resume.empty()) make_spec(config.model, {}, {}, {});
+
+  if (dist->is_writer()) {
+    print_config(config, device.str(), threads, dist->world_size());
+    for (const auto& dir : {paths.checkpoints, paths.logs, paths.results}) ensure_dir(dir);
+    write_file_atomic(paths.results / "config.json", config_to_json(config).dump(2) + "\n");
+  }
+
+  const auto batches = locate_batches(config.data);
+  const Cifar10 cifar = read_cifar10(batches);
+  const Splits splits = make_splits(cifar, config.data, static_cast<uint64_t>(config.run.seed));
+  if (dist->is_writer()) {
+    std::cout << "Data: " << splits.train.size() << " train, " << splits.val.size() << " validation, "
+              << splits.test.size() << " test images from " << batches.string() << "\n";
+  }
+
+  // The model: from a checkpoint's own description, or from the config.
+  const std::string weights = !config.run.resume.empty() ? config.run.resume : config.run.load_model;
+  ModelSpec spec;
+  std::optional<CheckpointData> checkpoint;
+  if (!weights.empty()) {
+    checkpoint = read_checkpoint(weights);
+    spec = spec_from_json(checkpoint->meta.at("spec"));
+    if (spec.class_names != splits.class_names) {
+      throw UserError("checkpoint " + weights + " was trained on " + std::to_string(spec.num_classes()) +
+                      " classes that differ from this data's");
+    }
+  } else {
+    const Normalization norm = make_normalization(config.data.normalization);
+    spec = make_spec(config.model, splits.class_names, norm.mean, norm.std);
+  }
+  torch::manual_seed(static_cast<uint64_t>(config.run.seed));
+  NetPtr model = build_model(spec);
+  if (checkpoint && config.run.resume.empty()) load_model_state(*checkpoint, *model, weights);
+  if (dist->is_writer()) {
+    std::cout << "Model: " << spec.type << (spec.type == "resnet" ? std::to_string(spec.depth) : "") << ", "
+              << count_parameters(*model) << " parameters\n";
+  }
+
+  nlohmann::json summary = {{"model", spec_to_json(spec)},
+                            {"parameters", count_parameters(*model)},
+                            {"device", device.str()},
+                            {"world_size", dist->world_size()},
+                            {"threads", threads},
+                            {"version", CIFAR10_VERSION},
+                            {"torch_version", compat::torch_version()}};
+  int exit_code = 0;
+  if (!config.run.skip_training) {
+    install_stop_signals();
+    Trainer trainer(config, splits, model, spec, device, *dist);
+    std::shared_ptr<History> history;
+    for (auto& cb : make_callbacks(config, paths, history)) trainer.add_callback(cb);
+    if (!config.run.resume.empty()) trainer.resume(config.run.resume);
+    const FitResult fit = trainer.fit();
+    summary["epochs_run"] = history->epochs().size();
+    summary["stop_reason"] = fit.stop_reason;
+    summary["wall_seconds"] = fit.wall_seconds;
+    summary["train_seconds"] = fit.train_seconds;
+    summary["images_per_second"] = fit.train_seconds > 0 ? fit.images_trained / fit.train_seconds : 0.0;
+    summary["history"] = history->to_json();
+    if (!fit.stop_reason.empty() && dist->is_writer()) std::cout << "Training stopped: " << fit.stop_reason << "\n";
+    if (fit.signal) exit_code = 128 + fit.signal;
+    else if (fit.diverged) exit_code = 1;
+  }
+
+  if (!config.run.skip_inference && exit_code == 0) {
+    EvalOptions options;
+    options.device = device;
+    options.tta = config.run.tta;
+    const Normalization norm{spec.mean, spec.std};
+    auto logits = predict_logits(*model, splits.test.images, norm, options);
+    MetricSums sums;
+    sums.add(logits, splits.test.labels, torch::nn::functional::cross_entropy(logits, splits.test.labels).item<double>());
+    const Logs test = sums.to_logs("test_");
+    summary["test"] = test;
+    if (dist->is_writer()) {
+      std::cout << "Test accuracy: " << test.at("test_accuracy") * 100 << "% (top-3 " << test.at("test_top3_accuracy") * 100
+                << "%, loss " << test.at("test_loss") << ") on " << splits.test.size() << " images\n";
+    }
+  }
+  if (dist->is_writer()) write_file_atomic(paths.results / "training_summary.json", summary.dump(2) + "\n");
+  return exit_code;
+}
+
+}  // namespace cifar

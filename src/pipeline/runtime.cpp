@@ -1,0 +1,40 @@
+#include "pipeline/runtime.h"
+
+#include <sched.h>
+
+#include "common/error.h"
+
+namespace cifar {
+
+int usable_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return 1;
+}
+
+int configure_threads(int threads, int cores_share_divisor) {
+  const int n = threads > 0 ? threads : std::max(1, usable_cores() / std::max(1, cores_share_divisor));
+  at::set_num_threads(n);
+  return n;
+}
+
+torch::Device resolve_device(const std::string& requested, int local_rank) {
+  const bool has_cuda = torch::cuda::is_available();
+  if (requested == "cuda" && !has_cuda) {
+    throw UserError("--device cuda requested, but no CUDA device is available to this LibTorch build (hint: --device cpu)");
+  }
+  if (requested == "cuda" || (requested == "auto" && has_cuda)) {
+    const int count = static_cast<int>(torch::cuda::device_count());
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank % std::max(1, count)));
+  }
+  return torch::kCPU;
+}
+
+void configure_determinism(bool deterministic) {
+  at::globalContext().setDeterministicAlgorithms(deterministic, /*warn_only=*/false);
+  at::globalContext().setBenchmarkCuDNN(!deterministic);
+  at::globalContext().setDeterministicCuDNN(deterministic);
+}
+
+}  // namespace cifar

@@ -1,0 +1,98 @@
+#include "training/callbacks/early_stopping.h"
+
+#include <iostream>
+
+#include "training/checkpoint.h"
+#include "models/net.h"
+
+namespace cifar {
+namespace {
+
+std::vector<torch::Tensor> weights_of(Net& model) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : model.parameters()) out.push_back(p.detach().clone());
+  for (const auto& b : model.buffers()) out.push_back(b.detach().clone());
+  return out;
+}
+
+void set_weights(Net& model, const std::vector<torch::Tensor>& weights) {
+  torch::NoGradGuard no_grad;
+  size_t i = 0;
+  for (auto& p : model.parameters()) p.copy_(weights.at(i++));
+  for (auto& b : model.buffers()) b.copy_(weights.at(i++));
+}
+
+}  // namespace
+
+void EarlyStopping::on_train_begin(TrainContext&) {
+  if (resumed_) return;
+  wait_ = 0;
+  stopped_epoch_ = 0;
+  best_epoch_ = 0;
+  best_ = o_.monitor.worst();
+  best_weights_.clear();
+}
+
+void EarlyStopping::on_epoch_end(int epoch, Logs& logs, TrainContext& ctx) {
+  auto current = o_.monitor.value(logs);
+  if (!current) {
+    if (ctx.is_writer()) {
+      std::cerr << "warning: EarlyStopping monitors '" << o_.monitor.name << "', which this run does not log\n";
+    }
+    return;
+  }
+  if (epoch < o_.start_from_epoch) return;
+  if (o_.restore_best_weights && best_weights_.empty() && !snapshot_in_file_) {
+    best_weights_ = weights_of(ctx.model());
+    best_epoch_ = epoch;
+  }
+  wait_ += 1;
+  if (o_.monitor.improved(*current, best_)) {
+    best_ = *current;
+    best_epoch_ = epoch;
+    if (o_.restore_best_weights) {
+      best_weights_ = weights_of(ctx.model());
+      snapshot_in_file_ = false;
+    }
+    if (!o_.baseline || o_.monitor.improved(*current, *o_.baseline)) wait_ = 0;
+    return;
+  }
+  if (wait_ >= o_.patience && epoch > 0) {
+    stopped_epoch_ = epoch;
+    ctx.request_stop("early stopping: " + o_.monitor.name + " has not improved for " + std::to_string(wait_) +
+                     " epochs (best " + std::to_string(best_) + " at epoch " + std::to_string(best_epoch_ + 1) + ")");
+  }
+}
+
+void EarlyStopping::on_train_end(const Logs&, TrainContext& ctx) {
+  if (!o_.restore_best_weights) return;
+  if (snapshot_in_file_ && !o_.best_weights_file.empty()) {
+    auto data = read_checkpoint(o_.best_weights_file);
+    load_model_state(data, ctx.model(), o_.best_weights_file);
+  } else if (!best_weights_.empty()) {
+    set_weights(ctx.model(), best_weights_);
+  } else {
+    return;
+  }
+  if (ctx.is_writer()) std::cout << "Restoring model weights from the end of the best epoch: " << best_epoch_ + 1 << "\n";
+}
+
+nlohmann::json EarlyStopping::state() const {
+  return {{"wait", wait_},
+          {"stopped_epoch", stopped_epoch_},
+          {"best_epoch", best_epoch_},
+          {"best", double_to_json(best_)},
+          {"has_snapshot", !best_weights_.empty() || snapshot_in_file_}};
+}
+
+void EarlyStopping::load_state(const nlohmann::json& j) {
+  wait_ = j.at("wait").get<int>();
+  stopped_epoch_ = j.at("stopped_epoch").get<int>();
+  best_epoch_ = j.at("best_epoch").get<int>();
+  best_ = json_to_double(j.at("best"));
+  snapshot_in_file_ = j.value("has_snapshot", false) && !o_.best_weights_file.empty();
+  best_weights_.clear();
+  resumed_ = true;
+}
+
+}  // namespace cifar

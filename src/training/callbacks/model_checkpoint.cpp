@@ -1,0 +1,26 @@
+#include "training/callbacks/model_checkpoint.h"
+
+#include <iostream>
+
+namespace cifar {
+
+void ModelCheckpoint::on_epoch_end(int epoch, Logs& logs, TrainContext& ctx) {
+  if (save_best_only_) {
+    auto current = monitor_.value(logs);
+    if (!current) {
+      if (ctx.is_writer()) std::cerr << "warning: ModelCheckpoint monitors '" << monitor_.name << "', which this run does not log\n";
+      return;
+    }
+    if (!monitor_.improved(*current, best_)) return;
+    best_ = *current;
+    if (ctx.is_writer() && epoch >= 0) {
+      std::cout << "Epoch " << epoch + 1 << ": " << monitor_.name << " improved to " << *current << ", saving "
+                << path_ << "\n";
+    }
+  }
+  // Every rank calls save_checkpoint: it may need collectives; only the
+  // writer rank touches the file.
+  ctx.save_checkpoint(path_);
+}
+
+}  // namespace cifar

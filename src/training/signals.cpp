@@ -1,0 +1,38 @@
+#include "training/signals.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+
+namespace cifar {
+namespace {
+
+std::atomic<int> g_signal{0};
+
+extern "C" void on_stop_signal(int sig) {
+  int expected = 0;
+  if (!g_signal.compare_exchange_strong(expected, sig)) {
+    // Second signal: the user means it. Async-signal-safe exit.
+    const char msg[] = "\nsecond signal: aborting now\n";
+    (void)!::write(2, msg, sizeof(msg) - 1);
+    ::_exit(128 + sig);
+  }
+}
+
+}  // namespace
+
+void install_stop_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+int stop_signal() { return g_signal.load(); }
+void request_stop_signal(int signal) { g_signal.store(signal); }
+void reset_stop_signal() { g_signal.store(0); }
+
+}  // namespace cifar

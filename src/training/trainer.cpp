@@ -1,0 +1,241 @@
+#include "training/trainer.h"
+
+#include <csignal>
+#include <iostream>
+
+#include "common/error.h"
+#include "common/torch_compat.h"
+#include "config/cli.h"
+#include "data/batches.h"
+#include "evaluation/evaluate.h"
+#include "training/checkpoint.h"
+#include "training/optim.h"
+#include "training/signals.h"
+
+namespace cifar {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+torch::Tensor to_display_u8(const torch::Tensor& x, const Normalization& norm) {
+  auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(x.device());
+  auto mean = torch::tensor(std::vector<float>(norm.mean.begin(), norm.mean.end()), opts).view({1, 3, 1, 1});
+  auto std = torch::tensor(std::vector<float>(norm.std.begin(), norm.std.end()), opts).view({1, 3, 1, 1});
+  return (x.to(torch::kFloat32) * std + mean).mul(255.0).round().clamp(0, 255).to(torch::kUInt8).cpu();
+}
+
+std::string signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : std::to_string(sig); }
+
+}  // namespace
+
+Trainer::Trainer(const Config& config, const Splits& data, NetPtr model, ModelSpec spec, torch::Device device,
+                 DistributedContext& dist)
+    : config_(config),
+      train_(data.train.to(device)),
+      val_(data.val),
+      model_(std::move(model)),
+      spec_(std::move(spec)),
+      norm_{spec_.mean, spec_.std},
+      device_(device),
+      dist_(dist),
+      augmenter_(config.augment) {
+  model_->to(device_);
+  optimizer_ = make_optimizer(config_.train, *model_);
+  const auto& mp = config_.train.mixed_precision;
+  autocast_ = device_.is_cuda() && mp != "off";
+  steps_per_epoch_ = cifar::steps_per_epoch(train_.size(), config_.train.batch_size);
+}
+
+Trainer::~Trainer() = default;
+
+double Trainer::learning_rate() const { return get_learning_rate(*optimizer_); }
+void Trainer::set_learning_rate(double lr) { cifar::set_learning_rate(*optimizer_, lr); }
+
+void Trainer::request_stop(const std::string& reason) {
+  stop_requested_ = true;
+  if (stop_reason_.empty()) stop_reason_ = reason;
+  // A stop asked mid-epoch (NaN loss) abandons the epoch, so nothing saves
+  // the broken weights at its end.
+  if (in_batch_) abandon_epoch_ = true;
+}
+
+torch::Tensor Trainer::loss_fn(const torch::Tensor& logits, const torch::Tensor& labels) const {
+  namespace F = torch::nn::functional;
+  return F::cross_entropy(logits.to(torch::kFloat32), labels,
+                          F::CrossEntropyFuncOptions().label_smoothing(config_.train.label_smoothing));
+}
+
+void Trainer::train_step(int epoch, int64_t step, const torch::Tensor& indices) {
+  const uint64_t seed = static_cast<uint64_t>(config_.run.seed);
+  // Dropout, stochastic depth and augmentation draw from seeds derived from
+  // (seed, epoch, step): a resumed run draws what the uninterrupted run drew.
+  torch::manual_seed(step_seed(seed, epoch, step, 2));
+  auto batch = train_.select(indices);
+  auto x = augmenter_.apply(normalize_images(batch.images, norm_), step_seed(seed, epoch, step, 0));
+  if (!sample_images_.defined() && is_writer()) sample_images_ = to_display_u8(x.slice(0, 0, 64), norm_);
+  if (device_.is_cuda()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+
+  optimizer_->zero_grad();
+  const int64_t n = x.size(0);
+  const int64_t chunks = std::min<int64_t>(config_.train.grad_accumulation, n);
+  auto xs = x.chunk(chunks), ys = batch.labels.chunk(chunks);
+  for (size_t i = 0; i < xs.size(); ++i) {
+    torch::Tensor logits;
+    {
+      compat::AutocastGuard autocast(autocast_);
+      logits = model_->forward(xs[i]);
+    }
+    auto loss = loss_fn(logits, ys[i]);
+    (loss * (static_cast<double>(xs[i].size(0)) / static_cast<double>(n))).backward();
+    epoch_sums_.add(logits.detach(), ys[i], loss.item<double>());
+  }
+  dist_.sync_gradients(model_->parameters());
+  if (config_.train.grad_clip > 0) torch::nn::utils::clip_grad_norm_(model_->parameters(), config_.train.grad_clip);
+  optimizer_->step();
+  ++global_step_;
+}
+
+bool Trainer::train_epoch(int epoch) {
+  auto order = epoch_order(train_.size(), static_cast<uint64_t>(config_.run.seed), epoch);
+  const int64_t first = epoch == start_epoch_ ? start_step_ : 0;
+  if (first == 0) epoch_sums_ = MetricSums{};
+  model_->train();
+  for (int64_t step = first; step < steps_per_epoch_; ++step) {
+    in_batch_ = true;
+    for (auto& cb : callbacks_) cb->on_batch_begin(step, *this);
+    auto indices = rank_batch(order, step, config_.train.batch_size, dist_.rank(), dist_.world_size());
+    const double before = epoch_sums_.loss_sum, before_n = epoch_sums_.count;
+    train_step(epoch, step, indices);
+    step_in_epoch_ = step + 1;
+    Logs running = epoch_sums_.to_logs();
+    running["batch_loss"] = (epoch_sums_.loss_sum - before) / std::max(1.0, epoch_sums_.count - before_n);
+    for (auto& cb : callbacks_) cb->on_batch_end(step, running, *this);
+    in_batch_ = false;
+    if (int sig = stop_signal()) {
+      stop_reason_ = "interrupted by " + signal_name(sig);
+      stop_requested_ = abandon_epoch_ = true;
+      save_checkpoint((std::filesystem::path(config_.run.output_dir) / "checkpoints" / "latest_model.pt").string());
+      return false;
+    }
+    if (abandon_epoch_) return false;
+  }
+  return true;
+}
+
+Logs Trainer::validate() {
+  if (val_.size() == 0) return {};
+  auto [begin, end] = rank_range(val_.size(), dist_.rank(), dist_.world_size());
+  EvalOptions options;
+  options.device = device_;
+  options.autocast = autocast_;
+  auto logits = predict_logits(*model_, val_.images.slice(0, begin, end), norm_, options);
+  auto labels = val_.labels.slice(0, begin, end).cpu();
+  MetricSums sums;
+  if (labels.size(0) > 0) sums.add(logits, labels, loss_fn(logits, labels).item<double>());
+  auto t = sums.to_tensor();
+  dist_.all_reduce_sum(t);
+  return MetricSums::from_tensor(t).to_logs("val_");
+}
+
+FitResult Trainer::fit() {
+  const auto t0 = Clock::now();
+  FitResult result;
+  for (auto& cb : callbacks_) cb->on_train_begin(*this);
+  for (int epoch = start_epoch_; epoch < config_.train.epochs && !stop_requested_; ++epoch) {
+    epoch_ = epoch;
+    step_in_epoch_ = epoch == start_epoch_ ? start_step_ : 0;
+    for (auto& cb : callbacks_) cb->on_epoch_begin(epoch, *this);
+    const auto t_epoch = Clock::now();
+    const int64_t images_before = global_step_;
+    if (!train_epoch(epoch)) break;
+    result.train_seconds += seconds_since(t_epoch);
+    result.images_trained += (global_step_ - images_before) * config_.train.batch_size;
+    auto sums = epoch_sums_.to_tensor();
+    dist_.all_reduce_sum(sums);
+    Logs logs = MetricSums::from_tensor(sums).to_logs();
+    logs.merge(validate());
+    logs["learning_rate"] = learning_rate();
+    for (auto& cb : callbacks_) cb->on_epoch_end(epoch, logs, *this);
+    result.last = logs;
+    ++result.epochs_run;
+  }
+  if (!abandon_epoch_) {
+    for (auto& cb : callbacks_) cb->on_train_end(result.last, *this);
+  }
+  result.stop_reason = stop_reason_;
+  result.signal = stop_signal();
+  result.diverged = abandon_epoch_ && result.signal == 0;
+  result.next_epoch = step_in_epoch_ >= steps_per_epoch_ ? epoch_ + 1 : epoch_;
+  result.wall_seconds = seconds_since(t0);
+  return result;
+}
+
+nlohmann::json Trainer::run_state() const {
+  const bool epoch_done = step_in_epoch_ >= steps_per_epoch_;
+  nlohmann::json meta;
+  meta["config"] = config_to_json(config_);
+  meta["epoch"] = epoch_done ? epoch_ + 1 : epoch_;
+  meta["step_in_epoch"] = epoch_done ? 0 : step_in_epoch_;
+  meta["global_step"] = global_step_;
+  meta["learning_rate"] = learning_rate();
+  meta["world_size"] = dist_.world_size();
+  nlohmann::json callbacks = nlohmann::json::object();
+  for (const auto& cb : callbacks_) callbacks[cb->name()] = cb->state();
+  meta["callbacks"] = callbacks;
+  return meta;
+}
+
+void Trainer::save_checkpoint(const std::string& path) {
+  auto meta = run_state();
+  // The partial epoch's sums are global, so a run can resume with another
+  // number of processes; every rank takes part in the reduction.
+  auto partial = epoch_sums_.to_tensor();
+  dist_.all_reduce_sum(partial);
+  if (meta["step_in_epoch"].get<int64_t>() > 0) {
+    auto p = MetricSums::from_tensor(partial);
+    meta["partial"] = {p.loss_sum, p.correct, p.top3, p.count};
+  }
+  if (is_writer()) cifar::save_checkpoint(path, *model_, spec_, optimizer_.get(), meta);
+  dist_.barrier();
+}
+
+void Trainer::resume(const std::string& path) {
+  auto data = read_checkpoint(path);
+  const auto& meta = data.meta;
+  auto saved = spec_from_json(meta.at("spec"));
+  if (saved.type != spec_.type || saved.depth != spec_.depth || saved.num_classes() != spec_.num_classes()) {
+    throw UserError("checkpoint " + path + " holds a " + saved.type + " (depth " + std::to_string(saved.depth) +
+                    ", " + std::to_string(saved.num_classes()) + " classes), not the " + spec_.type +
+                    " this run builds");
+  }
+  load_model_state(data, *model_, path, device_);
+  load_optimizer_state(data, *optimizer_, path, device_);
+  try {
+    start_epoch_ = meta.at("epoch").get<int>();
+    start_step_ = meta.at("step_in_epoch").get<int64_t>();
+    global_step_ = meta.at("global_step").get<int64_t>();
+    if (meta.contains("partial") && is_writer()) {
+      auto p = meta["partial"].get<std::vector<double>>();
+      epoch_sums_ = MetricSums{p.at(0), p.at(1), p.at(2), p.at(3)};
+    }
+    for (auto& cb : callbacks_) {
+      if (meta.at("callbacks").contains(cb->name())) cb->load_state(meta["callbacks"][cb->name()]);
+    }
+    set_learning_rate(meta.at("learning_rate").get<double>());
+  } catch (const nlohmann::json::exception& e) {
+    throw UserError("checkpoint " + path + " lacks the training state needed to resume: " + e.what());
+  }
+  if (start_step_ >= steps_per_epoch_) {
+    throw UserError("checkpoint " + path + " stopped at step " + std::to_string(start_step_) + " of an epoch, but this run has " +
+                    std::to_string(steps_per_epoch_) + " steps per epoch (hint: resume with the same --batch-size and data limits)");
+  }
+  epoch_ = start_epoch_;
+  step_in_epoch_ = start_step_;
+  if (is_writer()) {
+    std::cout << "Resuming from " << path << " at epoch " << start_epoch_ + 1 << ", step " << start_step_ << "\n";
+  }
+}
+
+}  // namespace cifar

@@ -1,0 +1,90 @@
+// Trainer::fit is the whole training loop, Keras model.fit semantics: for
+// each epoch, steps over the augmented training split, then validation,
+// then the callbacks; resumable mid-epoch from a complete checkpoint.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "data/augment.h"
+#include "data/dataset.h"
+#include "distributed/context.h"
+#include "models/net.h"
+#include "training/callback.h"
+
+namespace cifar {
+
+struct FitResult {
+  int epochs_run = 0;          // epochs completed in this process
+  int next_epoch = 0;          // where a resume would continue
+  std::string stop_reason;     // early stopping, NaN, signal; empty when all epochs ran
+  bool diverged = false;       // stopped by TerminateOnNaN
+  int signal = 0;              // SIGINT/SIGTERM that interrupted the run, or 0
+  double train_seconds = 0;    // wall time in training steps (no validation)
+  double wall_seconds = 0;     // whole fit
+  int64_t images_trained = 0;  // images through training steps in this process
+  Logs last;                   // last epoch's logs
+};
+
+class Trainer final : public TrainContext {
+ public:
+  Trainer(const Config& config, const Splits& data, NetPtr model, ModelSpec spec, torch::Device device,
+          DistributedContext& dist);
+  ~Trainer() override;
+
+  void add_callback(std::shared_ptr<Callback> callback) { callbacks_.push_back(std::move(callback)); }
+  // Restores weights, optimiser, data position and every callback's state.
+  void resume(const std::string& checkpoint_path);
+  FitResult fit();
+
+  // TrainContext
+  Net& model() override { return *model_; }
+  double learning_rate() const override;
+  void set_learning_rate(double lr) override;
+  void request_stop(const std::string& reason) override;
+  bool is_writer() const override { return dist_.is_writer(); }
+  int epochs() const override { return config_.train.epochs; }
+  int64_t steps_per_epoch() const override { return steps_per_epoch_; }
+  int64_t global_step() const override { return global_step_; }
+  int64_t batch_size() const override { return config_.train.batch_size; }
+  void save_checkpoint(const std::string& path) override;
+  torch::Tensor sample_images() const override { return sample_images_; }
+
+  torch::optim::Optimizer& optimizer() { return *optimizer_; }
+
+ private:
+  bool train_epoch(int epoch);  // false when the epoch was abandoned
+  void train_step(int epoch, int64_t step, const torch::Tensor& indices);
+  Logs validate();
+  torch::Tensor loss_fn(const torch::Tensor& logits, const torch::Tensor& labels) const;
+  nlohmann::json run_state() const;
+
+  Config config_;
+  ImageSet train_;  // on the training device
+  ImageSet val_;
+  NetPtr model_;
+  ModelSpec spec_;
+  Normalization norm_;
+  torch::Device device_;
+  DistributedContext& dist_;
+  Augmenter augmenter_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::vector<std::shared_ptr<Callback>> callbacks_;
+  bool autocast_ = false;
+
+  int64_t steps_per_epoch_ = 0;
+  int start_epoch_ = 0;
+  int64_t start_step_ = 0;
+  int epoch_ = 0;
+  int64_t step_in_epoch_ = 0;
+  int64_t global_step_ = 0;
+  MetricSums epoch_sums_;
+  bool in_batch_ = false;
+  bool stop_requested_ = false;
+  bool abandon_epoch_ = false;
+  std::string stop_reason_;
+  torch::Tensor sample_images_;
+};
+
+}  // namespace cifar

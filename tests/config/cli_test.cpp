@@ -1,0 +1,129 @@
+#include "config/cli.h"
+
+#include "common/error.h"
+#include "test_util.h"
+
+namespace cifar {
+namespace {
+
+CommandLine parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "cifar10");
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  return parse_command_line(static_cast<int>(argv.size()), argv.data());
+}
+
+std::string parse_error(std::vector<std::string> args) {
+  try {
+    parse(std::move(args));
+  } catch (const UserError& e) {
+    EXPECT_EQ(e.exit_code(), 2);
+    std::string what = e.what();
+    EXPECT_EQ(what.find('\n'), std::string::npos) << "error must be one line: " << what;
+    return what;
+  }
+  ADD_FAILURE() << "no error";
+  return "";
+}
+
+TEST(Cli, DefaultsMatchTheOriginal) {
+  const Config c = parse({}).config;
+  EXPECT_EQ(c.model.model_type, "resnet");
+  EXPECT_EQ(c.train.epochs, 100);
+  EXPECT_EQ(c.train.batch_size, 128);
+  EXPECT_DOUBLE_EQ(c.train.learning_rate, 0.001);
+  EXPECT_EQ(c.train.early_stopping_patience, 15);
+  EXPECT_DOUBLE_EQ(c.model.dropout_rate, 0.3);
+  EXPECT_DOUBLE_EQ(c.train.regularization_factor, 1e-4);
+  EXPECT_EQ(c.run.strategy, "mirrored");
+  EXPECT_EQ(c.train.optimizer, "adam");
+  EXPECT_FALSE(c.run.skip_training);
+  EXPECT_FALSE(c.run.skip_inference);
+  EXPECT_FALSE(c.run.skip_visualization);
+  EXPECT_DOUBLE_EQ(c.augment.rotation, 15.0);
+  EXPECT_DOUBLE_EQ(c.augment.translation, 0.1);
+  EXPECT_DOUBLE_EQ(c.augment.zoom, 0.1);
+  EXPECT_TRUE(c.augment.flip);
+}
+
+TEST(Cli, FlagsOverrideDefaults) {
+  const Config c = parse({"--model-type", "cnn", "--epochs", "50", "--batch-size", "64", "--learning-rate", "0.0001",
+                          "--skip-visualization", "--no-flip", "--load-model", "m.pt", "--skip-training"})
+                       .config;
+  EXPECT_EQ(c.model.model_type, "cnn");
+  EXPECT_EQ(c.train.epochs, 50);
+  EXPECT_EQ(c.train.batch_size, 64);
+  EXPECT_DOUBLE_EQ(c.train.learning_rate, 1e-4);
+  EXPECT_TRUE(c.run.skip_visualization);
+  EXPECT_FALSE(c.augment.flip);
+  EXPECT_EQ(c.run.load_model, "m.pt");
+}
+
+TEST(Cli, JsonConfigFileWithFlagsOverridingIt) {
+  testing::TempDir tmp("cli");
+  testing::write_bytes(tmp / "c.json", R"({"model-type": "cnn", "epochs": 7, "batch_size": 32, "flip": false})");
+  const Config c = parse({"--config", (tmp / "c.json").string(), "--epochs", "9"}).config;
+  EXPECT_EQ(c.model.model_type, "cnn");
+  EXPECT_EQ(c.train.epochs, 9);  // the flag wins
+  EXPECT_EQ(c.train.batch_size, 32);
+  EXPECT_FALSE(c.augment.flip);
+  EXPECT_EQ(c.run.config_file, (tmp / "c.json").string());
+}
+
+TEST(Cli, YamlConfigFile) {
+  testing::TempDir tmp("cli");
+  testing::write_bytes(tmp / "c.yaml", "model_type: efficientnet\nlearning-rate: 0.01\nskip-inference: true\n");
+  const Config c = parse({"--config", (tmp / "c.yaml").string()}).config;
+  EXPECT_EQ(c.model.model_type, "efficientnet");
+  EXPECT_DOUBLE_EQ(c.train.learning_rate, 0.01);
+  EXPECT_TRUE(c.run.skip_inference);
+}
+
+TEST(Cli, PresetSetsDefaultsThatFlagsStillOverride) {
+  const Config c = parse({"--preset", "quick", "--epochs", "3"}).config;
+  EXPECT_EQ(c.model.model_type, "fast");
+  EXPECT_EQ(c.train.epochs, 3);
+  EXPECT_EQ(c.train.optimizer, "sgd");
+}
+
+TEST(Cli, BadInputsGiveOneLine) {
+  EXPECT_NE(parse_error({"--epochs", "-1"}).find("--epochs -1"), std::string::npos);
+  EXPECT_NE(parse_error({"--batch-size", "0"}).find("--batch-size 0"), std::string::npos);
+  EXPECT_NE(parse_error({"--epochs", "ten"}).find("epochs"), std::string::npos);
+  EXPECT_NE(parse_error({"--no-such-flag"}).find("no-such-flag"), std::string::npos);
+  EXPECT_NE(parse_error({"--optimizer", "rmsprop"}).find("rmsprop"), std::string::npos);
+  EXPECT_NE(parse_error({"--device", "tpu"}).find("tpu"), std::string::npos);
+  EXPECT_NE(parse_error({"--preset", "turbo"}).find("turbo"), std::string::npos);
+  EXPECT_NE(parse_error({"--skip-training"}).find("--load-model"), std::string::npos);
+  EXPECT_NE(parse_error({"--config", "/nonexistent/c.json"}).find("/nonexistent/c.json"), std::string::npos);
+}
+
+TEST(Cli, BadConfigFilesGiveOneLine) {
+  testing::TempDir tmp("cli");
+  testing::write_bytes(tmp / "bad.json", "{\"epochs\": ");
+  EXPECT_NE(parse_error({"--config", (tmp / "bad.json").string()}).find("not valid JSON or YAML"), std::string::npos);
+  testing::write_bytes(tmp / "unknown.json", R"({"epochz": 3})");
+  EXPECT_NE(parse_error({"--config", (tmp / "unknown.json").string()}).find("epochz"), std::string::npos);
+  testing::write_bytes(tmp / "neg.yaml", "epochs: -5\n");
+  EXPECT_NE(parse_error({"--config", (tmp / "neg.yaml").string()}).find("--epochs -5"), std::string::npos);
+}
+
+TEST(Cli, PredictSubcommand) {
+  const auto cmd = parse({"predict", "--load-model", "m.pt", "a.png", "dir", "--top-k", "5"});
+  EXPECT_EQ(cmd.command, CommandLine::Command::kPredict);
+  EXPECT_EQ(cmd.predict.load_model, "m.pt");
+  EXPECT_EQ(cmd.predict.inputs, (std::vector<std::string>{"a.png", "dir"}));
+  EXPECT_EQ(cmd.predict.top_k, 5);
+  EXPECT_NE(parse_error({"predict", "a.png"}).find("load-model"), std::string::npos);
+}
+
+TEST(Cli, ConfigJsonRoundTrip) {
+  Config c = parse({"--model-type", "cnn", "--epochs", "3", "--no-flip"}).config;
+  Config back;
+  config_from_json(config_to_json(c), back);
+  EXPECT_EQ(config_to_json(back), config_to_json(c));
+  EXPECT_THROW(config_from_json(nlohmann::json{{"bogus", 1}}, back), UserError);
+}
+
+}  // namespace
+}  // namespace cifar
