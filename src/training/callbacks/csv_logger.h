@@ -1,0 +1,49 @@
+// Keras' CSVLogger: one row per epoch in <logs_dir>/training_log_<time>.csv,
+// "epoch" (0-based) then the metric names sorted, the column set fixed at
+// the first epoch, "NA" for a missing value, the header only when the file
+// is new or empty, every row handed to the OS as the epoch ends.
+//
+// Beyond Keras: a resumed run appends to the file the first run created (its
+// name and columns are in the checkpointed state) and first drops the rows
+// that the killed run wrote after the checkpoint, so each epoch appears once.
+#pragma once
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "training/callback.h"
+
+namespace cifar {
+
+class CSVLogger : public Callback {
+ public:
+  // `logs_dir` is created at the start of training if needed.
+  explicit CSVLogger(std::filesystem::path logs_dir, char separator = ',');
+
+  std::string name() const override { return "csv_logger"; }
+  void on_train_begin(TrainContext& ctx) override;
+  void on_epoch_end(int epoch, Logs& logs, TrainContext& ctx) override;
+  // {"file": name inside logs_dir, "columns": [...] once fixed}. The name,
+  // not the path, so a moved output folder still resumes.
+  nlohmann::json state() const override;
+  void load_state(const nlohmann::json& state) override;
+
+  // The log file; empty before on_train_begin and on ranks that do not write.
+  std::filesystem::path path() const;
+
+ private:
+  // Drops the rows of epochs >= `epoch` and a torn last line (a killed run's
+  // leftovers), and takes the columns from the header if none were saved.
+  void trim_for_resume(int epoch);
+
+  std::filesystem::path logs_dir_;
+  char sep_;
+  std::string file_name_;
+  std::vector<std::string> columns_;  // fixed at the first epoch
+  bool columns_fixed_ = false;
+  bool writer_ = false;
+  bool resumed_ = false;
+  bool first_row_pending_ = true;  // header and resume checks happen once
+};
+
+}  // namespace cifar

@@ -1,0 +1,133 @@
+#include "training/callbacks/tensorboard_callback.h"
+
+#include "common/error.h"
+#include "models/net.h"
+#include "reporting/tensorboard.h"
+
+namespace cifar {
+namespace fs = std::filesystem;
+
+TensorBoardCallback::TensorBoardCallback(fs::path logs_dir, int64_t update_freq)
+    : root_(std::move(logs_dir) / "tensorboard"), update_freq_(update_freq) {
+  check_input(update_freq >= 0, "TensorBoard update_freq must be >= 0 (0 = per epoch only)");
+}
+
+TensorBoardCallback::~TensorBoardCallback() = default;
+
+std::string TensorBoardCallback::histogram_tag(const std::string& parameter_name) {
+  std::string tag = parameter_name;
+  std::replace(tag.begin(), tag.end(), '.', '/');
+  return tag;
+}
+
+void TensorBoardCallback::on_train_begin(TrainContext& ctx) {
+  if (!ctx.is_writer()) return;
+  train_ = std::make_unique<TensorBoardWriter>(root_ / "train");
+  validation_ = std::make_unique<TensorBoardWriter>(root_ / "validation");
+  // A resumed run that logs no batches must still hide the batch points the
+  // killed run wrote after its checkpoint.
+  const bool stale_batches = resumed_ && fs::exists(root_ / "train_batch");
+  if (update_freq_ > 0 || stale_batches) {
+    batch_ = std::make_unique<TensorBoardWriter>(root_ / "train_batch");
+  }
+  // global_step() steps are done; the first batch point of this run is the
+  // next one, and the points up to the checkpoint's step stay valid.
+  if (resumed_ && batch_) batch_->add_session_start(ctx.global_step() + 1);
+  epoch_scale_begun_ = false;
+  samples_written_ = false;
+  flush_all();
+}
+
+void TensorBoardCallback::begin_epoch_scale(int epoch, TrainContext& ctx) {
+  if (epoch_scale_begun_) return;
+  epoch_scale_begun_ = true;
+  // The epoch being started (or, after a mid-epoch checkpoint, continued)
+  // is the first one this run logs: the killed run's points from it on are
+  // stale. Taken from the hook rather than from global_step / steps_per_epoch
+  // so it holds however the trainer counts a partial epoch.
+  if (resumed_) {
+    train_->add_session_start(epoch);
+    validation_->add_session_start(epoch);
+  }
+  write_samples(epoch, ctx);
+}
+
+void TensorBoardCallback::write_samples(int epoch, TrainContext& ctx) {
+  if (samples_written_) return;
+  // Before the first batch the trainer may have no samples yet: try again at
+  // the end of the epoch.
+  const torch::Tensor images = ctx.sample_images();
+  if (!images.defined() || images.numel() == 0) return;
+  train_->add_image("augmented_samples", tile_images(images, 8, 64), epoch);
+  samples_written_ = true;
+}
+
+void TensorBoardCallback::on_epoch_begin(int epoch, TrainContext& ctx) {
+  if (!train_) return;
+  begin_epoch_scale(epoch, ctx);
+}
+
+void TensorBoardCallback::on_batch_end(int64_t, const Logs& running, TrainContext& ctx) {
+  if (!batch_ || update_freq_ == 0) return;
+  const int64_t step = ctx.global_step();
+  // Keras counts steps from 1 and logs when step % update_freq == 0; the
+  // last-step check keeps micro-batches of one step from logging twice.
+  if (step <= 0 || step % update_freq_ != 0 || step == last_batch_step_) return;
+  for (const auto& [key, value] : running) batch_->add_scalar("batch_" + key, value, step);
+  last_batch_step_ = step;
+  // One write every update_freq steps costs nothing and keeps the curve live.
+  batch_->flush();
+}
+
+void TensorBoardCallback::on_epoch_end(int epoch, Logs& logs, TrainContext& ctx) {
+  if (!train_) return;
+  begin_epoch_scale(epoch, ctx);
+  // Keras 3 logs the rate as "learning_rate"; our trainer's "lr" is the same
+  // value, written once under Keras' tag.
+  const bool has_learning_rate = logs.count("learning_rate") > 0;
+  for (const auto& [key, value] : logs) {
+    if (key.rfind("val_", 0) == 0) {
+      validation_->add_scalar("epoch_" + key.substr(4), value, epoch);
+    } else if (key == "lr") {
+      if (!has_learning_rate) train_->add_scalar("epoch_learning_rate", value, epoch);
+    } else {
+      train_->add_scalar("epoch_" + key, value, epoch);
+    }
+  }
+  for (const auto& p : ctx.model().named_parameters(/*recurse=*/true)) {
+    train_->add_histogram(histogram_tag(p.key()), p.value(), epoch);
+  }
+  write_samples(epoch, ctx);
+  last_epoch_ = epoch;
+  flush_all();
+}
+
+void TensorBoardCallback::on_train_end(const Logs&, TrainContext&) {
+  flush_all();
+  train_.reset();
+  validation_.reset();
+  batch_.reset();
+}
+
+void TensorBoardCallback::flush_all() {
+  for (auto* w : {train_.get(), validation_.get(), batch_.get()}) {
+    if (w) w->flush();
+  }
+}
+
+nlohmann::json TensorBoardCallback::state() const {
+  return {{"last_epoch", last_epoch_}, {"last_batch_step", last_batch_step_}};
+}
+
+void TensorBoardCallback::load_state(const nlohmann::json& state) {
+  try {
+    last_epoch_ = state.value("last_epoch", -1);
+    last_batch_step_ = state.value("last_batch_step", int64_t{-1});
+  } catch (const nlohmann::json::exception& e) {
+    throw UserError(std::string("the checkpoint's tensorboard state is malformed: ") + e.what() +
+                    " (hint: resume from a checkpoint this version wrote)");
+  }
+  resumed_ = true;
+}
+
+}  // namespace cifar

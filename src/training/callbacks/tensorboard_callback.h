@@ -1,0 +1,62 @@
+// Keras' TensorBoard callback, writing under <logs_dir>/tensorboard/:
+//   train/        epoch_<metric> at step = epoch (epoch_loss, epoch_accuracy,
+//                 epoch_top3_accuracy, epoch_learning_rate), a histogram of
+//                 every parameter each epoch, and once a grid of augmented
+//                 training samples;
+//   validation/   epoch_<metric> for the val_ metrics, "val_" dropped;
+//   train_batch/  batch_<metric> from the running logs every `update_freq`
+//                 optimiser steps, at the global step (1-based, as Keras).
+// Keras keeps batch_* in train/; we give them their own run because a resume
+// must write a SessionLog START that drops the killed run's stale points
+// with step >= N, and one N cannot serve epochs and global steps in one run.
+#pragma once
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "training/callback.h"
+
+namespace cifar {
+
+class TensorBoardWriter;
+
+class TensorBoardCallback : public Callback {
+ public:
+  // update_freq: batch scalars every N optimiser steps (0 = off).
+  explicit TensorBoardCallback(std::filesystem::path logs_dir, int64_t update_freq = 0);
+  ~TensorBoardCallback() override;
+
+  std::string name() const override { return "tensorboard"; }
+  void on_train_begin(TrainContext& ctx) override;
+  void on_epoch_begin(int epoch, TrainContext& ctx) override;
+  void on_batch_end(int64_t step_in_epoch, const Logs& running, TrainContext& ctx) override;
+  void on_epoch_end(int epoch, Logs& logs, TrainContext& ctx) override;
+  void on_train_end(const Logs& last, TrainContext& ctx) override;
+  // {"last_epoch", "last_batch_step"}: what was logged, for people reading a
+  // checkpoint. Resuming needs only to know that it resumes (load_state was
+  // called): the START steps come from the resumed run itself.
+  nlohmann::json state() const override;
+  void load_state(const nlohmann::json& state) override;
+
+  // Tag of a parameter's histogram: its name with '.' as '/', so TensorBoard
+  // groups a model's histograms by top-level module, as Keras' "layer/kernel".
+  static std::string histogram_tag(const std::string& parameter_name);
+
+ private:
+  // Before the first epoch-scale point of this run: on a resume, START at
+  // the first epoch it logs; then the sample grid.
+  void begin_epoch_scale(int epoch, TrainContext& ctx);
+  void write_samples(int epoch, TrainContext& ctx);
+  void flush_all();
+
+  std::filesystem::path root_;
+  int64_t update_freq_;
+  std::unique_ptr<TensorBoardWriter> train_, validation_, batch_;
+  bool resumed_ = false;
+  bool epoch_scale_begun_ = false;
+  bool samples_written_ = false;
+  int last_epoch_ = -1;
+  int64_t last_batch_step_ = -1;
+};
+
+}  // namespace cifar

@@ -1,0 +1,282 @@
+#include "training/callbacks/csv_logger.h"
+
+#include <cfloat>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <regex>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "fake_train_context.h"
+#include "reporting/csv.h"
+#include "test_util.h"
+
+namespace cifar {
+namespace {
+namespace fs = std::filesystem;
+using testing::FakeTrainContext;
+using testing::TempDir;
+
+// ---- CSV text ----------------------------------------------------------------
+
+TEST(CsvText, NumbersAreShortestAndReadBackBitForBit) {
+  EXPECT_EQ(csv_number(0.1), "0.1");
+  EXPECT_EQ(csv_number(1e-05), "1e-05");
+  EXPECT_EQ(csv_number(0.875), "0.875");
+  EXPECT_EQ(csv_number(2), "2");
+  EXPECT_EQ(csv_number(-0.0), "-0");
+  EXPECT_EQ(csv_number(std::nan("")), "nan");
+  EXPECT_EQ(csv_number(-HUGE_VAL), "-inf");
+  const double values[] = {1.0 / 3,  2.0 / 3,          0.1 + 0.2,    1e-300, 5e-324,
+                           DBL_MAX,  std::nextafter(1.0, 2.0), 123456.789, -7.25e17,
+                           0.9123456789012345};
+  for (double v : values) {
+    const std::string text = csv_number(v);
+    const double back = std::strtod(text.c_str(), nullptr);
+    EXPECT_EQ(std::memcmp(&back, &v, sizeof v), 0) << text;
+    // Shortest: with one significant digit fewer it would not read back.
+    const std::string mantissa = text.substr(0, text.find('e'));
+    std::string digits;
+    for (char c : mantissa) {
+      if (std::isdigit(static_cast<unsigned char>(c)) && !(digits.empty() && c == '0')) digits += c;
+    }
+    if (digits.size() > 1) {
+      char shorter[64];
+      std::snprintf(shorter, sizeof shorter, "%.*e", int(digits.size()) - 2, v);
+      EXPECT_NE(std::strtod(shorter, nullptr), v) << text << " vs " << shorter;
+    }
+  }
+}
+
+TEST(CsvText, QuotesOnlyWhatNeedsItAndParsesItBack) {
+  EXPECT_EQ(csv_field("val_loss"), "val_loss");
+  EXPECT_EQ(csv_field("a,b"), "\"a,b\"");
+  EXPECT_EQ(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+  EXPECT_EQ(csv_field("a;b", ';'), "\"a;b\"");
+  EXPECT_EQ(csv_field("a,b", ';'), "a,b");
+  const std::vector<std::string> fields{"epoch", "a,b", "q\"", "line\nbreak", ""};
+  const std::string text = csv_line(fields) + "1,2\r\n3";
+  const auto records = parse_csv(text);
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[0].fields, fields);
+  EXPECT_TRUE(records[0].terminated);
+  EXPECT_EQ(records[1].fields, (std::vector<std::string>{"1", "2"}));
+  EXPECT_EQ(text.substr(records[1].begin, records[1].end - records[1].begin), "1,2\r\n");
+  EXPECT_EQ(records[2].fields, (std::vector<std::string>{"3"}));
+  EXPECT_FALSE(records[2].terminated);
+}
+
+// ---- The callback ------------------------------------------------------------
+
+fs::path only_log_file(const fs::path& dir) {
+  std::vector<fs::path> found;
+  for (const auto& e : fs::directory_iterator(dir)) found.push_back(e.path());
+  EXPECT_EQ(found.size(), 1u);
+  return found.empty() ? fs::path() : found[0];
+}
+
+TEST(CSVLogger, NamesTheFileByTimeAndCreatesItWhenTrainingBegins) {
+  TempDir tmp("csv");
+  FakeTrainContext ctx;
+  CSVLogger a(tmp / "logs"), b(tmp / "logs");
+  a.on_train_begin(ctx);
+  b.on_train_begin(ctx);
+  const std::regex name("training_log_\\d{8}_\\d{6}(_\\d+)?\\.csv");
+  EXPECT_TRUE(std::regex_match(a.path().filename().string(), name)) << a.path();
+  EXPECT_TRUE(std::regex_match(b.path().filename().string(), name)) << b.path();
+  EXPECT_NE(a.path(), b.path());  // two runs in one second do not share a file
+  EXPECT_EQ(a.path().parent_path(), tmp / "logs");
+  EXPECT_TRUE(fs::exists(a.path()));
+  EXPECT_EQ(fs::file_size(a.path()), 0u);
+}
+
+TEST(CSVLogger, WritesKerasHeaderSortedColumnsAndExactValues) {
+  TempDir tmp("csv");
+  FakeTrainContext ctx;
+  CSVLogger cb(tmp.path());
+  cb.on_train_begin(ctx);
+  Logs e0{{"val_loss", 1.0 / 3}, {"loss", 0.1}, {"accuracy", 0.5}, {"lr", 1e-05}};
+  Logs e1{{"val_loss", 0.2 + 0.1}, {"loss", 2.0 / 3}, {"accuracy", 0.625}, {"lr", 1e-05}};
+  cb.on_epoch_end(0, e0, ctx);
+  // After the first epoch the file already holds its header and row.
+  EXPECT_EQ(read_file(cb.path()),
+            "epoch,accuracy,loss,lr,val_loss\n0,0.5,0.1,1e-05,0.3333333333333333\n");
+  cb.on_epoch_end(1, e1, ctx);
+  cb.on_train_end(e1, ctx);
+
+  const auto records = parse_csv(read_file(cb.path()));
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[0].fields,
+            (std::vector<std::string>{"epoch", "accuracy", "loss", "lr", "val_loss"}));
+  EXPECT_EQ(records[2].fields[0], "1");
+  for (const auto& [key, value] : e1) {
+    const auto col = std::find(records[0].fields.begin(), records[0].fields.end(), key) -
+                     records[0].fields.begin();
+    EXPECT_EQ(std::strtod(records[2].fields[col].c_str(), nullptr), value) << key;
+  }
+}
+
+TEST(CSVLogger, FixesColumnsAtTheFirstEpochAndWritesNAForMissingValues) {
+  TempDir tmp("csv");
+  FakeTrainContext ctx;
+  CSVLogger cb(tmp.path());
+  cb.on_train_begin(ctx);
+  Logs e0{{"loss", 1}, {"val_loss", 2}};
+  Logs e1{{"loss", 0.5}, {"val_accuracy", 0.25}};  // val_loss missing, new key ignored
+  cb.on_epoch_end(0, e0, ctx);
+  cb.on_epoch_end(1, e1, ctx);
+  EXPECT_EQ(read_file(cb.path()), "epoch,loss,val_loss\n0,1,2\n1,0.5,NA\n");
+}
+
+TEST(CSVLogger, UsesTheGivenSeparator) {
+  TempDir tmp("csv");
+  FakeTrainContext ctx;
+  CSVLogger cb(tmp.path(), ';');
+  cb.on_train_begin(ctx);
+  Logs logs{{"a;b", 1.5}, {"loss", 2}};
+  cb.on_epoch_end(0, logs, ctx);
+  EXPECT_EQ(read_file(cb.path()), "epoch;\"a;b\";loss\n0;1.5;2\n");
+  EXPECT_THROW(CSVLogger(tmp.path(), '"'), UserError);
+}
+
+TEST(CSVLogger, NonWriterRankWritesNothing) {
+  TempDir tmp("csv");
+  FakeTrainContext ctx;
+  ctx.writer = false;
+  CSVLogger cb(tmp / "logs");
+  cb.on_train_begin(ctx);
+  testing::run_epochs(cb, ctx, 0, 0, 2);
+  cb.on_train_end({}, ctx);
+  EXPECT_FALSE(fs::exists(tmp / "logs"));
+  EXPECT_TRUE(cb.path().empty());
+}
+
+std::string expected_rows(const std::vector<std::pair<int, int>>& epoch_and_run) {
+  // Columns of testing::epoch_logs, sorted.
+  std::string text =
+      "epoch,accuracy,loss,lr,top3_accuracy,val_accuracy,val_loss,val_top3_accuracy\n";
+  for (auto [epoch, run] : epoch_and_run) {
+    const Logs l = testing::epoch_logs(run, epoch);
+    text += std::to_string(epoch);
+    for (const char* k : {"accuracy", "loss", "lr", "top3_accuracy", "val_accuracy", "val_loss",
+                          "val_top3_accuracy"}) {
+      text += "," + csv_number(l.at(k));
+    }
+    text += "\n";
+  }
+  return text;
+}
+
+TEST(CSVLogger, ResumeAppendsToTheSameFileWithoutASecondHeaderOrStaleRows) {
+  TempDir tmp("csv");
+  nlohmann::json saved;
+  fs::path first_path;
+  {
+    FakeTrainContext ctx;
+    CSVLogger cb(tmp / "logs");
+    cb.on_train_begin(ctx);
+    // Checkpoint after epoch 1; the run writes epoch 2 and dies.
+    testing::run_epochs(cb, ctx, 1, 0, 3, [&](int epoch) {
+      if (epoch == 1) saved = cb.state();
+    });
+    first_path = cb.path();
+  }
+  EXPECT_EQ(saved["file"], first_path.filename().string());
+  EXPECT_EQ(saved["columns"].size(), 7u);
+  // The killed run also left half a row.
+  append_to_file(first_path, "3,0.5,0.");
+
+  FakeTrainContext ctx;
+  ctx.step = 8;
+  CSVLogger cb(tmp / "logs");
+  cb.load_state(saved);
+  cb.on_train_begin(ctx);
+  EXPECT_EQ(cb.path(), first_path);
+  testing::run_epochs(cb, ctx, 2, 2, 4);
+  cb.on_train_end({}, ctx);
+  EXPECT_EQ(only_log_file(tmp / "logs"), first_path);
+  EXPECT_EQ(read_file(first_path), expected_rows({{0, 1}, {1, 1}, {2, 2}, {3, 2}}));
+}
+
+TEST(CSVLogger, ResumeKeepsTheSavedColumnsEvenIfTheLogsChange) {
+  TempDir tmp("csv");
+  FakeTrainContext ctx;
+  CSVLogger first(tmp.path());
+  first.on_train_begin(ctx);
+  Logs e0{{"loss", 1}, {"val_loss", 2}};
+  first.on_epoch_end(0, e0, ctx);
+  const auto saved = first.state();
+
+  CSVLogger second(tmp.path());
+  second.load_state(saved);
+  second.on_train_begin(ctx);
+  Logs e1{{"accuracy", 0.5}, {"val_loss", 1.5}};
+  second.on_epoch_end(1, e1, ctx);
+  EXPECT_EQ(read_file(first.path()), "epoch,loss,val_loss\n0,1,2\n1,NA,1.5\n");
+}
+
+TEST(CSVLogger, ResumeWritesTheHeaderWhenTheFileIsEmptyOrGone) {
+  TempDir tmp("csv");
+  FakeTrainContext ctx;
+  // Checkpointed before the first epoch ended: a name but no columns yet.
+  nlohmann::json saved;
+  {
+    CSVLogger cb(tmp.path());
+    cb.on_train_begin(ctx);
+    saved = cb.state();
+  }
+  ASSERT_TRUE(saved.contains("file"));
+  ASSERT_FALSE(saved.contains("columns"));
+  const fs::path path = tmp / saved["file"].get<std::string>();
+  for (bool remove : {false, true}) {
+    if (remove) {
+      fs::remove(path);
+    } else {
+      testing::write_bytes(path, "");
+    }
+    CSVLogger cb(tmp.path());
+    cb.load_state(saved);
+    cb.on_train_begin(ctx);
+    Logs logs{{"loss", 0.25}};
+    cb.on_epoch_end(0, logs, ctx);
+    EXPECT_EQ(read_file(path), "epoch,loss\n0,0.25\n") << (remove ? "removed" : "empty");
+  }
+}
+
+TEST(CSVLogger, ResumeTakesColumnsFromTheHeaderWhenTheStateHasNone) {
+  TempDir tmp("csv");
+  const fs::path path = tmp / "training_log_20250101_000000.csv";
+  // The killed run wrote epoch 0 after a checkpoint taken before any epoch.
+  testing::write_bytes(path, "epoch,b,a\n0,1,2\n");
+  FakeTrainContext ctx;
+  CSVLogger cb(tmp.path());
+  cb.load_state({{"file", path.filename().string()}});
+  cb.on_train_begin(ctx);
+  Logs logs{{"a", 5}, {"b", 6}};
+  cb.on_epoch_end(0, logs, ctx);
+  EXPECT_EQ(read_file(path), "epoch,b,a\n0,6,5\n");
+}
+
+TEST(CSVLogger, ResumeReplacesAHeaderCutShort) {
+  TempDir tmp("csv");
+  const fs::path path = tmp / "training_log_20250101_000000.csv";
+  testing::write_bytes(path, "epoch,lo");
+  FakeTrainContext ctx;
+  CSVLogger cb(tmp.path());
+  cb.load_state({{"file", path.filename().string()}, {"columns", {"loss"}}});
+  cb.on_train_begin(ctx);
+  Logs logs{{"loss", 0.5}};
+  cb.on_epoch_end(0, logs, ctx);
+  EXPECT_EQ(read_file(path), "epoch,loss\n0,0.5\n");
+}
+
+TEST(CSVLogger, RejectsMalformedState) {
+  CSVLogger cb("unused");
+  EXPECT_THROW(cb.load_state({{"columns", 3}}), UserError);
+}
+
+}  // namespace
+}  // namespace cifar
