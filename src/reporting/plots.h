@@ -1,0 +1,100 @@
+// The visualisation stage: PNG plots of training and evaluation, rendered by
+// gnuplot (pngcairo). Inputs are plain data, so plotting depends on nothing
+// but the numbers it is given.
+//
+// Layout: each plot writes three kinds of file into `dir` (the pipeline
+// passes results/, where the original system put its PNGs):
+//   <name>.png   the image, renamed into place only once complete
+//   <name>.gp    the gnuplot script; `cd dir && gnuplot <name>.gp` redraws it
+//   <name>.dat   its data, whitespace-separated text with a '#' header
+//                (prediction_samples uses prediction_samples.rgb instead:
+//                raw uint8 RGB pixels, H*W*3 bytes per image, row-major)
+// Sizes are fixed (see kPlotSizes) so the report and the tests rely on them.
+//
+// Every function validates its inputs first (UserError naming the bad value)
+// and throws UserError with kGnuplotMissing (reporting/gnuplot.h) when
+// gnuplot is not installed; a failed render leaves any previous PNG intact.
+#pragma once
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "training/metrics.h"
+
+namespace cifar {
+
+struct PlotSize {
+  const char* name;  // file stem
+  int width;
+  int height;
+};
+
+// Pixel sizes. History is three side-by-side panels, hence wide; the
+// confusion matrix and sample grid are near-square to keep cells square.
+inline constexpr PlotSize kTrainingHistoryPlot{"training_history", 1800, 600};
+inline constexpr PlotSize kConfusionMatrixPlot{"confusion_matrix", 1000, 900};
+inline constexpr PlotSize kClassAccuracyPlot{"class_accuracy", 1200, 700};
+inline constexpr PlotSize kPredictionSamplesPlot{"prediction_samples", 1000, 1100};
+inline constexpr PlotSize kConfidenceDistributionPlot{"confidence_distribution", 1200, 700};
+inline constexpr PlotSize kReliabilityDiagramPlot{"reliability_diagram", 900, 1000};
+inline constexpr PlotSize kPlotSizes[] = {kTrainingHistoryPlot,        kConfusionMatrixPlot,
+                                          kClassAccuracyPlot,          kPredictionSamplesPlot,
+                                          kConfidenceDistributionPlot, kReliabilityDiagramPlot};
+
+// At most this many images go in the sample grid (5x5); beyond it the tiles
+// get too small to read the labels.
+inline constexpr int64_t kMaxPredictionSamples = 25;
+
+// training_history.png: loss (`loss`, `val_loss`), accuracy (`accuracy`,
+// `val_accuracy`, fractions, drawn as %) and learning rate (`lr`, log scale)
+// against the 1-based epoch. Keys missing from an epoch leave a gap; a panel
+// with no data at all says so. Throws UserError on an empty history.
+void plot_training_history(const std::vector<Logs>& history, const std::filesystem::path& dir);
+
+// confusion_matrix.png: counts[true][predicted] as a heatmap coloured by the
+// fraction of each true class, counts written in the cells (up to 25
+// classes; beyond that the numbers would not fit).
+void plot_confusion_matrix(const std::vector<std::vector<int64_t>>& counts,
+                           const std::vector<std::string>& class_names,
+                           const std::filesystem::path& dir);
+
+// class_accuracy.png: one bar per class (accuracy as a fraction in [0,1],
+// drawn as %), value above each bar and the mean as a dashed line. NaN (a
+// class with no test samples) is drawn as "n/a".
+void plot_class_accuracy(const std::vector<double>& accuracy,
+                         const std::vector<std::string>& class_names,
+                         const std::filesystem::path& dir);
+
+// prediction_samples.png: the first min(N, 25) images in a square grid, each
+// titled with the true and predicted class and the confidence; wrong ones in
+// red with a red frame. images_u8: uint8 [N,3,H,W] on any device.
+void plot_prediction_samples(const torch::Tensor& images_u8, const std::vector<int64_t>& true_labels,
+                             const std::vector<int64_t>& predicted,
+                             const std::vector<double>& confidence,
+                             const std::vector<std::string>& class_names,
+                             const std::filesystem::path& dir);
+
+// confidence_distribution.png: histograms (20 bins over [0,1]) of the top-1
+// softmax probability of correct and of wrong predictions, each normalised to
+// its own count so both shapes show; counts and means in the legend.
+void plot_confidence_distribution(const std::vector<double>& correct_conf,
+                                  const std::vector<double>& wrong_conf,
+                                  const std::filesystem::path& dir);
+
+struct ReliabilityBin {
+  double lo = 0, hi = 0;  // confidence range of the bin, within [0,1]
+  int64_t count = 0;      // predictions whose confidence falls in it
+  double accuracy = 0;    // fraction of them that are right
+  double confidence = 0;  // their mean confidence
+};
+
+// reliability_diagram.png: accuracy per confidence bin against the diagonal
+// (perfect calibration), the gap to the mean confidence shaded, ECE in the
+// title, and the number of predictions per bin in a panel below.
+void plot_reliability_diagram(const std::vector<ReliabilityBin>& bins, double ece,
+                              const std::filesystem::path& dir);
+
+}  // namespace cifar

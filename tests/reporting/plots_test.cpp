@@ -1,0 +1,570 @@
+// Plots and the HTML report, checked on the files a user gets: real PNGs
+// decoded with stb_image, scripts re-run with the real gnuplot, the report
+// parsed back.
+#include "reporting/plots.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stb/stb_image.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <iomanip>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+#include "reporting/gnuplot.h"
+#include "reporting/html_report.h"
+#include "test_util.h"
+
+namespace cifar {
+namespace {
+namespace fs = std::filesystem;
+using nlohmann::json;
+using testing::TempDir;
+
+const std::vector<std::string> kClasses = {"airplane", "automobile", "bird",  "cat",  "deer",
+                                           "dog",      "frog",       "horse", "ship", "truck"};
+
+struct Png {
+  int width = 0, height = 0;
+  std::vector<uint8_t> rgb;
+};
+
+Png decode_png(const fs::path& path) {
+  Png png;
+  int channels = 0;
+  unsigned char* data = stbi_load(path.c_str(), &png.width, &png.height, &channels, 3);
+  if (!data) {
+    ADD_FAILURE() << path << " is not a decodable PNG: " << stbi_failure_reason();
+    return png;
+  }
+  png.rgb.assign(data, data + static_cast<size_t>(png.width) * png.height * 3);
+  stbi_image_free(data);
+  return png;
+}
+
+size_t distinct_colours(const Png& png) {
+  std::set<uint32_t> colours;
+  for (size_t i = 0; i + 2 < png.rgb.size(); i += 3) {
+    colours.insert(png.rgb[i] << 16 | png.rgb[i + 1] << 8 | png.rgb[i + 2]);
+  }
+  return colours.size();
+}
+
+// Pixels within `tol` of an RGB colour.
+size_t pixels_near(const Png& png, int r, int g, int b, int tol = 12) {
+  size_t n = 0;
+  for (size_t i = 0; i + 2 < png.rgb.size(); i += 3) {
+    n += std::abs(png.rgb[i] - r) <= tol && std::abs(png.rgb[i + 1] - g) <= tol &&
+         std::abs(png.rgb[i + 2] - b) <= tol;
+  }
+  return n;
+}
+
+// A valid PNG of the documented size with real content: a blank or
+// single-colour canvas has a handful of colours and almost no ink.
+void expect_rendered(const fs::path& dir, const PlotSize& size) {
+  const fs::path png_path = dir / (std::string(size.name) + ".png");
+  ASSERT_TRUE(fs::exists(png_path)) << png_path;
+  const Png png = decode_png(png_path);
+  EXPECT_EQ(png.width, size.width) << size.name;
+  EXPECT_EQ(png.height, size.height) << size.name;
+  EXPECT_GT(distinct_colours(png), 50u) << size.name;
+  const size_t pixels = static_cast<size_t>(png.width) * png.height;
+  const size_t ink = pixels - pixels_near(png, 255, 255, 255, 0);
+  EXPECT_GT(ink, pixels / 50) << size.name << " is nearly blank";
+  EXPECT_TRUE(fs::exists(dir / (std::string(size.name) + ".gp"))) << size.name;
+}
+
+void expect_no_temporaries(const fs::path& dir) {
+  for (const auto& e : fs::directory_iterator(dir)) {
+    EXPECT_NE(e.path().filename().string().front(), '.') << "left behind: " << e.path();
+  }
+}
+
+std::vector<Logs> make_history(int epochs) {
+  std::vector<Logs> h;
+  for (int e = 0; e < epochs; ++e) {
+    const double t = static_cast<double>(e) / epochs;
+    h.push_back({{"loss", 2.0 * std::exp(-3 * t) + 0.1},
+                 {"val_loss", 2.1 * std::exp(-2.5 * t) + 0.3 + 0.02 * (e % 3)},
+                 {"accuracy", 0.3 + 0.65 * (1 - std::exp(-4 * t))},
+                 {"val_accuracy", 0.28 + 0.6 * (1 - std::exp(-3 * t))},
+                 {"lr", e < epochs / 2 ? 0.1 : 0.01}});
+  }
+  return h;
+}
+
+std::vector<std::vector<int64_t>> make_confusion() {
+  std::mt19937 rng(7);
+  std::vector<std::vector<int64_t>> counts(10, std::vector<int64_t>(10));
+  for (int i = 0; i < 10; ++i) {
+    for (int j = 0; j < 10; ++j) counts[i][j] = i == j ? 750 + 20 * i : rng() % 40;
+  }
+  return counts;
+}
+
+struct Samples {
+  torch::Tensor images;
+  std::vector<int64_t> truth, predicted;
+  std::vector<double> confidence;
+};
+
+Samples make_samples(int64_t n, bool all_correct) {
+  torch::manual_seed(3);
+  Samples s;
+  // Smooth gradients plus noise: varied, recognisable tiles.
+  auto ramp = torch::arange(32, torch::kFloat32) * 8;
+  auto base = (ramp.view({1, 1, 32, 1}) + ramp.view({1, 1, 1, 32})) / 2;
+  s.images = (base.expand({n, 3, 32, 32}) + torch::randint(0, 60, {n, 3, 32, 32}))
+                 .clamp(0, 255)
+                 .to(torch::kUInt8);
+  for (int64_t i = 0; i < n; ++i) {
+    s.truth.push_back(i % 10);
+    s.predicted.push_back(all_correct || i % 4 ? i % 10 : (i + 3) % 10);
+    s.confidence.push_back(0.4 + 0.6 * static_cast<double>(i) / static_cast<double>(n));
+  }
+  return s;
+}
+
+std::vector<double> make_confidences(size_t n, double skew, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(0, 1);
+  std::vector<double> v;
+  for (size_t i = 0; i < n; ++i) v.push_back(1 - std::pow(u(rng), skew) * 0.9);
+  return v;
+}
+
+std::vector<ReliabilityBin> make_bins() {
+  std::vector<ReliabilityBin> bins;
+  for (int b = 0; b < 10; ++b) {
+    const double lo = b / 10.0, hi = (b + 1) / 10.0;
+    bins.push_back({lo, hi, b < 2 ? 0 : 50 * b * b, (lo + hi) / 2 - 0.05, (lo + hi) / 2});
+  }
+  return bins;
+}
+
+void make_all_plots(const fs::path& dir) {
+  plot_training_history(make_history(30), dir);
+  plot_confusion_matrix(make_confusion(), kClasses, dir);
+  plot_class_accuracy({0.91, 0.95, 0.82, 0.7, 0.88, 0.79, 0.93, 0.92, 0.95, 0.94}, kClasses, dir);
+  const Samples s = make_samples(16, false);
+  plot_prediction_samples(s.images, s.truth, s.predicted, s.confidence, kClasses, dir);
+  plot_confidence_distribution(make_confidences(900, 3, 1), make_confidences(100, 0.7, 2), dir);
+  plot_reliability_diagram(make_bins(), 0.0312, dir);
+}
+
+// `cd dir && gnuplot script`, as a user would; no shell, so the space in the
+// folder name needs no quoting.
+int run_gnuplot_in(const fs::path& dir, const std::string& script) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int devnull = ::open("/dev/null", O_RDWR);
+    ::dup2(devnull, 0);
+    ::dup2(devnull, 1);
+    if (::chdir(dir.c_str()) != 0) ::_exit(126);
+    ::execlp("gnuplot", "gnuplot", script.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// Sets PATH for one scope (the "gnuplot missing" case), then restores it.
+class ScopedPath {
+ public:
+  explicit ScopedPath(const std::string& value) {
+    const char* old = std::getenv("PATH");
+    had_ = old != nullptr;
+    if (old) old_ = old;
+    ::setenv("PATH", value.c_str(), 1);
+  }
+  ~ScopedPath() {
+    if (had_) ::setenv("PATH", old_.c_str(), 1);
+    else ::unsetenv("PATH");
+  }
+
+ private:
+  bool had_ = false;
+  std::string old_;
+};
+
+TEST(Plots, TrainingHistoryHasThreePanelsWithDataAndScript) {
+  TempDir tmp("plots");
+  const fs::path dir = tmp / "results dir";
+  plot_training_history(make_history(30), dir);
+  expect_rendered(dir, kTrainingHistoryPlot);
+  const std::string dat = read_file(dir / "training_history.dat");
+  EXPECT_NE(dat.find("# epoch loss val_loss accuracy val_accuracy lr"), std::string::npos);
+  EXPECT_EQ(std::count(dat.begin(), dat.end(), '\n'), 2 + 30);
+  EXPECT_EQ(dat.find("\n0 "), std::string::npos) << "epochs must be 1-based";
+  EXPECT_NE(dat.find("\n30 "), std::string::npos);
+  const std::string gp = read_file(dir / "training_history.gp");
+  EXPECT_NE(gp.find("set logscale y"), std::string::npos);
+  EXPECT_NE(gp.find("'validation'"), std::string::npos);
+  expect_no_temporaries(dir);
+}
+
+TEST(Plots, TrainingHistorySkipsMissingKeysAndSaysSo) {
+  TempDir tmp("plots");
+  // Only training loss and accuracy: no validation split, no lr logged; a
+  // single epoch must still render (degenerate x range).
+  plot_training_history({{{"loss", 1.5}, {"accuracy", 0.4}}}, tmp.path());
+  expect_rendered(tmp.path(), kTrainingHistoryPlot);
+  const std::string gp = read_file(tmp / "training_history.gp");
+  EXPECT_NE(gp.find("no learning rate recorded"), std::string::npos);
+  EXPECT_EQ(gp.find("'validation'"), std::string::npos);
+  EXPECT_NE(read_file(tmp / "training_history.dat").find("1 1.5 ? 0.4 ? ?"), std::string::npos);
+}
+
+TEST(Plots, TrainingHistoryRejectsAnEmptyHistory) {
+  TempDir tmp("plots");
+  EXPECT_THROW(plot_training_history({}, tmp.path()), UserError);
+  EXPECT_FALSE(fs::exists(tmp / "training_history.png"));
+}
+
+TEST(Plots, ConfusionMatrixWritesCountsAndClassNames) {
+  TempDir tmp("plots");
+  const auto counts = make_confusion();
+  plot_confusion_matrix(counts, kClasses, tmp.path());
+  expect_rendered(tmp.path(), kConfusionMatrixPlot);
+  const std::string dat = read_file(tmp / "confusion_matrix.dat");
+  // Cell (true 3, predicted 3) with its row-normalised fraction and count.
+  int64_t row = 0;
+  for (auto c : counts[3]) row += c;
+  std::ostringstream cell;
+  cell << "\n3 3 " << std::setprecision(10) << static_cast<double>(counts[3][3]) / row << " "
+       << counts[3][3] << "\n";
+  EXPECT_NE(dat.find(cell.str()), std::string::npos) << cell.str();
+  const std::string gp = read_file(tmp / "confusion_matrix.gp");
+  for (const auto& name : kClasses) EXPECT_NE(gp.find("'" + name + "'"), std::string::npos) << name;
+  EXPECT_NE(gp.find("'Predicted'"), std::string::npos);
+  EXPECT_NE(gp.find("'True'"), std::string::npos);
+  // The dark diagonal cells: the palette's top end (#08306b) shows.
+  EXPECT_GT(pixels_near(decode_png(tmp / "confusion_matrix.png"), 0x08, 0x30, 0x6b, 30), 1000u);
+}
+
+TEST(Plots, ClassAccuracyDrawsBarsAndShowsMissingClassesAsNa) {
+  TempDir tmp("plots");
+  std::vector<double> acc = {0.91, 0.95, 0.82, 0.7, NAN, 0.79, 0.93, 0.92, 0.95, 0.94};
+  plot_class_accuracy(acc, kClasses, tmp.path());
+  expect_rendered(tmp.path(), kClassAccuracyPlot);
+  EXPECT_NE(read_file(tmp / "class_accuracy.dat").find("\n4 ?\n"), std::string::npos);
+  EXPECT_NE(read_file(tmp / "class_accuracy.gp").find("'n/a'"), std::string::npos);
+  // Bars are filled with #1f77b4.
+  EXPECT_GT(pixels_near(decode_png(tmp / "class_accuracy.png"), 0x1f, 0x77, 0xb4, 40), 10000u);
+}
+
+TEST(Plots, PredictionSamplesMarkWrongOnesInRed) {
+  TempDir tmp("plots");
+  const Samples mixed = make_samples(16, false);
+  plot_prediction_samples(mixed.images, mixed.truth, mixed.predicted, mixed.confidence, kClasses,
+                          tmp / "mixed");
+  expect_rendered(tmp / "mixed", kPredictionSamplesPlot);
+  EXPECT_EQ(fs::file_size(tmp / "mixed" / "prediction_samples.rgb"), 16u * 32 * 32 * 3);
+  const size_t red_mixed = pixels_near(decode_png(tmp / "mixed" / "prediction_samples.png"), 0xd6, 0x27, 0x28);
+
+  const Samples right = make_samples(16, true);
+  plot_prediction_samples(right.images, right.truth, right.predicted, right.confidence, kClasses,
+                          tmp / "right");
+  expect_rendered(tmp / "right", kPredictionSamplesPlot);
+  const size_t red_right = pixels_near(decode_png(tmp / "right" / "prediction_samples.png"), 0xd6, 0x27, 0x28);
+  // Four wrong tiles, each with a 4-px red frame round a ~170 px image.
+  EXPECT_GT(red_mixed, 4000u);
+  EXPECT_LT(red_right, 50u);
+  EXPECT_NE(read_file(tmp / "mixed" / "prediction_samples.gp").find("12 of 16 correct"), std::string::npos);
+}
+
+TEST(Plots, PredictionSamplesKeepImageOrientationAndChannels) {
+  TempDir tmp("plots");
+  // Top half pure red, bottom half pure blue: a flipped image puts blue on
+  // top, a BGR mix-up swaps the colours.
+  auto image = torch::zeros({1, 3, 32, 32}, torch::kUInt8);
+  image.index_put_({0, 0, torch::indexing::Slice(0, 16)}, 255);
+  image.index_put_({0, 2, torch::indexing::Slice(16, 32)}, 255);
+  plot_prediction_samples(image, {3}, {3}, {0.9}, kClasses, tmp.path());
+  const Png png = decode_png(tmp / "prediction_samples.png");
+  double red_y = 0, blue_y = 0;
+  size_t red = 0, blue = 0;
+  for (int y = 0; y < png.height; ++y) {
+    for (int x = 0; x < png.width; ++x) {
+      const uint8_t* p = &png.rgb[(static_cast<size_t>(y) * png.width + x) * 3];
+      if (p[0] == 255 && p[1] == 0 && p[2] == 0) red_y += y, ++red;
+      if (p[0] == 0 && p[1] == 0 && p[2] == 255) blue_y += y, ++blue;
+    }
+  }
+  // One tile fills most of the canvas: each half is well over 10^5 pixels.
+  ASSERT_GT(red, 100000u);
+  ASSERT_GT(blue, 100000u);
+  EXPECT_LT(red_y / red, blue_y / blue) << "red half must be on top";
+}
+
+TEST(Plots, PredictionSamplesShowAtMostTwentyFive) {
+  TempDir tmp("plots");
+  const Samples s = make_samples(40, false);
+  plot_prediction_samples(s.images, s.truth, s.predicted, s.confidence, kClasses, tmp.path());
+  expect_rendered(tmp.path(), kPredictionSamplesPlot);
+  EXPECT_EQ(fs::file_size(tmp / "prediction_samples.rgb"), 25u * 32 * 32 * 3);
+}
+
+TEST(Plots, ConfidenceDistributionBinsBothGroups) {
+  TempDir tmp("plots");
+  const auto right = make_confidences(900, 3, 1), wrong = make_confidences(100, 0.7, 2);
+  plot_confidence_distribution(right, wrong, tmp.path());
+  expect_rendered(tmp.path(), kConfidenceDistributionPlot);
+  std::istringstream dat(read_file(tmp / "confidence_distribution.dat"));
+  std::string line;
+  int64_t right_total = 0, wrong_total = 0, rows = 0;
+  while (std::getline(dat, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream row(line);
+    double lo, hi;
+    int64_t r, w;
+    row >> lo >> hi >> r >> w;
+    right_total += r, wrong_total += w, ++rows;
+  }
+  EXPECT_EQ(rows, 20);
+  EXPECT_EQ(right_total, 900);
+  EXPECT_EQ(wrong_total, 100);
+  // One empty group still plots (legend says n=0).
+  plot_confidence_distribution(right, {}, tmp / "only_right");
+  expect_rendered(tmp / "only_right", kConfidenceDistributionPlot);
+}
+
+TEST(Plots, ReliabilityDiagramPutsEceInTitle) {
+  TempDir tmp("plots");
+  plot_reliability_diagram(make_bins(), 0.0312, tmp.path());
+  expect_rendered(tmp.path(), kReliabilityDiagramPlot);
+  EXPECT_NE(read_file(tmp / "reliability_diagram.gp").find("ECE = 0.0312"), std::string::npos);
+  // Empty bins are missing values, not zero-accuracy bars.
+  EXPECT_NE(read_file(tmp / "reliability_diagram.dat").find("\n0 0.1 0 ? ?\n"), std::string::npos);
+}
+
+TEST(Plots, ScriptsRedrawTheSamePngFromTheirFolder) {
+  TempDir tmp("plots");
+  const fs::path dir = tmp / "results dir";  // a space, as users' paths have
+  make_all_plots(dir);
+  for (const auto& size : kPlotSizes) {
+    const std::string stem = size.name;
+    const fs::path png = dir / (stem + ".png");
+    const Png before = decode_png(png);
+    // Each script reads its data from beside it.
+    const fs::path data = dir / (stem + (stem == "prediction_samples" ? ".rgb" : ".dat"));
+    EXPECT_TRUE(fs::exists(data)) << data;
+    fs::remove(png);
+    ASSERT_EQ(run_gnuplot_in(dir, stem + ".gp"), 0) << stem;
+    ASSERT_TRUE(fs::exists(png)) << stem;
+    const Png after = decode_png(png);
+    EXPECT_EQ(after.width, size.width) << stem;
+    EXPECT_EQ(after.height, size.height) << stem;
+    EXPECT_TRUE(after.rgb == before.rgb) << stem << " redrawn differently";
+  }
+  expect_no_temporaries(dir);
+}
+
+TEST(Plots, MismatchedOrInvalidInputsAreUserErrors) {
+  TempDir tmp("plots");
+  const fs::path d = tmp.path();
+  auto nine = kClasses;
+  nine.pop_back();
+  EXPECT_THROW(plot_confusion_matrix(make_confusion(), nine, d), UserError);
+  auto ragged = make_confusion();
+  ragged[4].pop_back();
+  EXPECT_THROW(plot_confusion_matrix(ragged, kClasses, d), UserError);
+  auto negative = make_confusion();
+  negative[1][2] = -1;
+  EXPECT_THROW(plot_confusion_matrix(negative, kClasses, d), UserError);
+  EXPECT_THROW(plot_confusion_matrix({}, {}, d), UserError);
+
+  EXPECT_THROW(plot_class_accuracy({0.5, 0.6}, kClasses, d), UserError);
+  EXPECT_THROW(plot_class_accuracy(std::vector<double>(10, 91.0), kClasses, d), UserError)
+      << "percentages must be rejected";
+
+  const Samples s = make_samples(8, false);
+  auto short_truth = s.truth;
+  short_truth.pop_back();
+  EXPECT_THROW(plot_prediction_samples(s.images, short_truth, s.predicted, s.confidence, kClasses, d),
+               UserError);
+  auto short_conf = s.confidence;
+  short_conf.pop_back();
+  EXPECT_THROW(plot_prediction_samples(s.images, s.truth, s.predicted, short_conf, kClasses, d),
+               UserError);
+  auto bad_label = s.predicted;
+  bad_label[2] = 10;
+  EXPECT_THROW(plot_prediction_samples(s.images, s.truth, bad_label, s.confidence, kClasses, d),
+               UserError);
+  EXPECT_THROW(plot_prediction_samples(s.images.to(torch::kFloat32), s.truth, s.predicted,
+                                       s.confidence, kClasses, d),
+               UserError);
+  EXPECT_THROW(plot_prediction_samples(s.images[0], s.truth, s.predicted, s.confidence, kClasses, d),
+               UserError);
+
+  EXPECT_THROW(plot_confidence_distribution({}, {}, d), UserError);
+  EXPECT_THROW(plot_confidence_distribution({0.5, 1.5}, {}, d), UserError);
+  EXPECT_THROW(plot_confidence_distribution({0.5}, {NAN}, d), UserError);
+
+  auto bins = make_bins();
+  EXPECT_THROW(plot_reliability_diagram({}, 0.01, d), UserError);
+  EXPECT_THROW(plot_reliability_diagram(bins, NAN, d), UserError);
+  bins[5].hi = bins[5].lo;
+  EXPECT_THROW(plot_reliability_diagram(bins, 0.01, d), UserError);
+  // Validation comes before any file is written.
+  EXPECT_TRUE(fs::is_empty(d));
+}
+
+TEST(Plots, MissingGnuplotIsOneClearError) {
+  TempDir tmp("plots");
+  ScopedPath path((tmp / "empty-bin").string());
+  try {
+    plot_class_accuracy(std::vector<double>(10, 0.9), kClasses, tmp / "out");
+    FAIL() << "expected UserError";
+  } catch (const UserError& e) {
+    EXPECT_EQ(std::string(e.what()), kGnuplotMissing);
+  }
+  EXPECT_FALSE(fs::exists(tmp / "out" / "class_accuracy.png"));
+}
+
+TEST(Gnuplot, FailureKeepsThePreviousPngAndReportsStderr) {
+  TempDir tmp("plots");
+  testing::write_bytes(tmp / "x.png", "previous");
+  write_file_atomic(tmp / "x.gp", std::string("set terminal pngcairo\nset output outfile\n"
+                                              "plot no_such_function(x)\n"));
+  try {
+    render_gnuplot(tmp / "x.gp", tmp / "x.png");
+    FAIL() << "expected UserError";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("no_such_function"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(read_file(tmp / "x.png"), "previous");
+  expect_no_temporaries(tmp.path());
+}
+
+TEST(Gnuplot, HungScriptIsStoppedAtTheTimeout) {
+  TempDir tmp("plots");
+  write_file_atomic(tmp / "slow.gp", std::string("pause 30\n"));
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    render_gnuplot(tmp / "slow.gp", tmp / "slow.png", std::chrono::milliseconds(300));
+    FAIL() << "expected UserError";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("ran past"), std::string::npos) << e.what();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
+  EXPECT_FALSE(fs::exists(tmp / "slow.png"));
+  expect_no_temporaries(tmp.path());
+}
+
+TEST(Gnuplot, QuotesStringsSoNamesCannotBreakTheScript) {
+  EXPECT_EQ(gp_quote("cat"), "'cat'");
+  EXPECT_EQ(gp_quote("it's"), "'it''s'");
+  EXPECT_EQ(gp_quote("a\nplot 1"), "'a plot 1'");
+}
+
+TEST(HtmlReport, Base64MatchesRfc4648) {
+  EXPECT_EQ(base64_encode(""), "");
+  EXPECT_EQ(base64_encode("f"), "Zg==");
+  EXPECT_EQ(base64_encode("fo"), "Zm8=");
+  EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
+}
+
+std::string decode_base64(const std::string& text) {
+  std::string out(text.size() / 4 * 3, '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(text.data()),
+                                static_cast<int>(text.size()));
+  if (n < 0) return "";
+  out.resize(static_cast<size_t>(n));
+  // EVP_DecodeBlock counts the padding's zero bytes too.
+  const size_t pad = text.size() >= 2 && text.substr(text.size() - 2) == "==" ? 2
+                     : !text.empty() && text.back() == '=' ? 1 : 0;
+  out.resize(out.size() - pad);
+  return out;
+}
+
+json make_summary() {
+  json per_class = json::array();
+  for (size_t i = 0; i < kClasses.size(); ++i) {
+    per_class.push_back({{"class", i == 3 ? "<cat&dog>" : kClasses[i]},
+                         {"precision", 0.9},
+                         {"recall", 0.8},
+                         {"f1", 0.847},
+                         {"accuracy", 0.8},
+                         {"support", 1000}});
+  }
+  return {{"training",
+           {{"model", "resnet20"}, {"epochs_trained", 30}, {"training_time_s", 3723.4},
+            {"best_val_accuracy", 0.9071}}},
+          {"inference",
+           {{"test_accuracy", 0.9123}, {"test_top3_accuracy", 0.9876}, {"test_loss", 0.31244},
+            {"per_class", per_class}, {"predictions", std::vector<int>(10000, 1)}}},
+          {"config", {{"data", {{"root", "/data/\"x\"<y>"}}}, {"lr", 0.1}}}};
+}
+
+TEST(HtmlReport, IsSelfContainedWithHeadlineNumbersAndEscapedNames) {
+  TempDir tmp("report");
+  const fs::path results = tmp / "results";
+  make_all_plots(results);
+  // A plot in a subfolder is found too.
+  plot_class_accuracy(std::vector<double>(10, 0.5), kClasses, results / "extra");
+  write_html_report(results, make_summary());
+  const std::string html = read_file(results / "report.html");
+
+  for (const char* s : {"91.23%", "98.76%", "0.3124", "resnet20", "30", "1 h 02 min", "90.71%"}) {
+    EXPECT_NE(html.find(s), std::string::npos) << s;
+  }
+  EXPECT_NE(html.find("<th>precision</th>"), std::string::npos);
+  EXPECT_NE(html.find("<td>&lt;cat&amp;dog&gt;</td>"), std::string::npos);
+  EXPECT_EQ(html.find("<cat&dog>"), std::string::npos);
+  EXPECT_NE(html.find("/data/&quot;x&quot;&lt;y&gt;"), std::string::npos);
+  EXPECT_NE(html.find("[10000 values]"), std::string::npos) << "long arrays are summarised";
+
+  // Every PNG embedded, in pipeline order, byte for byte.
+  const std::string marker = "src=\"data:image/png;base64,";
+  std::vector<std::string> embedded;
+  for (size_t at = html.find(marker); at != std::string::npos; at = html.find(marker, at + 1)) {
+    const size_t begin = at + marker.size();
+    embedded.push_back(decode_base64(html.substr(begin, html.find('"', begin) - begin)));
+  }
+  ASSERT_EQ(embedded.size(), std::size(kPlotSizes) + 1);
+  EXPECT_TRUE(embedded.front() == read_file(results / "training_history.png"));
+  EXPECT_TRUE(embedded.back() == read_file(results / "prediction_samples.png"));
+  for (const fs::path& png : {results / "confusion_matrix.png", results / "extra" / "class_accuracy.png"}) {
+    EXPECT_EQ(std::count(embedded.begin(), embedded.end(), read_file(png)), 1) << png;
+  }
+
+  // Nothing outside the file: every src is a data URI, no links or scripts.
+  size_t srcs = 0;
+  for (size_t at = html.find("src="); at != std::string::npos; at = html.find("src=", at + 1)) ++srcs;
+  EXPECT_EQ(srcs, embedded.size());
+  for (const char* s : {"href=", "<link", "<script", "http://", "https://", "url("}) {
+    EXPECT_EQ(html.find(s), std::string::npos) << s;
+  }
+  expect_no_temporaries(results);
+}
+
+TEST(HtmlReport, RendersWhateverIsPresent) {
+  TempDir tmp("report");
+  write_html_report(tmp.path(), json::object());
+  const std::string empty = read_file(tmp / "report.html");
+  EXPECT_NE(empty.find("<h1>CIFAR-10 report</h1>"), std::string::npos);
+  EXPECT_EQ(empty.find("<img"), std::string::npos);
+  EXPECT_EQ(empty.find("class=\"card\""), std::string::npos);
+
+  write_html_report(tmp.path(), {{"inference", {{"accuracy", 0.5}}}});
+  const std::string only = read_file(tmp / "report.html");
+  EXPECT_NE(only.find("50.00%"), std::string::npos);
+  EXPECT_EQ(only.find("<h2>Training</h2>"), std::string::npos);
+
+  EXPECT_THROW(write_html_report(tmp.path(), {{"training", "not an object"}}), UserError);
+  EXPECT_THROW(write_html_report(tmp.path(), json::array()), UserError);
+}
+
+}  // namespace
+}  // namespace cifar
