@@ -14,12 +14,14 @@
 #include "evaluation/evaluate.h"
 #include "models/registry.h"
 #include "pipeline/runtime.h"
+#include "training/callbacks/csv_logger.h"
 #include "training/callbacks/early_stopping.h"
 #include "training/callbacks/history.h"
 #include "training/callbacks/lr_schedule.h"
 #include "training/callbacks/model_checkpoint.h"
 #include "training/callbacks/progress.h"
 #include "training/callbacks/reduce_lr_on_plateau.h"
+#include "training/callbacks/tensorboard_callback.h"
 #include "training/callbacks/terminate_on_nan.h"
 #include "training/checkpoint.h"
 #include "training/signals.h"
@@ -79,6 +81,8 @@ std::vector<std::shared_ptr<Callback>> make_callbacks(const Config& config, cons
   }
   history = std::make_shared<History>((paths.results / "training_history.json").string());
   cbs.push_back(history);
+  cbs.push_back(std::make_shared<CSVLogger>(paths.logs));
+  cbs.push_back(std::make_shared<TensorBoardCallback>(paths.logs, t.log_every));
   cbs.push_back(std::make_shared<ProgressBar>(std::cout, ::isatty(1) != 0));
   // Checkpoints last, so they capture every other callback's updated state.
   cbs.push_back(std::make_shared<ModelCheckpoint>(best_path, monitor, /*save_best_only=*/true));
