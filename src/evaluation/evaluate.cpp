@@ -49,4 +49,29 @@ torch::Tensor predict_logits(Net& model, const torch::Tensor& images_u8, const N
   return outputs.empty() ? torch::empty({0, 0}) : torch::cat(outputs);
 }
 
+SplitEvaluation evaluate_split(Net& model, const ImageSet& set, const Normalization& norm,
+                               const EvalOptions& options,
+                               const std::vector<std::string>& class_names) {
+  const auto c = static_cast<int64_t>(class_names.size());
+  SplitEvaluation out{EvalCounts(c), {}, {}, {}};
+  if (set.size() > 0) {
+    // [N, C] floats: 400 KB for the 10,000 test images, so one pass is fine.
+    auto logits = predict_logits(model, set.images, norm, options);
+    auto labels = set.labels.to(torch::kCPU);
+    out.counts.add(logits, labels);
+    auto top = top_k_predictions(logits, 1);
+    auto predicted = top.indices.select(1, 0).contiguous();
+    auto confidence = top.probs.select(1, 0).contiguous();
+    out.predicted.assign(predicted.data_ptr<int64_t>(), predicted.data_ptr<int64_t>() + predicted.numel());
+    out.confidence.assign(confidence.data_ptr<double>(), confidence.data_ptr<double>() + confidence.numel());
+  }
+  out.report = make_report(out.counts, class_names);
+  auto labels = set.size() > 0 ? set.labels.to(torch::kCPU, torch::kInt64).contiguous() : torch::Tensor();
+  for (size_t i = 0; i < out.predicted.size(); ++i) {
+    const bool hit = out.predicted[i] == labels.data_ptr<int64_t>()[i];
+    (hit ? out.report.confidences_correct : out.report.confidences_wrong).push_back(out.confidence[i]);
+  }
+  return out;
+}
+
 }  // namespace cifar

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "data/dataset.h"
+#include "evaluation/metrics.h"
 #include "models/net.h"
 
 namespace cifar {
@@ -21,5 +22,20 @@ struct EvalOptions {
 // in eval mode and restores its previous mode.
 torch::Tensor predict_logits(Net& model, const torch::Tensor& images_u8, const Normalization& norm,
                              const EvalOptions& options);
+
+// One split evaluated on one process: the counts (to merge or all-reduce),
+// the report made from them, and what was predicted for each image, in the
+// set's order, so sample-prediction plots can pick images (say, the most
+// confident mistakes).
+struct SplitEvaluation {
+  EvalCounts counts;
+  EvalReport report;            // confidences_correct / _wrong filled in
+  std::vector<int64_t> predicted;  // [N] top-1 class
+  std::vector<double> confidence;  // [N] its softmax probability
+};
+
+SplitEvaluation evaluate_split(Net& model, const ImageSet& set, const Normalization& norm,
+                               const EvalOptions& options,
+                               const std::vector<std::string>& class_names);
 
 }  // namespace cifar

@@ -1,0 +1,36 @@
+// `cifar10 predict --load-model CKPT IMAGE_OR_DIR...`: classifies image
+// files with a saved model, one line per file, and optionally writes the
+// predictions to a .json or .csv file.
+#pragma once
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "config/cli.h"
+
+namespace cifar {
+
+// Files found in the inputs, in order: a file is taken as named (whatever
+// its extension); a folder gives its .png/.jpg/.jpeg/.bmp files (any case,
+// not recursive), sorted by name. A folder that cannot be listed or holds
+// no such file gives an error line "<folder>: <why>" instead.
+struct ImageInputs {
+  std::vector<std::filesystem::path> files;
+  std::vector<std::string> errors;
+};
+ImageInputs expand_image_inputs(const std::vector<std::string>& inputs);
+
+// Runs `predict`. Problems with the whole run (unknown --output extension,
+// checked before anything is loaded; an unreadable checkpoint; --device cuda
+// without CUDA) throw UserError. A file that cannot be classified gets its
+// own "error: <file>: <why>" line on `err` and the others still run.
+// Returns 0 if every input was classified, 1 (kExitRuntime) otherwise.
+//
+// --output FILE.json: [{"file", "predictions": [{"class", "confidence"}]}],
+// failed files as {"file", "error"}; FILE.csv: file,rank,class,confidence
+// (rank from 1; failed files are left out).
+int run_predict(const PredictOptions& options, std::ostream& out = std::cout,
+                std::ostream& err = std::cerr);
+
+}  // namespace cifar
