@@ -3,6 +3,7 @@
 
 #include "common/error.h"
 #include "config/cli.h"
+#include "evaluation/predict.h"
 #include "pipeline/pipeline.h"
 
 int main(int argc, char** argv) {
@@ -13,8 +14,7 @@ int main(int argc, char** argv) {
       case CommandLine::Command::kExit:
         return cmd.exit_code;
       case CommandLine::Command::kPredict:
-        std::cerr << "error: predict is not available in this build\n";
-        return cifar::kExitRuntime;
+        return cifar::run_predict(cmd.predict);
       case CommandLine::Command::kTrain:
         return cifar::run_pipeline(cmd.config);
     }

@@ -12,6 +12,10 @@
 #include "data/dataset.h"
 #include "distributed/context.h"
 #include "evaluation/evaluate.h"
+#include "evaluation/metrics.h"
+#include "reporting/gnuplot.h"
+#include "reporting/html_report.h"
+#include "reporting/plots.h"
 #include "models/registry.h"
 #include "pipeline/runtime.h"
 #include "training/callbacks/csv_logger.h"
@@ -90,6 +94,50 @@ std::vector<std::shared_ptr<Callback>> make_callbacks(const Config& config, cons
   return cbs;
 }
 
+// The original's visualisation stage: every plot it drew, plus the HTML
+// report that gathers them. A missing gnuplot costs the plots, not the run.
+void visualize(const RunPaths& paths, const nlohmann::json& summary, const nlohmann::json& inference,
+               const std::optional<SplitEvaluation>& evaluation, const Splits& splits, const Config& config) {
+  if (!find_gnuplot()) {
+    std::cerr << "warning: " << kGnuplotMissing << "\n";
+    return;
+  }
+  std::vector<Logs> history;
+  if (summary.contains("history")) {
+    for (const auto& row : summary["history"]) {
+      Logs logs;
+      for (const auto& [k, v] : row.items()) {
+        if (k != "epoch" && v.is_number()) logs[k] = v.get<double>();
+      }
+      history.push_back(logs);
+    }
+  }
+  if (!history.empty()) plot_training_history(history, paths.results);
+  if (evaluation) {
+    const auto& r = evaluation->report;
+    const int64_t c = r.confusion.size(0);
+    auto counts = r.confusion.contiguous();
+    std::vector<std::vector<int64_t>> matrix(c, std::vector<int64_t>(c));
+    for (int64_t i = 0; i < c; ++i) {
+      for (int64_t j = 0; j < c; ++j) matrix[i][j] = counts[i][j].item<int64_t>();
+    }
+    plot_confusion_matrix(matrix, r.class_names, paths.results);
+    plot_class_accuracy(r.per_class_accuracy, r.class_names, paths.results);
+    const int64_t n = std::min<int64_t>(kMaxPredictionSamples, splits.test.size());
+    auto labels = splits.test.labels.slice(0, 0, n).contiguous();
+    std::vector<int64_t> truth(labels.data_ptr<int64_t>(), labels.data_ptr<int64_t>() + n);
+    std::vector<int64_t> predicted(evaluation->predicted.begin(), evaluation->predicted.begin() + n);
+    std::vector<double> confidence(evaluation->confidence.begin(), evaluation->confidence.begin() + n);
+    plot_prediction_samples(splits.test.images.slice(0, 0, n), truth, predicted, confidence, r.class_names,
+                            paths.results);
+    plot_confidence_distribution(r.confidences_correct, r.confidences_wrong, paths.results);
+    plot_reliability_diagram(r.reliability, r.ece, paths.results);
+  }
+  nlohmann::json page = {{"training", summary}, {"config", config_to_json(config)}};
+  if (!inference.is_null()) page["inference"] = inference;
+  write_html_report(paths.results, page);
+}
+
 }  // namespace
 
 int run_pipeline(const Config& config) {
@@ -164,22 +212,32 @@ int run_pipeline(const Config& config) {
     else if (fit.diverged) exit_code = 1;
   }
 
+  std::optional<SplitEvaluation> evaluation;
+  nlohmann::json inference;
   if (!config.run.skip_inference && exit_code == 0) {
     EvalOptions options;
     options.device = device;
     options.tta = config.run.tta;
-    const Normalization norm{spec.mean, spec.std};
-    auto logits = predict_logits(*model, splits.test.images, norm, options);
-    MetricSums sums;
-    sums.add(logits, splits.test.labels, torch::nn::functional::cross_entropy(logits, splits.test.labels).item<double>());
-    const Logs test = sums.to_logs("test_");
-    summary["test"] = test;
+    options.autocast = device.is_cuda() && config.train.mixed_precision != "off";
+    evaluation = evaluate_split(*model, splits.test, Normalization{spec.mean, spec.std}, options, spec.class_names);
+    const auto& r = evaluation->report;
+    ResultsInfo info{spec_to_json(spec), weights.empty() ? "(weights of this run)" : weights,
+                     "test_batch.bin (" + std::to_string(splits.test.size()) + " images)", config.run.tta};
+    inference = results_json(r, info);
+    summary["test"] = {{"accuracy", r.accuracy}, {"top3_accuracy", r.top3_accuracy}, {"loss", r.loss},
+                       {"num_samples", r.num_samples}, {"tta", config.run.tta}};
     if (dist->is_writer()) {
-      std::cout << "Test accuracy: " << test.at("test_accuracy") * 100 << "% (top-3 " << test.at("test_top3_accuracy") * 100
-                << "%, loss " << test.at("test_loss") << ") on " << splits.test.size() << " images\n";
+      write_file_atomic(paths.results / "inference_results.json", inference.dump(2) + "\n");
+      std::cout << "Test accuracy: " << r.accuracy * 100 << "% (top-3 " << r.top3_accuracy * 100 << "%, loss "
+                << r.loss << ") on " << r.num_samples << " images" << (config.run.tta ? " with TTA" : "") << "\n";
     }
   }
-  if (dist->is_writer()) write_file_atomic(paths.results / "training_summary.json", summary.dump(2) + "\n");
+  if (dist->is_writer()) {
+    write_file_atomic(paths.results / "training_summary.json", summary.dump(2) + "\n");
+    if (!config.run.skip_visualization) visualize(paths, summary, inference, evaluation, splits, config);
+    std::cout << "Results in " << paths.results.string() << (config.run.skip_visualization ? "" : " (open report.html)")
+              << "\n";
+  }
   return exit_code;
 }
 

@@ -497,8 +497,8 @@ void plot_reliability_diagram(const std::vector<ReliabilityBin>& bins, double ec
                 at + " has range [" + num(b.lo) + "," + num(b.hi) + "], not within [0,1]");
     check_input(b.count >= 0, at + " has a negative count");
     if (b.count > 0) {
-      check_input(is_probability(b.accuracy) && is_probability(b.confidence),
-                  at + " has accuracy " + num(b.accuracy) + " / confidence " + num(b.confidence) +
+      check_input(is_probability(b.accuracy) && is_probability(b.mean_confidence),
+                  at + " has accuracy " + num(b.accuracy) + " / confidence " + num(b.mean_confidence) +
                       ", outside [0,1]");
     }
     total += b.count;
@@ -508,7 +508,7 @@ void plot_reliability_diagram(const std::vector<ReliabilityBin>& bins, double ec
   data << "# Reliability bins; '?' = empty bin\n# lo hi count accuracy mean_confidence\n";
   for (const auto& b : bins) {
     data << num(b.lo) << " " << num(b.hi) << " " << b.count << " " << num(b.count ? b.accuracy : NAN)
-         << " " << num(b.count ? b.confidence : NAN) << "\n";
+         << " " << num(b.count ? b.mean_confidence : NAN) << "\n";
   }
   const std::string file = "'reliability_diagram.dat'";
   Text gp;

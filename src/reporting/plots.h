@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "evaluation/metrics.h"
 #include "training/metrics.h"
 
 namespace cifar {
@@ -83,13 +84,6 @@ void plot_prediction_samples(const torch::Tensor& images_u8, const std::vector<i
 void plot_confidence_distribution(const std::vector<double>& correct_conf,
                                   const std::vector<double>& wrong_conf,
                                   const std::filesystem::path& dir);
-
-struct ReliabilityBin {
-  double lo = 0, hi = 0;  // confidence range of the bin, within [0,1]
-  int64_t count = 0;      // predictions whose confidence falls in it
-  double accuracy = 0;    // fraction of them that are right
-  double confidence = 0;  // their mean confidence
-};
 
 // reliability_diagram.png: accuracy per confidence bin against the diagonal
 // (perfect calibration), the gap to the mean confidence shaded, ECE in the
