@@ -1,0 +1,255 @@
+#include "data/archive.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "common/error.h"
+
+namespace cifar {
+namespace fs = std::filesystem;
+
+namespace {
+
+// 1 MiB keeps reads efficient on a 163 MB archive without a large buffer.
+constexpr size_t kChunkBytes = 1 << 20;
+
+const char* kArchiveHint =
+    "use the official cifar-10-binary.tar.gz, or pass --data-dir with an existing "
+    "cifar-10-batches-bin/";
+
+// libarchive and libcurl messages can hold newlines; our errors are one line.
+std::string one_line(std::string text) {
+  for (char& c : text) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  while (!text.empty() && text.back() == ' ') text.pop_back();
+  return text;
+}
+
+std::string archive_error(struct archive* a) {
+  const char* msg = archive_error_string(a);
+  return one_line(msg ? msg : "unknown libarchive error");
+}
+
+[[noreturn]] void refuse(const fs::path& archive, const std::string& entry, const std::string& why) {
+  throw UserError("refusing archive " + archive.string() + ": entry '" + entry + "' " + why +
+                  " (hint: " + kArchiveHint + ")");
+}
+
+[[noreturn]] void damaged(const fs::path& archive, const std::string& detail) {
+  throw UserError("corrupt or truncated archive " + archive.string() + ": " + detail +
+                  " (hint: download it again, or " + kArchiveHint + ")");
+}
+
+struct ArchiveCloser {
+  void operator()(struct archive* a) const { archive_read_free(a); }
+};
+
+struct FdCloser {
+  int fd = -1;
+  ~FdCloser() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+// Drops leading "./" so "./cifar-10-batches-bin/x" (as `tar czf a.tgz ./dir`
+// writes it) matches like "cifar-10-batches-bin/x".
+std::string strip_dot_slash(std::string path) {
+  while (path.rfind("./", 0) == 0) {
+    path.erase(0, 2);
+    while (!path.empty() && path.front() == '/') path.erase(0, 1);
+  }
+  return path;
+}
+
+bool has_dotdot_component(const std::string& path) {
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    if (path.compare(start, end - start, "..") == 0 && end - start == 2) return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+// Refuses the entry unless it is a plain file or folder with a relative
+// path that stays inside the extraction folder.
+void check_entry(const fs::path& archive, struct archive_entry* entry, const std::string& name) {
+  if (name.empty()) refuse(archive, name, "has an empty path");
+  if (name.front() == '/') refuse(archive, name, "has an absolute path");
+  if (has_dotdot_component(name)) refuse(archive, name, "has a '..' component that leaves the folder");
+  if (const char* target = archive_entry_hardlink(entry)) {
+    refuse(archive, name, std::string("is a hard link (to '") + target + "')");
+  }
+  switch (archive_entry_filetype(entry)) {
+    case AE_IFREG:
+    case AE_IFDIR:
+      return;
+    case AE_IFLNK: {
+      const char* target = archive_entry_symlink(entry);
+      refuse(archive, name, std::string("is a symbolic link (to '") + (target ? target : "?") + "')");
+    }
+    case AE_IFCHR:
+      refuse(archive, name, "is a character device");
+    case AE_IFBLK:
+      refuse(archive, name, "is a block device");
+    case AE_IFIFO:
+      refuse(archive, name, "is a FIFO");
+    case AE_IFSOCK:
+      refuse(archive, name, "is a socket");
+    default:
+      refuse(archive, name, "has an unknown file type");
+  }
+}
+
+void write_all(int fd, const char* data, size_t size, const fs::path& file) {
+  while (size > 0) {
+    ssize_t n = ::write(fd, data, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw UserError("cannot write " + file.string() + ": " + std::strerror(errno) +
+                      " (hint: free disk space, or pass --data-dir elsewhere)");
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+}
+
+}  // namespace
+
+std::string md5_file(const fs::path& file) {
+  std::unique_ptr<FILE, int (*)(FILE*)> in(std::fopen(file.c_str(), "rb"), &std::fclose);
+  if (!in) throw UserError("cannot open " + file.string() + ": " + std::strerror(errno));
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  // MD5 is refused by OpenSSL in FIPS mode; say how to go on without it.
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_md5(), nullptr) != 1) {
+    throw UserError("cannot compute MD5 with this OpenSSL (FIPS mode?) (hint: pass --data-md5 none)");
+  }
+  std::vector<unsigned char> buf(kChunkBytes);
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), in.get())) > 0) {
+    EVP_DigestUpdate(ctx.get(), buf.data(), n);
+  }
+  if (std::ferror(in.get())) {
+    throw UserError("cannot read " + file.string() + ": " + std::strerror(errno));
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx.get(), digest, &len);
+  static const char* kHex = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < len; ++i) {
+    hex += kHex[digest[i] >> 4];
+    hex += kHex[digest[i] & 15];
+  }
+  return hex;
+}
+
+int extract_folder(const fs::path& archive, const std::string& folder, const fs::path& dest,
+                   const ExtractLimits& limits) {
+  std::unique_ptr<struct archive, ArchiveCloser> a(archive_read_new());
+  if (!a) throw UserError("cannot allocate a libarchive reader", kExitRuntime);
+  archive_read_support_filter_all(a.get());
+  archive_read_support_format_tar(a.get());
+  if (archive_read_open_filename(a.get(), archive.c_str(), kChunkBytes) != ARCHIVE_OK) {
+    const std::string detail = archive_error(a.get());
+    std::error_code ec;
+    if (!fs::is_regular_file(archive, ec)) {
+      throw UserError("cannot open archive " + archive.string() + ": " + detail);
+    }
+    damaged(archive, detail);
+  }
+
+  const std::string prefix = folder + "/";
+  std::vector<char> buf(kChunkBytes);
+  uint64_t total = 0;
+  int written = 0;
+  while (true) {
+    struct archive_entry* entry = nullptr;
+    const int r = archive_read_next_header(a.get(), &entry);
+    if (r == ARCHIVE_EOF) break;
+    // ARCHIVE_WARN flags harmless oddities (unknown pax keys); anything
+    // worse means the stream itself is damaged.
+    if (r != ARCHIVE_OK && r != ARCHIVE_WARN) damaged(archive, archive_error(a.get()));
+
+    const char* raw_name = archive_entry_pathname(entry);
+    if (!raw_name) raw_name = archive_entry_pathname_utf8(entry);
+    if (!raw_name) refuse(archive, "?", "has a name that cannot be decoded");
+    check_entry(archive, entry, raw_name);
+    const std::string name = strip_dot_slash(raw_name);
+
+    // Sizes from the headers, checked before reading: a bomb is stopped
+    // without decompressing it. Skipped entries count too, since skipping
+    // still inflates them.
+    const int64_t declared = archive_entry_size_is_set(entry) ? archive_entry_size(entry) : 0;
+    const uint64_t size = declared > 0 ? static_cast<uint64_t>(declared) : 0;
+    if (size > limits.max_entry_bytes) {
+      refuse(archive, raw_name, "is " + std::to_string(size) + " bytes, over the limit of " +
+                                    std::to_string(limits.max_entry_bytes) + " bytes per entry");
+    }
+    total += size;
+    if (total > limits.max_total_bytes) {
+      refuse(archive, raw_name, "brings the archive past the limit of " +
+                                    std::to_string(limits.max_total_bytes) + " bytes in all");
+    }
+
+    // Only the files directly inside the folder; CIFAR-10 has no subfolders.
+    const bool wanted = archive_entry_filetype(entry) == AE_IFREG && name.rfind(prefix, 0) == 0 &&
+                        name.size() > prefix.size() &&
+                        name.find('/', prefix.size()) == std::string::npos;
+    if (!wanted) {
+      if (archive_read_data_skip(a.get()) != ARCHIVE_OK) damaged(archive, archive_error(a.get()));
+      continue;
+    }
+
+    const std::string base = name.substr(prefix.size());
+    const fs::path out = dest / base;
+    FdCloser fd;
+    // O_EXCL|O_NOFOLLOW: `dest` is our own fresh folder, so an existing name
+    // can only be a duplicate entry, and nothing may redirect the write.
+    fd.fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd.fd < 0) {
+      if (errno == EEXIST) refuse(archive, raw_name, "appears twice");
+      throw UserError("cannot create " + out.string() + ": " + std::strerror(errno) +
+                      " (hint: pass --data-dir to a writable folder)");
+    }
+    // Count what actually arrives as well: a header's size is a claim.
+    uint64_t entry_bytes = 0;
+    while (true) {
+      const la_ssize_t n = archive_read_data(a.get(), buf.data(), buf.size());
+      if (n == 0) break;
+      if (n < 0) damaged(archive, archive_error(a.get()));
+      entry_bytes += static_cast<uint64_t>(n);
+      if (entry_bytes > limits.max_entry_bytes) {
+        refuse(archive, raw_name, "expands past the limit of " +
+                                      std::to_string(limits.max_entry_bytes) + " bytes per entry");
+      }
+      write_all(fd.fd, buf.data(), static_cast<size_t>(n), out);
+    }
+    // Flushed before the folder is renamed into place, so a crash right
+    // after never shows a complete-looking folder of empty files.
+    const bool synced = ::fsync(fd.fd) == 0;
+    const int sync_errno = errno;
+    const bool closed = ::close(fd.fd) == 0;
+    fd.fd = -1;
+    if (!synced || !closed) {
+      throw UserError("cannot write " + out.string() + ": " +
+                      std::strerror(synced ? errno : sync_errno) +
+                      " (hint: free disk space, or pass --data-dir elsewhere)");
+    }
+    ++written;
+  }
+  return written;
+}
+
+}  // namespace cifar
