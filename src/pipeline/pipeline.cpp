@@ -10,6 +10,7 @@
 #include "config/cli.h"
 #include "data/cifar_reader.h"
 #include "data/dataset.h"
+#include "data/download.h"
 #include "distributed/context.h"
 #include "evaluation/evaluate.h"
 #include "evaluation/metrics.h"
@@ -34,14 +35,6 @@
 namespace cifar {
 namespace fs = std::filesystem;
 namespace {
-
-fs::path locate_batches(const DataConfig& data) {
-  const fs::path dir = data.data_dir;
-  if (fs::exists(dir / "cifar-10-batches-bin" / "test_batch.bin")) return dir / "cifar-10-batches-bin";
-  if (fs::exists(dir / "test_batch.bin")) return dir;
-  throw UserError("no CIFAR-10 data in " + dir.string() +
-                  " (hint: pass --data-dir with a cifar-10-batches-bin/ folder, or --data-archive PATH)");
-}
 
 void print_config(const Config& config, const std::string& device, int threads, int world) {
   std::cout << "cifar10 " << CIFAR10_VERSION << " (LibTorch " << compat::torch_version() << ") on " << device << ", "
@@ -155,7 +148,7 @@ int run_pipeline(const Config& config) {
     write_file_atomic(paths.results / "config.json", config_to_json(config).dump(2) + "\n");
   }
 
-  const auto batches = locate_batches(config.data);
+  const auto batches = obtain_cifar10(config.data);
   const Cifar10 cifar = read_cifar10(batches);
   const Splits splits = make_splits(cifar, config.data, static_cast<uint64_t>(config.run.seed));
   if (dist->is_writer()) {
