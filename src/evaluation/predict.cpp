@@ -7,6 +7,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/runtime.h"
 #include "evaluation/evaluate.h"
 #include "evaluation/image_io.h"
 #include "evaluation/metrics.h"
@@ -41,15 +42,6 @@ OutputFormat output_format(const std::string& output) {
                   "' (hint: name it FILE.json or FILE.csv)");
 }
 
-torch::Device resolve_device(const std::string& name) {
-  if (name == "cpu") return torch::kCPU;
-  if (name == "cuda" && !torch::cuda::is_available()) {
-    throw UserError("--device cuda: no CUDA device is available (hint: use --device cpu)");
-  }
-  if (name == "cuda" || (name == "auto" && torch::cuda::is_available())) return torch::kCUDA;
-  if (name == "auto") return torch::kCPU;
-  throw UserError("--device " + name + ": expected auto, cpu or cuda");
-}
 
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
@@ -126,12 +118,14 @@ ImageInputs expand_image_inputs(const std::vector<std::string>& inputs) {
 int run_predict(const PredictOptions& options, std::ostream& out, std::ostream& err) {
   const OutputFormat format = output_format(options.output);  // before any work
   if (options.top_k < 1) throw UserError("--top-k " + std::to_string(options.top_k) + ": must be 1 or more");
-  if (options.threads > 0) torch::set_num_threads(options.threads);
+  configure_threads(options.threads);
   const torch::Device device = resolve_device(options.device);
   const auto loaded = load_model(options.load_model, device);
   const auto& spec = loaded.spec;
   const Normalization norm{spec.mean, spec.std};
-  const int64_t side = spec.input_size;
+  // Images go in at CIFAR's 32x32, like the training data: models with a
+  // larger input_size upsample inside forward().
+  const int64_t side = kImageSide;
   EvalOptions eval;
   eval.device = device;
   eval.batch_size = static_cast<int64_t>(kFilesPerChunk);

@@ -18,7 +18,7 @@
 #include "reporting/html_report.h"
 #include "reporting/plots.h"
 #include "models/registry.h"
-#include "pipeline/runtime.h"
+#include "common/runtime.h"
 #include "training/callbacks/csv_logger.h"
 #include "training/callbacks/early_stopping.h"
 #include "training/callbacks/history.h"

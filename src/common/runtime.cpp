@@ -1,4 +1,4 @@
-#include "pipeline/runtime.h"
+#include "common/runtime.h"
 
 #include <sched.h>
 
