@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <random>
+#include <mutex>
 #include <thread>
 
 namespace cifar::testing {
@@ -52,16 +53,15 @@ void write_bytes(const fs::path& path, const std::string& bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
-ProcessResult run_cifar10(const std::vector<std::string>& args, int timeout_s,
-                          const std::vector<std::string>& env) {
-  int pipefd[2];
-  if (::pipe(pipefd) != 0) throw std::runtime_error("pipe failed");
+namespace {
+
+pid_t spawn_cifar10(const std::vector<std::string>& args, const std::vector<std::string>& env, int out_fd, int close_fd) {
   pid_t pid = ::fork();
   if (pid == 0) {
-    ::dup2(pipefd[1], 1);
-    ::dup2(pipefd[1], 2);
-    ::close(pipefd[0]);
-    ::close(pipefd[1]);
+    ::dup2(out_fd, 1);
+    ::dup2(out_fd, 2);
+    ::close(close_fd);
+    ::close(out_fd);
     for (const auto& kv : env) ::putenv(const_cast<char*>(kv.c_str()));
     std::vector<char*> argv;
     std::string bin = CIFAR10_BINARY;
@@ -71,30 +71,92 @@ ProcessResult run_cifar10(const std::vector<std::string>& args, int timeout_s,
     ::execv(bin.c_str(), argv.data());
     ::_exit(127);
   }
+  return pid;
+}
+
+int decode_status(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+
+}  // namespace
+
+struct Child::State {
+  mutable std::mutex mu;
+  std::string output;
+  bool eof = false;
+  int fd = -1;
+  std::thread reader;
+  bool reaped = false;
+  int status = 0;
+};
+
+Child::Child(const std::vector<std::string>& args, const std::vector<std::string>& env) : state_(new State) {
+  int pipefd[2];
+  if (::pipe(pipefd) != 0) throw std::runtime_error("pipe failed");
+  pid_ = spawn_cifar10(args, env, pipefd[1], pipefd[0]);
   ::close(pipefd[1]);
-  ProcessResult result;
-  // Drain the pipe on a thread so a chatty child never blocks on a full pipe.
-  std::thread reader([&] {
+  state_->fd = pipefd[0];
+  State* st = state_.get();
+  state_->reader = std::thread([st] {
     std::array<char, 4096> buf{};
     ssize_t n;
-    while ((n = ::read(pipefd[0], buf.data(), buf.size())) > 0) result.output.append(buf.data(), n);
+    while ((n = ::read(st->fd, buf.data(), buf.size())) > 0) {
+      std::lock_guard<std::mutex> lock(st->mu);
+      st->output.append(buf.data(), n);
+    }
+    std::lock_guard<std::mutex> lock(st->mu);
+    st->eof = true;
   });
+}
+
+Child::~Child() {
+  if (!state_->reaped) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, &state_->status, 0);
+  }
+  if (state_->reader.joinable()) state_->reader.join();
+  ::close(state_->fd);
+}
+
+std::string Child::output() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->output;
+}
+
+bool Child::wait_for_output(const std::string& needle, int timeout_s) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
-  int status = 0;
-  while (true) {
-    pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) break;
+  while (std::chrono::steady_clock::now() < deadline) {
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      if (state_->output.find(needle) != std::string::npos) return true;
+      if (state_->eof) return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+void Child::send(int signal) { ::kill(pid_, signal); }
+
+ProcessResult Child::wait(int timeout_s) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  while (!state_->reaped) {
+    if (::waitpid(pid_, &state_->status, WNOHANG) == pid_) {
+      state_->reaped = true;
+      break;
+    }
     if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &state_->status, 0);
+      state_->reaped = true;
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  reader.join();
-  ::close(pipefd[0]);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return result;
+  if (state_->reader.joinable()) state_->reader.join();
+  return {decode_status(state_->status), output()};
+}
+
+ProcessResult run_cifar10(const std::vector<std::string>& args, int timeout_s, const std::vector<std::string>& env) {
+  return Child(args, env).wait(timeout_s);
 }
 
 }  // namespace cifar::testing

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,27 @@ struct ProcessResult {
 // `timeout_s` seconds; extra environment entries "K=V" are added.
 ProcessResult run_cifar10(const std::vector<std::string>& args, int timeout_s = 600,
                           const std::vector<std::string>& env = {});
+
+// A cifar10 child process running in the background, its output collected
+// as it comes, for tests that signal or kill a run part-way.
+class Child {
+ public:
+  explicit Child(const std::vector<std::string>& args, const std::vector<std::string>& env = {});
+  ~Child();
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  int pid() const { return pid_; }
+  // Waits until the output contains `needle`; false on timeout or exit.
+  bool wait_for_output(const std::string& needle, int timeout_s);
+  void send(int signal);
+  ProcessResult wait(int timeout_s);
+  std::string output() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+  int pid_ = -1;
+};
 
 void write_bytes(const std::filesystem::path& path, const std::string& bytes);
 

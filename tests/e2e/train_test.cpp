@@ -1,0 +1,150 @@
+// Whole-binary runs on the real data: what a user types, checked through
+// the files the run leaves behind.
+#include <signal.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "common/atomic_file.h"
+#include "models/registry.h"
+#include "test_util.h"
+#include "training/checkpoint.h"
+
+namespace cifar {
+namespace {
+namespace fs = std::filesystem;
+using testing::Child;
+using testing::run_cifar10;
+using testing::TempDir;
+
+nlohmann::json read_json(const fs::path& p) { return nlohmann::json::parse(read_file(p)); }
+
+// A small, fast configuration: the CNN on a slice of the data.
+std::vector<std::string> tiny_run(const fs::path& out, std::vector<std::string> extra = {}) {
+  std::vector<std::string> args{"--model-type",     "cnn",  "--data-dir",      testing::data_root().string(),
+                                "--output-dir",     out.string(), "--train-limit", "512",
+                                "--validation-size", "256", "--batch-size",    "64",
+                                "--test-limit",     "200",  "--skip-visualization", "--seed", "7"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+// Every parameter and buffer of the checkpoint's model, in order.
+std::vector<torch::Tensor> weights_of(const fs::path& checkpoint) {
+  auto loaded = load_model(checkpoint.string(), torch::kCPU);
+  std::vector<torch::Tensor> out;
+  for (const auto& p : loaded.model->parameters()) out.push_back(p.detach().clone());
+  for (const auto& b : loaded.model->buffers()) out.push_back(b.detach().clone());
+  return out;
+}
+
+void expect_bit_identical(const fs::path& a, const fs::path& b) {
+  auto wa = weights_of(a), wb = weights_of(b);
+  ASSERT_EQ(wa.size(), wb.size());
+  for (size_t i = 0; i < wa.size(); ++i) EXPECT_TRUE(torch::equal(wa[i], wb[i])) << "tensor " << i;
+}
+
+TEST(Train, OneCnnEpochOnFiveThousandImagesLearns) {
+  TempDir out("smoke");
+  auto r = run_cifar10({"--model-type", "cnn", "--epochs", "1", "--data-dir", testing::data_root().string(),
+                        "--output-dir", out.path().string(), "--train-limit", "5000", "--test-limit", "1000",
+                        "--skip-visualization"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto summary = read_json(out / "results/training_summary.json");
+  EXPECT_GE(summary["test"]["accuracy"].get<double>(), 0.35) << r.output;
+  EXPECT_EQ(summary["test"]["num_samples"].get<int>(), 1000);
+  EXPECT_EQ(summary["epochs_run"].get<int>(), 1);
+  for (const char* f : {"checkpoints/best_model.pt", "checkpoints/latest_model.pt", "results/config.json",
+                        "results/training_history.json", "results/inference_results.json"}) {
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  }
+  bool csv = false;
+  for (const auto& e : fs::directory_iterator(out / "logs")) csv |= e.path().filename().string().rfind("training_log_", 0) == 0;
+  EXPECT_TRUE(csv);
+  EXPECT_NE(r.output.find("Test accuracy:"), std::string::npos);
+}
+
+TEST(Train, ResumeContinuesBitExactly) {
+  TempDir straight("straight"), split("split");
+  auto a = run_cifar10(tiny_run(straight.path(), {"--epochs", "4", "--plateau-patience", "1", "--skip-inference"}));
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  auto b1 = run_cifar10(tiny_run(split.path(), {"--epochs", "2", "--plateau-patience", "1", "--skip-inference"}));
+  ASSERT_EQ(b1.exit_code, 0) << b1.output;
+  auto b2 = run_cifar10(tiny_run(split.path(), {"--epochs", "4", "--plateau-patience", "1", "--skip-inference",
+                                                "--resume", (split / "checkpoints/latest_model.pt").string()}));
+  ASSERT_EQ(b2.exit_code, 0) << b2.output;
+  EXPECT_NE(b2.output.find("Resuming from"), std::string::npos);
+  expect_bit_identical(straight / "checkpoints/latest_model.pt", split / "checkpoints/latest_model.pt");
+  // The history of the resumed run holds all four epochs, equal to the straight run's.
+  EXPECT_EQ(read_json(straight / "results/training_history.json"), read_json(split / "results/training_history.json"));
+}
+
+TEST(Train, SigtermFinishesTheStepSavesAndResumesExactly) {
+  TempDir straight("straight"), cut("cut");
+  const std::vector<std::string> common{"--epochs", "3", "--lr-schedule", "cosine", "--train-limit", "1024",
+                                        "--batch-size", "32", "--skip-inference"};
+  auto a = run_cifar10(tiny_run(straight.path(), common));
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+
+  Child run(tiny_run(cut.path(), common));
+  ASSERT_TRUE(run.wait_for_output("Epoch 1/3", 300)) << run.output();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // into epoch 2
+  run.send(SIGTERM);
+  auto r = run.wait(300);
+  ASSERT_EQ(r.exit_code, 143) << r.output;
+  EXPECT_NE(r.output.find("interrupted by SIGTERM"), std::string::npos) << r.output;
+  const auto latest = cut / "checkpoints/latest_model.pt";
+  auto meta = read_checkpoint(latest.string()).meta;
+  EXPECT_GT(meta["step_in_epoch"].get<int>() + meta["epoch"].get<int>(), 1) << meta.dump();
+  EXPECT_TRUE(fs::exists(cut / "results/training_summary.json"));
+
+  auto resumed = run_cifar10(tiny_run(cut.path(), [&] {
+    auto v = common;
+    v.insert(v.end(), {"--resume", latest.string()});
+    return v;
+  }()));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  expect_bit_identical(straight / "checkpoints/latest_model.pt", latest);
+}
+
+TEST(Train, SkipTrainingEvaluatesASavedModel) {
+  TempDir out("eval");
+  auto r = run_cifar10(tiny_run(out.path(), {"--epochs", "1"}));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const double trained = read_json(out / "results/inference_results.json")["accuracy"].get<double>();
+  TempDir again("eval2");
+  // No model flags: the checkpoint describes its model.
+  auto e = run_cifar10({"--skip-training", "--load-model", (out / "checkpoints/best_model.pt").string(), "--data-dir",
+                        testing::data_root().string(), "--output-dir", again.path().string(), "--test-limit", "200",
+                        "--skip-visualization"});
+  ASSERT_EQ(e.exit_code, 0) << e.output;
+  auto results = read_json(again / "results/inference_results.json");
+  EXPECT_DOUBLE_EQ(results["accuracy"].get<double>(), trained);
+  EXPECT_EQ(results["model"]["type"], "cnn");
+}
+
+std::string single_error_line(const testing::ProcessResult& r) {
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  const auto pos = r.output.find("error: ");
+  EXPECT_NE(pos, std::string::npos) << r.output;
+  return pos == std::string::npos ? "" : r.output.substr(pos, r.output.find('\n', pos) - pos);
+}
+
+TEST(Train, BadInputsStopWithOneLineAndExitTwo) {
+  TempDir out("bad");
+  EXPECT_NE(single_error_line(run_cifar10({"--model-type", "vgg"})).find("unknown --model-type 'vgg'"), std::string::npos);
+  EXPECT_NE(single_error_line(run_cifar10({"--epochs", "-1"})).find("--epochs -1"), std::string::npos);
+  EXPECT_NE(single_error_line(run_cifar10({"--batch-size", "0"})).find("--batch-size 0"), std::string::npos);
+  // No data and a local archive that is not there: named, nothing downloaded.
+  auto missing = run_cifar10({"--model-type", "cnn", "--data-dir", (out / "nodata").string(), "--data-archive",
+                              (out / "none.tar.gz").string(), "--output-dir", out.path().string()});
+  EXPECT_NE(single_error_line(missing).find("none.tar.gz"), std::string::npos);
+  // A checkpoint that is not one.
+  testing::write_bytes(out / "junk.pt", "definitely not a checkpoint");
+  auto junk = run_cifar10({"--skip-training", "--load-model", (out / "junk.pt").string(), "--data-dir",
+                           testing::data_root().string(), "--output-dir", out.path().string()});
+  EXPECT_NE(single_error_line(junk).find("junk.pt"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cifar
