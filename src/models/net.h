@@ -29,12 +29,73 @@ class Net : public torch::nn::Module {
  public:
   // x: normalised float [B, 3, 32, 32]; returns logits [B, classes].
   virtual torch::Tensor forward(torch::Tensor x) = 0;
+  // The child module that maps features to logits ("fc", "classifier", ...):
+  // what stays trainable while the backbone is frozen.
+  virtual std::string head_name() const = 0;
+  // Parameters the architecture never trains (the fast net's whitening
+  // filters and batch-norm scales); unfreezing the backbone leaves them alone.
+  virtual bool is_fixed_parameter(const std::string& /*name*/) const { return false; }
+  // While the backbone is frozen its batch norms stay in eval mode, so
+  // head-only training does not drift the pretrained running statistics.
+  void train(bool on = true) override;
+  bool backbone_frozen() const { return backbone_frozen_; }
+  bool is_head_parameter(const std::string& name) const;
+
   // Parameters that should not get weight decay (biases, norm affine).
   std::vector<torch::Tensor> no_decay_parameters();
   std::vector<torch::Tensor> decay_parameters();
+
+ private:
+  bool backbone_frozen_ = false;
+  friend void set_backbone_trainable(Net& model, bool trainable);
 };
 using NetPtr = std::shared_ptr<Net>;
 
 int64_t count_parameters(torch::nn::Module& m, bool trainable_only = false);
+
+// Freezes (false) or unfreezes (true) every parameter outside the head by
+// setting requires_grad; the head always stays trainable. Call it before
+// building the optimiser, or rebuild the optimiser after it.
+void set_backbone_trainable(Net& model, bool trainable);
+
+// LibTorch's C++ modules have no forward hooks, so models call their layers
+// through run_layer() and Layers. While a LayerTrace is alive on this thread
+// (print_summary) each leaf layer's output shape is recorded; otherwise they
+// are plain calls plus one pointer test.
+struct LayerCall {
+  const torch::nn::Module* layer;
+  std::vector<int64_t> output_shape;
+};
+
+class LayerTrace {
+ public:
+  LayerTrace();
+  ~LayerTrace();
+  LayerTrace(const LayerTrace&) = delete;
+  LayerTrace& operator=(const LayerTrace&) = delete;
+  const std::vector<LayerCall>& calls() const { return calls_; }
+  static bool active();
+  static void record(const torch::nn::Module& layer, const torch::Tensor& output);
+
+ private:
+  std::vector<LayerCall> calls_;
+  LayerTrace* previous_;
+};
+
+template <class Layer>
+torch::Tensor run_layer(Layer& layer, const torch::Tensor& x) {
+  auto y = layer->forward(x);
+  LayerTrace::record(*layer, y);
+  return y;
+}
+
+// A Sequential that traces its leaves and can nest inside another one
+// (LibTorch's own cannot: its templated forward() does not fit AnyModule).
+class LayersImpl : public torch::nn::SequentialImpl {
+ public:
+  using torch::nn::SequentialImpl::SequentialImpl;
+  torch::Tensor forward(torch::Tensor x);
+};
+TORCH_MODULE(Layers);
 
 }  // namespace cifar

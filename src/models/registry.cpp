@@ -5,6 +5,9 @@
 
 #include "common/error.h"
 #include "models/cnn.h"
+#include "models/efficientnet.h"
+#include "models/fastnet.h"
+#include "models/resnet.h"
 
 namespace cifar {
 namespace {
@@ -14,6 +17,9 @@ using Builder = std::function<NetPtr(const ModelSpec&)>;
 const std::map<std::string, Builder>& builders() {
   static const std::map<std::string, Builder> table = {
       {"cnn", [](const ModelSpec& s) -> NetPtr { return std::make_shared<CnnNet>(s); }},
+      {"efficientnet", [](const ModelSpec& s) -> NetPtr { return std::make_shared<EfficientNet>(s); }},
+      {"fast", [](const ModelSpec& s) -> NetPtr { return std::make_shared<FastNet>(s); }},
+      {"resnet", [](const ModelSpec& s) -> NetPtr { return std::make_shared<ResNet>(s); }},
   };
   return table;
 }
@@ -44,6 +50,7 @@ ModelSpec make_spec(const ModelConfig& config, const std::vector<std::string>& c
     spec.type = "resnet";
   }
   if (spec.type == "resnet" && spec.depth == 0) spec.depth = 18;
+  if (spec.type == "resnet") check_resnet_depth(spec.depth);
   if (!builders().count(spec.type)) {
     throw UserError("unknown --model-type '" + config.model_type + "': expected one of " + known_names());
   }

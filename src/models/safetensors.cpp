@@ -1,0 +1,224 @@
+#include "models/safetensors.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <tuple>
+
+#include "common/atomic_file.h"
+#include "common/error.h"
+
+namespace cifar {
+namespace {
+
+using json = nlohmann::json;
+
+struct DtypeName {
+  const char* name;
+  torch::ScalarType type;
+};
+constexpr DtypeName kDtypes[] = {
+    {"F64", torch::kFloat64}, {"F32", torch::kFloat32}, {"F16", torch::kFloat16}, {"BF16", torch::kBFloat16},
+    {"I64", torch::kInt64},   {"I32", torch::kInt32},   {"I16", torch::kInt16},   {"I8", torch::kInt8},
+    {"U8", torch::kUInt8},    {"BOOL", torch::kBool},
+};
+
+std::string supported_dtypes() {
+  std::string out;
+  for (const auto& d : kDtypes) out += (out.empty() ? "" : ", ") + std::string(d.name);
+  return out;
+}
+
+// Tensor bytes are copied as they lie in memory; the format is little-endian.
+void check_little_endian() {
+  const uint16_t probe = 1;
+  uint8_t first = 0;
+  std::memcpy(&first, &probe, 1);
+  if (first != 1) throw UserError("safetensors files can only be read and written on a little-endian machine");
+}
+
+std::string offsets_string(uint64_t begin, uint64_t end) {
+  return "[" + std::to_string(begin) + ", " + std::to_string(end) + "]";
+}
+
+std::string one_line(std::string s) {
+  std::replace(s.begin(), s.end(), '\n', ' ');
+  return s;
+}
+
+struct Entry {
+  std::string name;
+  torch::ScalarType type;
+  std::vector<int64_t> shape;
+  uint64_t begin, end;
+};
+
+Entry parse_entry(const std::string& name, const json& value, const std::string& where) {
+  const std::string what = "tensor '" + name + "' in " + where;
+  if (!value.is_object()) throw UserError(what + ": header entry is not an object");
+  Entry e{name, torch::kFloat32, {}, 0, 0};
+
+  auto dtype = value.find("dtype");
+  if (dtype == value.end() || !dtype->is_string()) throw UserError(what + ": header entry has no \"dtype\" string");
+  const std::string dtype_name = dtype->get<std::string>();
+  auto known = std::find_if(std::begin(kDtypes), std::end(kDtypes),
+                            [&](const DtypeName& d) { return dtype_name == d.name; });
+  if (known == std::end(kDtypes)) {
+    throw UserError(what + " has unsupported dtype '" + dtype_name + "' (supported: " + supported_dtypes() + ")");
+  }
+  e.type = known->type;
+
+  auto shape = value.find("shape");
+  if (shape == value.end() || !shape->is_array()) throw UserError(what + ": header entry has no \"shape\" array");
+  for (const auto& d : *shape) {
+    if (!d.is_number_unsigned() || d.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+      throw UserError(what + ": shape " + shape->dump() + " is not a list of sizes");
+    }
+    e.shape.push_back(d.get<int64_t>());
+  }
+
+  auto offsets = value.find("data_offsets");
+  if (offsets == value.end() || !offsets->is_array() || offsets->size() != 2 || !(*offsets)[0].is_number_unsigned() ||
+      !(*offsets)[1].is_number_unsigned()) {
+    throw UserError(what + ": header entry needs \"data_offsets\": [begin, end]");
+  }
+  e.begin = (*offsets)[0].get<uint64_t>();
+  e.end = (*offsets)[1].get<uint64_t>();
+  return e;
+}
+
+}  // namespace
+
+std::string encode_safetensors(const TensorMap& tensors, const SafetensorsMetadata& metadata) {
+  check_little_endian();
+  json header = json::object();
+  std::vector<torch::Tensor> bodies;
+  uint64_t offset = 0;
+  for (const auto& [name, tensor] : tensors) {
+    check_input(name != "__metadata__", "cannot write a tensor named __metadata__ to safetensors");
+    auto known = std::find_if(std::begin(kDtypes), std::end(kDtypes),
+                              [&](const DtypeName& d) { return tensor.scalar_type() == d.type; });
+    check_input(known != std::end(kDtypes), "cannot write tensor '" + name + "' to safetensors: dtype " +
+                                                std::string(c10::toString(tensor.scalar_type())) + " unsupported");
+    auto body = tensor.detach().to(torch::kCPU).contiguous();
+    const uint64_t bytes = static_cast<uint64_t>(body.numel()) * body.element_size();
+    header[name] = {{"dtype", known->name}, {"shape", body.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+    bodies.push_back(body);
+  }
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::string text = header.dump();
+  // Pad with spaces to 8 bytes, as the reference writer does, so the body
+  // starts aligned for readers that map the file.
+  text.append((8 - text.size() % 8) % 8, ' ');
+
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((static_cast<uint64_t>(text.size()) >> (8 * i)) & 0xff);
+  out += text;
+  out.reserve(out.size() + offset);
+  for (const auto& body : bodies) {
+    out.append(static_cast<const char*>(body.data_ptr()), static_cast<size_t>(body.numel() * body.element_size()));
+  }
+  return out;
+}
+
+TensorMap decode_safetensors(std::string_view bytes, const std::string& source, SafetensorsMetadata* metadata) {
+  check_little_endian();
+  const std::string where = "safetensors file " + source;
+  if (bytes.size() < 8) {
+    throw UserError(where + " is too short (" + std::to_string(bytes.size()) + " bytes) to hold a header");
+  }
+  uint64_t header_size = 0;
+  for (int i = 0; i < 8; ++i) header_size |= static_cast<uint64_t>(static_cast<uint8_t>(bytes[i])) << (8 * i);
+  if (header_size > bytes.size() - 8) {
+    throw UserError(where + ": header length " + std::to_string(header_size) + " runs past the end of the file (" +
+                    std::to_string(bytes.size() - 8) + " bytes follow; file truncated or not safetensors?)");
+  }
+  json header;
+  try {
+    header = json::parse(bytes.data() + 8, bytes.data() + 8 + header_size);
+  } catch (const json::parse_error& e) {
+    throw UserError(where + ": header is not valid JSON: " + one_line(e.what()));
+  }
+  if (!header.is_object()) throw UserError(where + ": header is not a JSON object");
+
+  const std::string_view body = bytes.substr(8 + header_size);
+  std::vector<Entry> entries;
+  for (const auto& [name, value] : header.items()) {
+    if (name == "__metadata__") {
+      if (!value.is_object()) throw UserError(where + ": __metadata__ is not an object of strings");
+      for (const auto& [key, v] : value.items()) {
+        if (!v.is_string()) throw UserError(where + ": __metadata__ entry '" + key + "' is not a string");
+        if (metadata) (*metadata)[key] = v.get<std::string>();
+      }
+      continue;
+    }
+    Entry e = parse_entry(name, value, where);
+    const std::string what = "tensor '" + name + "' in " + where;
+    if (e.begin > e.end || e.end > body.size()) {
+      throw UserError(what + ": data_offsets " + offsets_string(e.begin, e.end) + " lie outside the " +
+                      std::to_string(body.size()) + "-byte body (file truncated?)");
+    }
+    // A lying shape could overflow the product.
+    uint64_t needed = c10::elementSize(e.type);
+    bool overflow = false;
+    for (int64_t d : e.shape) {
+      const auto size = static_cast<uint64_t>(d);
+      if (size != 0 && needed > UINT64_MAX / size) overflow = true;
+      needed *= size;
+    }
+    if (std::find(e.shape.begin(), e.shape.end(), 0) != e.shape.end()) overflow = false, needed = 0;
+    if (overflow || needed != e.end - e.begin) {
+      std::string shape = "[";
+      for (size_t i = 0; i < e.shape.size(); ++i) shape += (i ? ", " : "") + std::to_string(e.shape[i]);
+      throw UserError(what + ": shape " + shape + "] of " + value.at("dtype").get<std::string>() + " needs " +
+                      (overflow ? std::string("more than 2^64") : std::to_string(needed)) +
+                      " bytes but data_offsets " + offsets_string(e.begin, e.end) + " hold " +
+                      std::to_string(e.end - e.begin));
+    }
+    entries.push_back(std::move(e));
+  }
+
+  std::vector<const Entry*> order;
+  for (const auto& e : entries) order.push_back(&e);
+  std::sort(order.begin(), order.end(),
+            [](const Entry* a, const Entry* b) { return std::tie(a->begin, a->end) < std::tie(b->begin, b->end); });
+  uint64_t position = 0;
+  const Entry* previous = nullptr;
+  for (const Entry* e : order) {
+    if (e->begin < position) {
+      throw UserError("tensors '" + previous->name + "' " + offsets_string(previous->begin, previous->end) + " and '" +
+                      e->name + "' " + offsets_string(e->begin, e->end) + " in " + where + " overlap");
+    }
+    if (e->begin > position) {
+      throw UserError(where + ": " + std::to_string(e->begin - position) + " unused bytes before tensor '" + e->name +
+                      "' (data_offsets must tile the body)");
+    }
+    position = e->end;
+    previous = e;
+  }
+  if (position != body.size()) {
+    throw UserError(where + ": " + std::to_string(body.size() - position) +
+                    " unused bytes after the last tensor (data_offsets must tile the body)");
+  }
+
+  TensorMap tensors;
+  for (const auto& e : entries) {
+    auto t = torch::empty(e.shape, torch::TensorOptions().dtype(e.type));
+    if (e.end > e.begin) std::memcpy(t.data_ptr(), body.data() + e.begin, e.end - e.begin);
+    tensors.emplace(e.name, std::move(t));
+  }
+  return tensors;
+}
+
+void write_safetensors(const std::string& path, const TensorMap& tensors, const SafetensorsMetadata& metadata) {
+  write_file_atomic(path, encode_safetensors(tensors, metadata));
+}
+
+TensorMap read_safetensors(const std::string& path, SafetensorsMetadata* metadata) {
+  const std::string bytes = read_file(path);
+  return decode_safetensors(bytes, path, metadata);
+}
+
+}  // namespace cifar
