@@ -17,7 +17,10 @@
 #include "reporting/gnuplot.h"
 #include "reporting/html_report.h"
 #include "reporting/plots.h"
+#include "models/efficientnet.h"
+#include "models/fastnet.h"
 #include "models/registry.h"
+#include "models/summary.h"
 #include "common/runtime.h"
 #include "training/callbacks/csv_logger.h"
 #include "training/callbacks/early_stopping.h"
@@ -140,7 +143,15 @@ int run_pipeline(const Config& config) {
   const torch::Device device = resolve_device(config.run.device, dist->local_rank());
   configure_determinism(config.run.deterministic);
   // Check the model name before reading 180 MB of data.
-  if (config.run.load_model.empty() && config.run.resume.empty()) make_spec(config.model, {}, {}, {});
+  if (config.run.load_model.empty() && config.run.resume.empty()) {
+    const Normalization norm = make_normalization(config.data.normalization);
+    ModelSpec spec = make_spec(config.model, std::vector<std::string>(kNumClasses, "class"), norm.mean, norm.std);
+    if (config.model.summary) {
+      torch::manual_seed(static_cast<uint64_t>(config.run.seed));
+      if (dist->is_writer()) print_summary(*build_model(spec), spec, std::cout);
+      return 0;
+    }
+  }
 
   if (dist->is_writer()) {
     print_config(config, device.str(), threads, dist->world_size());
@@ -173,7 +184,17 @@ int run_pipeline(const Config& config) {
   }
   torch::manual_seed(static_cast<uint64_t>(config.run.seed));
   NetPtr model = build_model(spec);
-  if (checkpoint && config.run.resume.empty()) load_model_state(*checkpoint, *model, weights);
+  if (checkpoint && config.run.resume.empty()) {
+    load_model_state(*checkpoint, *model, weights);
+  } else if (!checkpoint) {
+    if (!config.model.pretrained_weights.empty()) load_pretrained(*model, spec, config.model.pretrained_weights);
+    // The fast net's frozen first layer whitens 2x2 patches of this
+    // training data (airbench); 5,000 images estimate the covariance well.
+    if (spec.type == "fast") {
+      const int64_t n = std::min<int64_t>(5000, splits.train.size());
+      init_whitening(*model, normalize_images(splits.train.images.slice(0, 0, n), Normalization{spec.mean, spec.std}));
+    }
+  }
   if (dist->is_writer()) {
     std::cout << "Model: " << spec.type << (spec.type == "resnet" ? std::to_string(spec.depth) : "") << ", "
               << count_parameters(*model) << " parameters\n";

@@ -146,6 +146,17 @@ FitResult Trainer::fit() {
   for (int epoch = start_epoch_; epoch < config_.train.epochs && !stop_requested_; ++epoch) {
     epoch_ = epoch;
     step_in_epoch_ = epoch == start_epoch_ ? start_step_ : 0;
+    // Transfer learning as the original: head only first, then everything.
+    // The optimiser already holds every parameter; frozen ones get no
+    // gradient and so are not stepped.
+    if (config_.model.freeze_backbone) {
+      const bool trainable = epoch >= config_.model.freeze_epochs;
+      if (trainable == model_->backbone_frozen() && is_writer()) {
+        std::cout << (trainable ? "Fine-tuning the whole model from epoch " : "Training the head only until epoch ")
+                  << (trainable ? epoch + 1 : config_.model.freeze_epochs) << "\n";
+      }
+      set_backbone_trainable(*model_, trainable);
+    }
     for (auto& cb : callbacks_) cb->on_epoch_begin(epoch, *this);
     const auto t_epoch = Clock::now();
     const int64_t images_before = global_step_;
