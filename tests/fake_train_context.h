@@ -18,6 +18,7 @@ class TinyNet : public Net {
  public:
   TinyNet() : fc(register_module("fc", torch::nn::Linear(12, 3))) {}
   torch::Tensor forward(torch::Tensor x) override { return fc(x.flatten(1)); }
+  std::string head_name() const override { return "fc"; }
   torch::nn::Linear fc;
 };
 
