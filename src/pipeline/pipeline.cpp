@@ -46,50 +46,6 @@ void print_config(const Config& config, const std::string& device, int threads, 
   for (const auto& [key, value] : j.items()) std::cout << "  " << key << " = " << value.dump() << "\n";
 }
 
-std::vector<std::shared_ptr<Callback>> make_callbacks(const Config& config, const RunPaths& paths,
-                                                      std::shared_ptr<History>& history) {
-  const auto& t = config.train;
-  std::vector<std::shared_ptr<Callback>> cbs;
-  const std::string best_path = (paths.checkpoints / "best_model.pt").string();
-  Monitor monitor{t.monitor, "auto", 0.0};
-  if (t.lr_schedule == "plateau") {
-    ReduceLROnPlateau::Options o;
-    o.monitor = Monitor{t.monitor, "auto", 1e-4};
-    o.factor = t.plateau_factor;
-    o.patience = t.plateau_patience;
-    o.min_lr = t.min_lr;
-    cbs.push_back(std::make_shared<ReduceLROnPlateau>(o));
-  } else if (t.lr_schedule != "constant") {
-    LearningRateSchedule::Options o;
-    o.kind = t.lr_schedule == "cosine"     ? LearningRateSchedule::Kind::kCosine
-             : t.lr_schedule == "onecycle" ? LearningRateSchedule::Kind::kOneCycle
-                                           : LearningRateSchedule::Kind::kStep;
-    o.base_lr = t.learning_rate;
-    o.warmup_epochs = t.warmup_epochs;
-    o.step_size = t.step_size;
-    o.gamma = t.step_gamma;
-    cbs.push_back(std::make_shared<LearningRateSchedule>(o));
-  }
-  cbs.push_back(std::make_shared<TerminateOnNaN>());
-  if (t.early_stopping_patience > 0) {
-    EarlyStopping::Options o;
-    o.monitor = monitor;
-    o.patience = t.early_stopping_patience;
-    o.restore_best_weights = t.restore_best_weights;
-    o.best_weights_file = best_path;
-    cbs.push_back(std::make_shared<EarlyStopping>(o));
-  }
-  history = std::make_shared<History>((paths.results / "training_history.json").string());
-  cbs.push_back(history);
-  cbs.push_back(std::make_shared<CSVLogger>(paths.logs));
-  cbs.push_back(std::make_shared<TensorBoardCallback>(paths.logs, t.log_every));
-  cbs.push_back(std::make_shared<ProgressBar>(std::cout, ::isatty(1) != 0));
-  // Checkpoints last, so they capture every other callback's updated state.
-  cbs.push_back(std::make_shared<ModelCheckpoint>(best_path, monitor, /*save_best_only=*/true));
-  cbs.push_back(std::make_shared<ModelCheckpoint>((paths.checkpoints / "latest_model.pt").string(), monitor, false));
-  return cbs;
-}
-
 // The original's visualisation stage: every plot it drew, plus the HTML
 // report that gathers them. A missing gnuplot costs the plots, not the run.
 void visualize(const RunPaths& paths, const nlohmann::json& summary, const nlohmann::json& inference,
@@ -135,6 +91,50 @@ void visualize(const RunPaths& paths, const nlohmann::json& summary, const nlohm
 }
 
 }  // namespace
+
+std::vector<std::shared_ptr<Callback>> make_callbacks(const Config& config, const RunPaths& paths,
+                                                      std::shared_ptr<History>& history) {
+  const auto& t = config.train;
+  std::vector<std::shared_ptr<Callback>> cbs;
+  const std::string best_path = (paths.checkpoints / "best_model.pt").string();
+  Monitor monitor{t.monitor, "auto", 0.0};
+  if (t.lr_schedule == "plateau") {
+    ReduceLROnPlateau::Options o;
+    o.monitor = Monitor{t.monitor, "auto", 1e-4};
+    o.factor = t.plateau_factor;
+    o.patience = t.plateau_patience;
+    o.min_lr = t.min_lr;
+    cbs.push_back(std::make_shared<ReduceLROnPlateau>(o));
+  } else if (t.lr_schedule != "constant") {
+    LearningRateSchedule::Options o;
+    o.kind = t.lr_schedule == "cosine"     ? LearningRateSchedule::Kind::kCosine
+             : t.lr_schedule == "onecycle" ? LearningRateSchedule::Kind::kOneCycle
+                                           : LearningRateSchedule::Kind::kStep;
+    o.base_lr = t.learning_rate;
+    o.warmup_epochs = t.warmup_epochs;
+    o.step_size = t.step_size;
+    o.gamma = t.step_gamma;
+    cbs.push_back(std::make_shared<LearningRateSchedule>(o));
+  }
+  cbs.push_back(std::make_shared<TerminateOnNaN>());
+  if (t.early_stopping_patience > 0) {
+    EarlyStopping::Options o;
+    o.monitor = monitor;
+    o.patience = t.early_stopping_patience;
+    o.restore_best_weights = t.restore_best_weights;
+    o.best_weights_file = best_path;
+    cbs.push_back(std::make_shared<EarlyStopping>(o));
+  }
+  history = std::make_shared<History>((paths.results / "training_history.json").string());
+  cbs.push_back(history);
+  cbs.push_back(std::make_shared<CSVLogger>(paths.logs));
+  cbs.push_back(std::make_shared<TensorBoardCallback>(paths.logs, t.log_every));
+  cbs.push_back(std::make_shared<ProgressBar>(std::cout, ::isatty(1) != 0));
+  // Checkpoints last, so they capture every other callback's updated state.
+  cbs.push_back(std::make_shared<ModelCheckpoint>(best_path, monitor, /*save_best_only=*/true));
+  cbs.push_back(std::make_shared<ModelCheckpoint>((paths.checkpoints / "latest_model.pt").string(), monitor, false));
+  return cbs;
+}
 
 int run_pipeline(const Config& config) {
   const RunPaths paths(config.run.output_dir);

@@ -4,7 +4,11 @@
 #pragma once
 #include <filesystem>
 
+#include <memory>
+#include <vector>
+
 #include "config/config.h"
+#include "training/callback.h"
 
 namespace cifar {
 
@@ -13,6 +17,14 @@ struct RunPaths {
   explicit RunPaths(const std::filesystem::path& output_dir)
       : root(output_dir), checkpoints(output_dir / "checkpoints"), logs(output_dir / "logs"), results(output_dir / "results") {}
 };
+
+class History;
+
+// The callbacks of a training run, in the order they must run: schedules and
+// stopping first, then the sinks, checkpoints last so they capture every
+// other callback's state. `history` receives the History callback.
+std::vector<std::shared_ptr<Callback>> make_callbacks(const Config& config, const RunPaths& paths,
+                                                      std::shared_ptr<History>& history);
 
 // Runs the pipeline; returns the process exit code (0, 1 when training
 // diverged, 128+signal when interrupted). Throws UserError for bad input.

@@ -1,0 +1,108 @@
+// Times training on CPU (or the GPU when present) and the overhead of our
+// loop: Trainer::fit with every callback of a real run, against a bare
+// forward/backward/step loop over the same batches and augmentation.
+// Usage: bench_training MODEL [IMAGES] [BATCH]   (data from $CIFAR10_DATA_ROOT)
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+
+#include "common/runtime.h"
+#include "data/augment.h"
+#include "data/batches.h"
+#include "data/dataset.h"
+#include "models/fastnet.h"
+#include "models/registry.h"
+#include "pipeline/pipeline.h"
+#include "training/optim.h"
+#include "training/callbacks/history.h"
+#include "training/trainer.h"
+
+using namespace cifar;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+NetPtr fresh_model(const ModelSpec& spec, const ImageSet& train) {
+  torch::manual_seed(1);
+  auto model = build_model(spec);
+  if (spec.type == "fast") {
+    init_whitening(*model, normalize_images(train.images.slice(0, 0, 2000), Normalization{spec.mean, spec.std}));
+  }
+  return model;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << "usage: bench_training MODEL [IMAGES] [BATCH]\n";
+    return 2;
+  }
+  const char* root = std::getenv("CIFAR10_DATA_ROOT");
+  Config config;
+  config.model.model_type = argv[1];
+  config.data.data_dir = root ? root : "data";
+  config.data.train_limit = argc > 2 ? std::atoi(argv[2]) : 4096;
+  config.data.validation_size = 1000;
+  config.train.batch_size = argc > 3 ? std::atoi(argv[3]) : 128;
+  config.train.epochs = 1;
+  config.train.monitor = "loss";
+  config.run.output_dir = "/tmp/cifar10-bench";
+  config.run.skip_visualization = true;
+  const int threads = configure_threads(0);
+  const torch::Device device = resolve_device("auto");
+
+  const auto data = read_cifar10(std::filesystem::path(config.data.data_dir) / "cifar-10-batches-bin");
+  Splits splits = make_splits(data, config.data, 42);
+  const Normalization norm = make_normalization("standard");
+  ModelSpec spec = make_spec(config.model, data.class_names, norm.mean, norm.std);
+  const int64_t n = splits.train.size(), b = config.train.batch_size;
+
+  // Bare loop: what any training script must do per step.
+  double bare = 0;
+  {
+    auto model = fresh_model(spec, splits.train);
+    model->to(device);
+    auto optimizer = make_optimizer(config.train, *model);
+    Augmenter augmenter(config.augment);
+    auto train = splits.train.to(device);
+    auto order = epoch_order(n, 42, 0);
+    model->train();
+    const auto t0 = Clock::now();
+    for (int64_t step = 0; step < steps_per_epoch(n, b); ++step) {
+      auto batch = train.select(rank_batch(order, step, b, 0, 1));
+      auto x = augmenter.apply(normalize_images(batch.images, norm), step_seed(42, 0, step));
+      optimizer->zero_grad();
+      auto loss = torch::nn::functional::cross_entropy(model->forward(x), batch.labels);
+      loss.backward();
+      optimizer->step();
+      (void)loss.item<double>();
+    }
+    bare = seconds_since(t0);
+  }
+
+  // The full loop: the Trainer with a real run's callbacks (checkpoints,
+  // CSV, TensorBoard, history, progress) on the same number of steps.
+  double full_steps = 0, full_epoch = 0;
+  {
+    auto model = fresh_model(spec, splits.train);
+    auto dist = make_single_process_context();
+    Trainer trainer(config, splits, model, spec, device, *dist);
+    std::shared_ptr<History> history;
+    for (auto& cb : make_callbacks(config, RunPaths(config.run.output_dir), history)) trainer.add_callback(cb);
+    const auto t0 = Clock::now();
+    auto fit = trainer.fit();
+    full_steps = fit.train_seconds;
+    full_epoch = seconds_since(t0);
+  }
+  std::cout << "model=" << spec.type << (spec.type == "resnet" ? std::to_string(spec.depth) : "") << " images=" << n
+            << " batch=" << b << " threads=" << threads << " device=" << device.str() << "\n"
+            << "bare loop:       " << bare << " s, " << n / bare << " img/s\n"
+            << "trainer steps:   " << full_steps << " s, " << n / full_steps << " img/s, overhead "
+            << (full_steps / bare - 1) * 100 << "%\n"
+            << "trainer epoch:   " << full_epoch << " s (with validation of " << splits.val.size()
+            << " images and epoch-end callbacks)\n";
+  return 0;
+}
