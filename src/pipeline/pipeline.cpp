@@ -27,6 +27,7 @@
 #include "training/callbacks/history.h"
 #include "training/callbacks/lr_schedule.h"
 #include "training/callbacks/model_checkpoint.h"
+#include "training/callbacks/monitor.h"
 #include "training/callbacks/progress.h"
 #include "training/callbacks/reduce_lr_on_plateau.h"
 #include "training/callbacks/tensorboard_callback.h"
@@ -221,6 +222,18 @@ int run_pipeline(const Config& config) {
     summary["train_seconds"] = fit.train_seconds;
     summary["images_per_second"] = fit.train_seconds > 0 ? fit.images_trained / fit.train_seconds : 0.0;
     summary["history"] = history->to_json();
+    // The best epoch by the monitored metric, as ModelCheckpoint chose it.
+    const Monitor monitor{config.train.monitor};
+    double best = monitor.worst();
+    const auto& epochs = history->epochs();
+    for (size_t e = 0; e < epochs.size(); ++e) {
+      auto v = monitor.value(epochs[e]);
+      if (v && monitor.improved(*v, best)) {
+        best = *v;
+        summary["best_epoch"] = e + 1;
+        summary["best_metrics"] = epochs[e];
+      }
+    }
     if (!fit.stop_reason.empty() && dist->is_writer()) std::cout << "Training stopped: " << fit.stop_reason << "\n";
     if (fit.signal) exit_code = 128 + fit.signal;
     else if (fit.diverged) exit_code = 1;
