@@ -132,6 +132,8 @@ void plot_training_history(const std::vector<Logs>& history, const fs::path& dir
     data << (e + 1);
     for (size_t k = 0; k < keys.size(); ++k) {
       auto it = history[e].find(keys[k]);
+      // The trainer logs the rate as Keras 3 does, "learning_rate".
+      if (k == 4 && it == history[e].end()) it = history[e].find("learning_rate");
       double v = it == history[e].end() ? NAN : it->second;
       if (k == 4 && !(v > 0)) v = NAN;  // a log axis cannot show lr <= 0
       if (std::isfinite(v)) {

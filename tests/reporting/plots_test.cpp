@@ -96,7 +96,7 @@ std::vector<Logs> make_history(int epochs) {
                  {"val_loss", 2.1 * std::exp(-2.5 * t) + 0.3 + 0.02 * (e % 3)},
                  {"accuracy", 0.3 + 0.65 * (1 - std::exp(-4 * t))},
                  {"val_accuracy", 0.28 + 0.6 * (1 - std::exp(-3 * t))},
-                 {"lr", e < epochs / 2 ? 0.1 : 0.01}});
+                 {"learning_rate", e < epochs / 2 ? 0.1 : 0.01}});
   }
   return h;
 }
