@@ -22,9 +22,7 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << e.what() << "\n";
     return e.exit_code();
   } catch (const c10::Error& e) {
-    std::string what = e.what_without_backtrace();
-    if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
-    std::cerr << "error: LibTorch: " << what << "\n";
+    std::cerr << "error: LibTorch: " << cifar::first_line(e.what_without_backtrace()) << "\n";
     return cifar::kExitRuntime;
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";

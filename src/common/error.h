@@ -21,6 +21,21 @@ class UserError : public std::runtime_error {
   int exit_code_;
 };
 
+// Library messages (libarchive, libcurl) can hold newlines; ours are one line.
+inline std::string one_line(std::string text) {
+  for (char& c : text) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  while (!text.empty() && text.back() == ' ') text.pop_back();
+  return text;
+}
+
+// LibTorch's messages put the cause on the first line and context after it.
+inline std::string first_line(std::string text) {
+  if (auto nl = text.find('\n'); nl != std::string::npos) text.resize(nl);
+  return text;
+}
+
 // Throws UserError("<what>: <detail> (hint: <fix>)") unless `ok`.
 inline void check_input(bool ok, const std::string& what, const std::string& hint = "") {
   if (!ok) throw UserError(hint.empty() ? what : what + " (hint: " + hint + ")");

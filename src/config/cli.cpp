@@ -94,11 +94,8 @@ struct Registrar {
 };
 
 // The first line of a CLI11 error, in our "what: detail (hint)" shape.
-std::string one_line(const CLI::Error& e) {
-  std::string what = e.what();
-  const auto nl = what.find('\n');
-  if (nl != std::string::npos) what.resize(nl);
-  return what + " (run cifar10 --help for the flags and their defaults)";
+std::string cli_error(const CLI::Error& e) {
+  return first_line(e.what()) + " (run cifar10 --help for the flags and their defaults)";
 }
 
 std::string find_preset(int argc, const char* const* argv) {
@@ -178,7 +175,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
     cmd.command = CommandLine::Command::kExit;
     return cmd;
   } catch (const CLI::ParseError& e) {
-    throw UserError(one_line(e));
+    throw UserError(cli_error(e));
   }
   if (auto* cfg = app.get_config_ptr(); cfg && cfg->count() > 0) {
     cmd.config.run.config_file = cfg->as<std::string>();

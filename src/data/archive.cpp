@@ -26,14 +26,6 @@ const char* kArchiveHint =
     "use the official cifar-10-binary.tar.gz, or pass --data-dir with an existing "
     "cifar-10-batches-bin/";
 
-// libarchive and libcurl messages can hold newlines; our errors are one line.
-std::string one_line(std::string text) {
-  for (char& c : text) {
-    if (c == '\n' || c == '\r') c = ' ';
-  }
-  while (!text.empty() && text.back() == ' ') text.pop_back();
-  return text;
-}
 
 std::string archive_error(struct archive* a) {
   const char* msg = archive_error_string(a);

@@ -33,13 +33,6 @@ const char* kOfflineHint =
 const char* kUrlHint =
     "check --data-url, or pass --data-archive PATH to a local cifar-10-binary.tar.gz";
 
-std::string one_line(std::string text) {
-  for (char& c : text) {
-    if (c == '\n' || c == '\r') c = ' ';
-  }
-  while (!text.empty() && text.back() == ' ') text.pop_back();
-  return text;
-}
 
 void replace_all(std::string& text, const std::string& from, const std::string& to) {
   if (from.empty()) return;

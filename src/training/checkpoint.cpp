@@ -93,9 +93,8 @@ void load_model_state(const CheckpointData& data, Net& model, const std::string&
     auto archive = archive_from(data.model_bytes, device);
     model.load(archive);
   } catch (const c10::Error& e) {
-    std::string what = e.what_without_backtrace();
-    if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
-    throw UserError("checkpoint " + path + " does not match the model it describes: " + what);
+    throw UserError("checkpoint " + path + " does not match the model it describes: " +
+                    first_line(e.what_without_backtrace()));
   }
 }
 
@@ -109,9 +108,8 @@ void load_optimizer_state(const CheckpointData& data, torch::optim::Optimizer& o
     auto archive = archive_from(data.optimizer_bytes, device);
     optimizer.load(archive);
   } catch (const c10::Error& e) {
-    std::string what = e.what_without_backtrace();
-    if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
-    throw UserError("optimiser state in " + path + " does not match this run: " + what);
+    throw UserError("optimiser state in " + path + " does not match this run: " +
+                    first_line(e.what_without_backtrace()));
   }
 }
 
