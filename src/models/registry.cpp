@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "models/cnn.h"
+#include "models/mlp.h"
 
 namespace cifar {
 namespace {
@@ -14,6 +15,7 @@ using Builder = std::function<NetPtr(const ModelSpec&)>;
 const std::map<std::string, Builder>& builders() {
   static const std::map<std::string, Builder> table = {
       {"cnn", [](const ModelSpec& s) -> NetPtr { return std::make_shared<CnnNet>(s); }},
+      {"mlp", [](const ModelSpec& s) -> NetPtr { return std::make_shared<MlpNet>(s); }},
   };
   return table;
 }
