@@ -27,6 +27,10 @@ struct DistEnvironment {
   int master_port = 29500;
   std::string launcher = "none";    // torchrun | mpich | slurm | openmpi | none: whose variable gave the rank
   bool local_launcher = false;      // started by our own --nproc-per-node launcher
+  // torchrun's agent already hosts the store at MASTER_ADDR:MASTER_PORT
+  // (TORCHELASTIC_USE_AGENT_STORE=True): rank 0 joins it as a client.
+  bool store_hosted_by_launcher = false;
+  int restart_count = 0;            // TORCHELASTIC_RESTART_COUNT: keeps a restarted group's keys apart
 };
 
 // Reads the launcher variables. When several launchers' variables are set
@@ -39,7 +43,9 @@ struct DistEnvironment {
 // Master address: MASTER_ADDR, else the first host of SLURM_JOB_NODELIST,
 // else 127.0.0.1 when every rank is on this machine; a multi-machine group
 // without either is an error. Port: MASTER_PORT, else 15000 + the last four
-// digits of SLURM_JOB_ID, else 29500. Throws UserError naming the variable
+// digits of SLURM_JOB_ID, else 29500. Under torchrun, rank 0 hosts the
+// store unless TORCHELASTIC_USE_AGENT_STORE=True says the agent does.
+// Throws UserError naming the variable
 // for a non-integer or out-of-range value.
 DistEnvironment detect_environment(const EnvMap& env);
 

@@ -479,9 +479,13 @@ std::unique_ptr<DistributedContext> make_distributed_context(const DistConfig& c
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<Backend> pg;
   try {
-    store = c10::make_intrusive<c10d::TCPStore>(
-        env.master_addr, compat::tcp_store_options(env.rank == 0, env.world_size, timeout,
-                                                   static_cast<uint16_t>(env.master_port)));
+    const bool host = env.rank == 0 && !env.store_hosted_by_launcher;
+    auto tcp = c10::make_intrusive<c10d::TCPStore>(
+        env.master_addr,
+        compat::tcp_store_options(host, env.world_size, timeout, static_cast<uint16_t>(env.master_port)));
+    // Our keys under a prefix of their own: torchrun's agent keeps its keys
+    // in a shared store, and a restarted group must not read the last one's.
+    store = c10::make_intrusive<c10d::PrefixStore>("cifar10/" + std::to_string(env.restart_count), tcp);
 #if CIFAR10_C10D_NCCL
     if (backend == "nccl") pg = make_nccl(store, env, timeout, device);
 #endif

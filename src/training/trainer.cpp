@@ -122,6 +122,16 @@ bool Trainer::train_epoch(int epoch) {
     step_in_epoch_ = step + 1;
     Logs running = epoch_sums_.to_logs();
     running["batch_loss"] = (epoch_sums_.loss_sum - before) / std::max(1.0, epoch_sums_.count - before_n);
+    if (dist_.world_size() > 1) {
+      // Callbacks see global numbers (REFERENCE #7): the epoch's sums and
+      // this step's loss, summed over ranks in one 48-byte all-reduce. A
+      // NaN on any rank thus reaches TerminateOnNaN on every rank.
+      auto sums = torch::cat({epoch_sums_.to_tensor(), torch::tensor({epoch_sums_.loss_sum - before,
+                                                                      epoch_sums_.count - before_n}, torch::kFloat64)});
+      dist_.all_reduce_sum(sums);
+      running = MetricSums::from_tensor(sums.slice(0, 0, 4)).to_logs();
+      running["batch_loss"] = sums[4].item<double>() / std::max(1.0, sums[5].item<double>());
+    }
     for (auto& cb : callbacks_) cb->on_batch_end(step, running, *this);
     in_batch_ = false;
     if (int sig = agreed_stop_signal()) {

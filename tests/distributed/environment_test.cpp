@@ -34,6 +34,16 @@ TEST(Environment, Torchrun) {
   EXPECT_EQ(d.master_addr, "10.0.0.7");
   EXPECT_EQ(d.master_port, 29400);
   EXPECT_EQ(d.launcher, "torchrun");
+  EXPECT_FALSE(d.store_hosted_by_launcher);
+  EXPECT_EQ(d.restart_count, 0);
+  // torchrun's agent hosting the store, after two restarts.
+  const auto elastic = detect_environment({{"RANK", "0"},
+                                           {"WORLD_SIZE", "2"},
+                                           {"MASTER_ADDR", "n1"},
+                                           {"TORCHELASTIC_USE_AGENT_STORE", "True"},
+                                           {"TORCHELASTIC_RESTART_COUNT", "2"}});
+  EXPECT_TRUE(elastic.store_hosted_by_launcher);
+  EXPECT_EQ(elastic.restart_count, 2);
 }
 
 TEST(Environment, SlurmTakesFirstHostAndJobPort) {

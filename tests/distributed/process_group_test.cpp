@@ -8,6 +8,8 @@
 #include <chrono>
 #include <thread>
 
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
 #include "common/error.h"
 #include "distributed/launcher.h"
 #include "distributed/process_group.h"
@@ -39,14 +41,16 @@ DistConfig gloo(int timeout_s, bool sync_bn = false) {
 
 // Runs body(rank, env) on `world` threads and rethrows the first failure.
 template <class F>
-void run_ranks(int world, F body) {
-  const int port = find_free_loopback_port();
+void run_ranks(int world, F body, int port = 0, bool agent_store = false) {
+  if (port == 0) port = find_free_loopback_port();
   std::vector<std::exception_ptr> errors(world);
   std::vector<std::thread> threads;
   for (int r = 0; r < world; ++r) {
     threads.emplace_back([&, r] {
       try {
-        body(r, env_for(r, world, port));
+        auto env = env_for(r, world, port);
+        env.store_hosted_by_launcher = agent_store;
+        body(r, env);
       } catch (...) {
         errors[r] = std::current_exception();
       }
@@ -168,12 +172,33 @@ void check_gradients_and_buffers(bool sync_bn) {
 TEST(ProcessGroup, BucketedGradientsAreTheRankAverage) { check_gradients_and_buffers(false); }
 TEST(ProcessGroup, SyncBnAveragesRunningStatistics) { check_gradients_and_buffers(true); }
 
+// torchrun's agent hosts the store (TORCHELASTIC_USE_AGENT_STORE=True):
+// rank 0 must join it, not try to listen on the same port.
+TEST(ProcessGroup, JoinsAStoreHostedByTorchrunsAgent) {
+  const int port = find_free_loopback_port();
+  c10d::TCPStoreOptions options;
+  options.port = static_cast<uint16_t>(port);
+  options.isServer = true;
+  options.waitWorkers = false;
+  auto agent = c10::make_intrusive<c10d::TCPStore>("127.0.0.1", options);
+  agent->set("torchelastic/agent-key", std::vector<uint8_t>{1});
+  run_ranks(
+      2,
+      [](int r, const DistEnvironment& env) {
+        auto ctx = make_distributed_context(gloo(30), env, torch::kCPU);
+        auto t = torch::tensor({r + 1.0}, torch::kFloat64);
+        ctx->all_reduce_sum(t);
+        EXPECT_EQ(t.item<double>(), 3.0);
+      },
+      port, /*agent_store=*/true);
+}
+
 TEST(ProcessGroup, HungPeerTimesOutWithAClearError) {
   run_ranks(2, [](int r, const DistEnvironment& env) {
     auto ctx = make_distributed_context(gloo(2), env, torch::kCPU);
     if (r == 1) {
       // A hung peer: in the group, never joining the collective.
-      std::this_thread::sleep_for(std::chrono::seconds(5));
+      std::this_thread::sleep_for(std::chrono::milliseconds(3500));
       return;
     }
     auto t = torch::ones({1});
