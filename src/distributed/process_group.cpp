@@ -183,17 +183,7 @@ class C10dContext final : public DistributedContext {
         timeout_(timeout),
         sync_bn_(sync_bn),
         device_(device),
-        buckets_(std::make_shared<GradientBuckets>()) {
-    buckets_->cap_bytes = bucket_bytes;
-    buckets_->launch = [this](torch::Tensor& flat) {
-      return start("gradient all-reduce", [&] {
-        std::vector<torch::Tensor> v{flat};
-        c10d::AllreduceOptions o;
-        o.timeout = timeout_;
-        return pg_->allreduce(v, o);
-      });
-    };
-  }
+        bucket_bytes_(bucket_bytes) {}
 
   ~C10dContext() override {
     if (!broken_) return;
@@ -202,7 +192,7 @@ class C10dContext final : public DistributedContext {
     // process is about to exit with an error, so leave it be.
     (void)pg_.release();
     (void)store_.release();
-    (void)new std::shared_ptr<GradientBuckets>(std::move(buckets_));
+    if (buckets_) (void)new std::shared_ptr<GradientBuckets>(std::move(buckets_));
   }
 
   int rank() const override { return env_.rank; }
@@ -245,6 +235,18 @@ class C10dContext final : public DistributedContext {
       broadcast(g.flat, 0);
       unflatten(g);
     }
+    // Fresh bucket state: hooks left on another model's parameters hold
+    // the old one weakly and fall silent.
+    buckets_ = std::make_shared<GradientBuckets>();
+    buckets_->cap_bytes = bucket_bytes_;
+    buckets_->launch = [this](torch::Tensor& flat) {
+      return start("gradient all-reduce", [&] {
+        std::vector<torch::Tensor> v{flat};
+        c10d::AllreduceOptions o;
+        o.timeout = timeout_;
+        return pg_->allreduce(v, o);
+      });
+    };
     buckets_->params = model.parameters();
     buckets_->hooked.assign(buckets_->params.size(), false);
     buckets_->build();
@@ -252,8 +254,8 @@ class C10dContext final : public DistributedContext {
   }
 
   void begin_backward(int passes) override {
-    auto& b = *buckets_;
     if (!model_) return;
+    auto& b = *buckets_;
     // --freeze-backbone flips requires_grad between epochs: frozen
     // parameters get no gradient, so they must not hold up a bucket.
     if (b.layout_changed()) {
@@ -408,8 +410,9 @@ class C10dContext final : public DistributedContext {
   milliseconds timeout_;
   bool sync_bn_;
   torch::Device device_;
+  size_t bucket_bytes_;
   Net* model_ = nullptr;
-  std::shared_ptr<GradientBuckets> buckets_;
+  std::shared_ptr<GradientBuckets> buckets_;  // set by prepare_model
   bool broken_ = false;
 };
 
