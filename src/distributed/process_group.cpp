@@ -465,7 +465,11 @@ c10::intrusive_ptr<Backend> make_nccl(const c10::intrusive_ptr<c10d::Store>& sto
 std::unique_ptr<DistributedContext> make_distributed_context(const DistConfig& config, const DistEnvironment& env,
                                                              const torch::Device& device, size_t bucket_bytes) {
   if (env.world_size == 1 && config.backend == "auto") return make_single_process_context();
-  const std::string backend = config.backend != "auto" ? config.backend : device.is_cuda() ? "nccl" : "gloo";
+  // Gloo also reduces CUDA tensors (slower, through host memory), so a CUDA
+  // build without NCCL still trains on several GPUs.
+  const std::string backend = config.backend != "auto"                ? config.backend
+                              : device.is_cuda() && CIFAR10_C10D_NCCL ? "nccl"
+                                                                      : "gloo";
   if (backend == "nccl" && !device.is_cuda()) {
     throw UserError("--dist-backend nccl needs CUDA devices, but this rank runs on " + device.str() +
                     " (hint: --dist-backend gloo for CPU training)");

@@ -29,7 +29,8 @@ constexpr size_t kGradientBucketBytes = 25u << 20;
 // for its peers before failing with a one-line UserError on each surviving
 // rank (an explicit --dist-backend at world size 1 builds a real group of
 // one, to measure what the data-parallel path costs). Backend "auto" is
-// NCCL when `device` is CUDA, else Gloo. `bucket_bytes` is for tests.
+// NCCL when `device` is CUDA and LibTorch has it, else Gloo. `bucket_bytes`
+// is for tests.
 std::unique_ptr<DistributedContext> make_distributed_context(const DistConfig& config, const DistEnvironment& env,
                                                              const torch::Device& device,
                                                              size_t bucket_bytes = kGradientBucketBytes);
