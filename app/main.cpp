@@ -3,6 +3,7 @@
 
 #include "common/error.h"
 #include "config/cli.h"
+#include "distributed/launcher.h"
 #include "evaluation/predict.h"
 #include "pipeline/pipeline.h"
 
@@ -16,6 +17,9 @@ int main(int argc, char** argv) {
       case CommandLine::Command::kPredict:
         return cifar::run_predict(cmd.predict);
       case CommandLine::Command::kTrain:
+        if (const int workers = cifar::local_workers_to_start(cmd.config, cifar::process_environment())) {
+          return cifar::launch_local_workers(workers, cmd.config, argc, argv);
+        }
         return cifar::run_pipeline(cmd.config);
     }
   } catch (const cifar::UserError& e) {

@@ -76,6 +76,12 @@ void validate(const Config& c) {
   require_one_of<std::string>("strategy", r.strategy, {"mirrored", "none"});
   require(r.threads >= 0, "threads", std::to_string(r.threads), "must be 0 or more");
   require(r.num_gpus >= 0, "num-gpus", std::to_string(r.num_gpus), "must be 0 or more");
+
+  const auto& dist = c.dist;
+  require_one_of<std::string>("dist-backend", dist.backend, {"auto", "gloo", "nccl"});
+  require(dist.timeout >= 1, "dist-timeout", std::to_string(dist.timeout), "must be at least 1 second");
+  require(dist.nproc_per_node >= 0 && dist.nproc_per_node <= 256, "nproc-per-node",
+          std::to_string(dist.nproc_per_node), "must be in [0, 256]");
   require(!(r.skip_training && r.load_model.empty() && r.resume.empty()), "skip-training", "",
           "needs --load-model PATH (the weights to evaluate)");
   require(r.resume.empty() || r.load_model.empty(), "resume", r.resume,

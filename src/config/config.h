@@ -82,12 +82,20 @@ struct RunConfig {
   int num_gpus = 2;                  // GPUs for the mirrored strategy (capped at those present)
 };
 
+struct DistConfig {
+  std::string backend = "auto";  // auto (NCCL on CUDA, Gloo on CPU) | gloo | nccl
+  int timeout = 300;             // seconds the rendezvous or any collective may wait for a peer
+  int nproc_per_node = 0;        // start N worker processes on this machine (0 = as --strategy says)
+  bool sync_bn = false;          // average batch-norm running statistics over ranks every step
+};
+
 struct Config {
   DataConfig data;
   AugmentConfig augment;
   ModelConfig model;
   TrainConfig train;
   RunConfig run;
+  DistConfig dist;
 };
 
 // Checks ranges and names; throws UserError naming the flag, value and fix.

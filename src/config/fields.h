@@ -74,6 +74,11 @@ void visit_fields(Config_& c, Visitor&& v) {
   v("preset", c.run.preset, "quick | full: named settings; explicit flags still override");
   v("strategy", c.run.strategy, "mirrored (one process per GPU) | none");
   v("num-gpus", c.run.num_gpus, "GPUs used by the mirrored strategy (capped at those present)");
+  // Distributed
+  v("nproc-per-node", c.dist.nproc_per_node, "Start N worker processes on this machine (0 = as --strategy says)");
+  v("dist-backend", c.dist.backend, "auto (NCCL on CUDA, Gloo on CPU) | gloo | nccl");
+  v("dist-timeout", c.dist.timeout, "Seconds the rendezvous or a collective may wait for a peer");
+  v("sync-bn", c.dist.sync_bn, "Average batch-norm running statistics over ranks every step");
 }
 
 }  // namespace cifar

@@ -9,18 +9,33 @@
 
 namespace cifar {
 
+class Net;
+
 class DistributedContext {
  public:
   virtual ~DistributedContext() = default;
   virtual int rank() const { return 0; }
   virtual int world_size() const { return 1; }
   virtual int local_rank() const { return 0; }
+  virtual int local_world_size() const { return 1; }
   bool is_writer() const { return rank() == 0; }
   // Sums `t` across ranks in place.
   virtual void all_reduce_sum(torch::Tensor& /*t*/) {}
+  // Element-wise maximum across ranks, in place (stop flags every rank must agree on).
+  virtual void all_reduce_max(torch::Tensor& /*t*/) {}
   // Copies `t` from rank `root` to every rank, in place.
   virtual void broadcast(torch::Tensor& /*t*/, int /*root*/ = 0) {}
-  // Averages the gradients of `params` across ranks.
+  // Called once by the Trainer with the model on its device: every rank
+  // starts from rank 0's parameters and buffers, and the gradient hooks that
+  // let sync_gradients overlap with the backward pass are installed.
+  virtual void prepare_model(Net& /*model*/) {}
+  // Called before a step's backward passes (one per micro-batch, 0 when this
+  // rank has no samples in the step): the hooks start each bucket's
+  // all-reduce during the last pass.
+  virtual void begin_backward(int /*passes*/) {}
+  // Averages the gradients of `params` across ranks, then brings the model's
+  // buffers (batch-norm running statistics) into agreement: rank 0's, or
+  // their mean over ranks with --sync-bn.
   virtual void sync_gradients(const std::vector<torch::Tensor>& /*params*/) {}
   virtual void barrier() {}
   virtual std::string backend() const { return "none"; }

@@ -7,6 +7,7 @@
 #include "models/cnn.h"
 #include "models/efficientnet.h"
 #include "models/fastnet.h"
+#include "models/mlp.h"
 #include "models/resnet.h"
 
 namespace cifar {
@@ -19,6 +20,7 @@ const std::map<std::string, Builder>& builders() {
       {"cnn", [](const ModelSpec& s) -> NetPtr { return std::make_shared<CnnNet>(s); }},
       {"efficientnet", [](const ModelSpec& s) -> NetPtr { return std::make_shared<EfficientNet>(s); }},
       {"fast", [](const ModelSpec& s) -> NetPtr { return std::make_shared<FastNet>(s); }},
+      {"mlp", [](const ModelSpec& s) -> NetPtr { return std::make_shared<MlpNet>(s); }},
       {"resnet", [](const ModelSpec& s) -> NetPtr { return std::make_shared<ResNet>(s); }},
   };
   return table;

@@ -11,7 +11,10 @@
 #include "data/cifar_reader.h"
 #include "data/dataset.h"
 #include "data/download.h"
+#include "data/batches.h"
 #include "distributed/context.h"
+#include "distributed/environment.h"
+#include "distributed/process_group.h"
 #include "evaluation/evaluate.h"
 #include "evaluation/metrics.h"
 #include "reporting/gnuplot.h"
@@ -40,9 +43,11 @@ namespace cifar {
 namespace fs = std::filesystem;
 namespace {
 
-void print_config(const Config& config, const std::string& device, int threads, int world) {
+void print_config(const Config& config, const std::string& device, int threads, const DistributedContext& dist) {
   std::cout << "cifar10 " << CIFAR10_VERSION << " (LibTorch " << compat::torch_version() << ") on " << device << ", "
-            << threads << " threads, world size " << world << "\nConfiguration:\n";
+            << threads << " threads, world size " << dist.world_size()
+            << (dist.world_size() > 1 || dist.backend() != "none" ? " (" + dist.backend() + ")" : "")
+            << "\nConfiguration:\n";
   const nlohmann::json j = config_to_json(config);
   for (const auto& [key, value] : j.items()) std::cout << "  " << key << " = " << value.dump() << "\n";
 }
@@ -76,7 +81,10 @@ void visualize(const RunPaths& paths, const nlohmann::json& summary, const nlohm
     }
     plot_confusion_matrix(matrix, r.class_names, paths.results);
     plot_class_accuracy(r.per_class_accuracy, r.class_names, paths.results);
-    const int64_t n = std::min<int64_t>(kMaxPredictionSamples, splits.test.size());
+    // Per-image predictions cover rank 0's shard of the test set, which
+    // starts at image 0.
+    const int64_t n = std::min<int64_t>({kMaxPredictionSamples, splits.test.size(),
+                                         static_cast<int64_t>(evaluation->predicted.size())});
     auto labels = splits.test.labels.slice(0, 0, n).contiguous();
     std::vector<int64_t> truth(labels.data_ptr<int64_t>(), labels.data_ptr<int64_t>() + n);
     std::vector<int64_t> predicted(evaluation->predicted.begin(), evaluation->predicted.begin() + n);
@@ -89,6 +97,26 @@ void visualize(const RunPaths& paths, const nlohmann::json& summary, const nlohm
   nlohmann::json page = {{"training", summary}, {"config", config_to_json(config)}};
   if (!inference.is_null()) page["inference"] = inference;
   write_html_report(paths.results, page);
+}
+
+// Each rank evaluates its contiguous shard of the split (unpadded, so no
+// image counts twice: REFERENCE #8); the counts are summed over ranks, so
+// every number in the report covers the whole split. The per-image lists
+// (predictions, raw confidences for the plots) stay rank 0's shard.
+SplitEvaluation evaluate_sharded(Net& model, const ImageSet& set, const Normalization& norm,
+                                 const EvalOptions& options, const std::vector<std::string>& class_names,
+                                 DistributedContext& dist) {
+  if (dist.world_size() == 1) return evaluate_split(model, set, norm, options, class_names);
+  const auto [begin, end] = rank_range(set.size(), dist.rank(), dist.world_size());
+  SplitEvaluation shard = evaluate_split(model, set.slice(begin, end), norm, options, class_names);
+  auto counts = shard.counts.to_tensor();
+  dist.all_reduce_sum(counts);
+  shard.counts = EvalCounts::from_tensor(counts, static_cast<int64_t>(class_names.size()));
+  EvalReport report = make_report(shard.counts, class_names);
+  report.confidences_correct = std::move(shard.report.confidences_correct);
+  report.confidences_wrong = std::move(shard.report.confidences_wrong);
+  shard.report = std::move(report);
+  return shard;
 }
 
 }  // namespace
@@ -139,9 +167,10 @@ std::vector<std::shared_ptr<Callback>> make_callbacks(const Config& config, cons
 
 int run_pipeline(const Config& config) {
   const RunPaths paths(config.run.output_dir);
-  auto dist = make_single_process_context();
-  const int threads = configure_threads(config.run.threads);
-  const torch::Device device = resolve_device(config.run.device, dist->local_rank());
+  const DistEnvironment env = detect_environment(process_environment());
+  // Ranks on one machine share its cores; each uses the GPU of its local rank.
+  const int threads = configure_threads(config.run.threads, env.local_world_size);
+  const torch::Device device = resolve_device(config.run.device, env.local_rank);
   configure_determinism(config.run.deterministic);
   // Check the model name before reading 180 MB of data.
   if (config.run.load_model.empty() && config.run.resume.empty()) {
@@ -149,18 +178,24 @@ int run_pipeline(const Config& config) {
     ModelSpec spec = make_spec(config.model, std::vector<std::string>(kNumClasses, "class"), norm.mean, norm.std);
     if (config.model.summary) {
       torch::manual_seed(static_cast<uint64_t>(config.run.seed));
-      if (dist->is_writer()) print_summary(*build_model(spec), spec, std::cout);
+      if (env.rank == 0) print_summary(*build_model(spec), spec, std::cout);
       return 0;
     }
   }
+  auto dist = make_distributed_context(config.dist, env, device);
 
   if (dist->is_writer()) {
-    print_config(config, device.str(), threads, dist->world_size());
+    print_config(config, device.str(), threads, *dist);
     for (const auto& dir : {paths.checkpoints, paths.logs, paths.results}) ensure_dir(dir);
     write_file_atomic(paths.results / "config.json", config_to_json(config).dump(2) + "\n");
   }
 
-  const auto batches = obtain_cifar10(config.data);
+  // Rank 0 downloads or extracts; the others wait, then find the files in
+  // place, so a missing archive is reported once and fetched once.
+  std::filesystem::path batches;
+  if (dist->is_writer()) batches = obtain_cifar10(config.data);
+  dist->barrier();
+  if (!dist->is_writer()) batches = obtain_cifar10(config.data);
   const Cifar10 cifar = read_cifar10(batches);
   const Splits splits = make_splits(cifar, config.data, static_cast<uint64_t>(config.run.seed));
   if (dist->is_writer()) {
@@ -246,7 +281,8 @@ int run_pipeline(const Config& config) {
     options.device = device;
     options.tta = config.run.tta;
     options.autocast = device.is_cuda() && config.train.mixed_precision != "off";
-    evaluation = evaluate_split(*model, splits.test, Normalization{spec.mean, spec.std}, options, spec.class_names);
+    evaluation = evaluate_sharded(*model, splits.test, Normalization{spec.mean, spec.std}, options, spec.class_names,
+                                  *dist);
     const auto& r = evaluation->report;
     ResultsInfo info{spec_to_json(spec), weights.empty() ? "(weights of this run)" : weights,
                      "test_batch.bin (" + std::to_string(splits.test.size()) + " images)", config.run.tta};

@@ -42,6 +42,7 @@ Trainer::Trainer(const Config& config, const Splits& data, NetPtr model, ModelSp
       dist_(dist),
       augmenter_(config.augment) {
   model_->to(device_);
+  dist_.prepare_model(*model_);
   optimizer_ = make_optimizer(config_.train, *model_);
   const auto& mp = config_.train.mixed_precision;
   autocast_ = device_.is_cuda() && mp != "off";
@@ -69,27 +70,37 @@ torch::Tensor Trainer::loss_fn(const torch::Tensor& logits, const torch::Tensor&
 
 void Trainer::train_step(int epoch, int64_t step, const torch::Tensor& indices) {
   const uint64_t seed = static_cast<uint64_t>(config_.run.seed);
-  // Dropout, stochastic depth and augmentation draw from seeds derived from
-  // (seed, epoch, step): a resumed run draws what the uninterrupted run drew.
-  torch::manual_seed(step_seed(seed, epoch, step, 2));
-  auto batch = train_.select(indices);
-  auto x = augmenter_.apply(normalize_images(batch.images, norm_), step_seed(seed, epoch, step, 0));
-  if (!sample_images_.defined() && is_writer()) sample_images_ = to_display_u8(x.slice(0, 0, 64), norm_);
-  if (device_.is_cuda()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
-
   optimizer_->zero_grad();
-  const int64_t n = x.size(0);
+  // A short last batch split over many ranks can leave a rank with nothing;
+  // it still takes part in the gradient all-reduce, with zeros.
+  const int64_t n = indices.size(0);
   const int64_t chunks = std::min<int64_t>(config_.train.grad_accumulation, n);
-  auto xs = x.chunk(chunks), ys = batch.labels.chunk(chunks);
-  for (size_t i = 0; i < xs.size(); ++i) {
-    torch::Tensor logits;
-    {
-      compat::AutocastGuard autocast(autocast_);
-      logits = model_->forward(xs[i]);
+  dist_.begin_backward(static_cast<int>(chunks));
+  if (n > 0) {
+    // Dropout, stochastic depth and augmentation draw from seeds derived from
+    // (seed, epoch, step): a resumed run draws what the uninterrupted run drew.
+    torch::manual_seed(step_seed(seed, epoch, step, 2));
+    auto batch = train_.select(indices);
+    auto x = augmenter_.apply(normalize_images(batch.images, norm_), step_seed(seed, epoch, step, 0));
+    if (!sample_images_.defined() && is_writer()) sample_images_ = to_display_u8(x.slice(0, 0, 64), norm_);
+    if (device_.is_cuda()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+
+    // Each micro-batch's mean loss is weighted by its share of the global
+    // batch times the world size; sync_gradients then averages over ranks,
+    // so the result is the gradient of the global batch's mean loss even
+    // when ranks hold unequal parts (at world size 1: size / n, as before).
+    const int64_t global_n = std::min<int64_t>(config_.train.batch_size, train_.size() - step * config_.train.batch_size);
+    auto xs = x.chunk(chunks), ys = batch.labels.chunk(chunks);
+    for (size_t i = 0; i < xs.size(); ++i) {
+      torch::Tensor logits;
+      {
+        compat::AutocastGuard autocast(autocast_);
+        logits = model_->forward(xs[i]);
+      }
+      auto loss = loss_fn(logits, ys[i]);
+      (loss * (static_cast<double>(xs[i].size(0)) * dist_.world_size() / static_cast<double>(global_n))).backward();
+      epoch_sums_.add(logits.detach(), ys[i], loss.item<double>());
     }
-    auto loss = loss_fn(logits, ys[i]);
-    (loss * (static_cast<double>(xs[i].size(0)) / static_cast<double>(n))).backward();
-    epoch_sums_.add(logits.detach(), ys[i], loss.item<double>());
   }
   dist_.sync_gradients(model_->parameters());
   if (config_.train.grad_clip > 0) torch::nn::utils::clip_grad_norm_(model_->parameters(), config_.train.grad_clip);
@@ -111,9 +122,19 @@ bool Trainer::train_epoch(int epoch) {
     step_in_epoch_ = step + 1;
     Logs running = epoch_sums_.to_logs();
     running["batch_loss"] = (epoch_sums_.loss_sum - before) / std::max(1.0, epoch_sums_.count - before_n);
+    if (dist_.world_size() > 1) {
+      // Callbacks see global numbers (REFERENCE #7): the epoch's sums and
+      // this step's loss, summed over ranks in one 48-byte all-reduce. A
+      // NaN on any rank thus reaches TerminateOnNaN on every rank.
+      auto sums = torch::cat({epoch_sums_.to_tensor(), torch::tensor({epoch_sums_.loss_sum - before,
+                                                                      epoch_sums_.count - before_n}, torch::kFloat64)});
+      dist_.all_reduce_sum(sums);
+      running = MetricSums::from_tensor(sums.slice(0, 0, 4)).to_logs();
+      running["batch_loss"] = sums[4].item<double>() / std::max(1.0, sums[5].item<double>());
+    }
     for (auto& cb : callbacks_) cb->on_batch_end(step, running, *this);
     in_batch_ = false;
-    if (int sig = stop_signal()) {
+    if (int sig = agreed_stop_signal()) {
       stop_reason_ = "interrupted by " + signal_name(sig);
       stop_requested_ = abandon_epoch_ = true;
       save_checkpoint((std::filesystem::path(config_.run.output_dir) / "checkpoints" / "latest_model.pt").string());
@@ -122,6 +143,27 @@ bool Trainer::train_epoch(int epoch) {
     if (abandon_epoch_) return false;
   }
   return true;
+}
+
+// Every rank must leave the loop after the same step, or the ones still
+// training wait in their next all-reduce for a peer that left (REFERENCE
+// #4, #6). A stop signal on any rank, and a NaN stop, are agreed as a
+// maximum over ranks after every step: one 16-byte all-reduce. A peer's
+// signal is kept here, not in the process's signal flag, so that this
+// rank's own copy of the same SIGTERM, arriving a moment later, is not
+// taken for a second signal (which aborts at once).
+int Trainer::agreed_stop_signal() {
+  if (dist_.world_size() == 1) return stop_signal();
+  const int own = stop_signal() != 0 ? stop_signal() : agreed_signal_;
+  auto flags = torch::tensor({static_cast<double>(own), abandon_epoch_ ? 1.0 : 0.0}, torch::kFloat64);
+  dist_.all_reduce_max(flags);
+  const int sig = static_cast<int>(flags[0].item<double>());
+  agreed_signal_ = sig;
+  if (flags[1].item<double>() > 0 && !abandon_epoch_) {
+    stop_requested_ = abandon_epoch_ = true;
+    if (stop_reason_.empty()) stop_reason_ = "the loss became NaN or infinite on another rank";
+  }
+  return sig;
 }
 
 Logs Trainer::validate() {
@@ -176,7 +218,9 @@ FitResult Trainer::fit() {
     for (auto& cb : callbacks_) cb->on_train_end(result.last, *this);
   }
   result.stop_reason = stop_reason_;
-  result.signal = stop_signal();
+  // Agreed once more: a signal that came after the last step's agreement
+  // must not send one rank to the evaluation and another to the exit.
+  result.signal = agreed_stop_signal();
   result.diverged = abandon_epoch_ && result.signal == 0;
   result.next_epoch = step_in_epoch_ >= steps_per_epoch_ ? epoch_ + 1 : epoch_;
   result.wall_seconds = seconds_since(t0);

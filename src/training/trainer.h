@@ -56,6 +56,7 @@ class Trainer final : public TrainContext {
  private:
   bool train_epoch(int epoch);  // false when the epoch was abandoned
   void train_step(int epoch, int64_t step, const torch::Tensor& indices);
+  int agreed_stop_signal();  // the stop signal, agreed across ranks; 0 = go on
   Logs validate();
   torch::Tensor loss_fn(const torch::Tensor& logits, const torch::Tensor& labels) const;
   nlohmann::json run_state() const;
@@ -83,6 +84,7 @@ class Trainer final : public TrainContext {
   bool in_batch_ = false;
   bool stop_requested_ = false;
   bool abandon_epoch_ = false;
+  int agreed_signal_ = 0;  // a stop signal agreed with the other ranks
   std::string stop_reason_;
   torch::Tensor sample_images_;
 };

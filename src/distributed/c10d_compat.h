@@ -1,0 +1,74 @@
+// c10d differences between Debian's LibTorch 1.13 (CPU, Gloo) and the CUDA
+// LibTorch 2.x wheels (NCCL, Gloo headers not always shipped). Only
+// distributed/process_group.cpp includes this, so c10d's heavy headers stay
+// out of every other translation unit.
+#pragma once
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/distributed/c10d/Types.hpp>
+#include <torch/csrc/distributed/c10d/Work.hpp>
+
+#include <cstdlib>
+
+#include "common/torch_compat.h"
+
+// Gloo: USE_C10D_GLOO comes from the torch_cpu target when LibTorch was
+// built with it; the gloo headers themselves may be missing from a wheel.
+#if defined(USE_C10D_GLOO) && defined(CIFAR10_HAVE_GLOO) && \
+    __has_include(<torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>)
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#define CIFAR10_C10D_GLOO 1
+#else
+#define CIFAR10_C10D_GLOO 0
+#endif
+
+// NCCL: USE_C10D_NCCL comes from the torch_cuda target of a CUDA build. The
+// header exists in CPU builds too (Debian ships it), but declares nothing
+// without the macro, so both are needed.
+#if defined(USE_C10D_NCCL) && __has_include(<torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>)
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#define CIFAR10_C10D_NCCL 1
+#else
+#define CIFAR10_C10D_NCCL 0
+#endif
+
+namespace cifar::compat {
+
+// The class that implements collectives: 2.0 split c10d::ProcessGroup into a
+// dispatching front and c10d::Backend (ProcessGroupGloo/NCCL derive from it);
+// in 1.13 they derive from ProcessGroup. Both declare the same virtual
+// allreduce / broadcast / barrier returning c10::intrusive_ptr<c10d::Work>.
+#if CIFAR_TORCH_AT_LEAST(2, 0)
+using CollectiveBackend = c10d::Backend;
+#else
+using CollectiveBackend = c10d::ProcessGroup;
+#endif
+
+// NCCL's Work::wait only orders streams unless blocking wait is on; with it,
+// wait(timeout) blocks the host and throws on timeout, which is what turns
+// a hung peer into an error. 2.2 renamed the variable (the old one still
+// works there, with a deprecation warning).
+inline void enable_nccl_blocking_wait() {
+#if CIFAR_TORCH_AT_LEAST(2, 2)
+  ::setenv("TORCH_NCCL_BLOCKING_WAIT", "1", /*overwrite=*/0);
+#else
+  ::setenv("NCCL_BLOCKING_WAIT", "1", /*overwrite=*/0);
+#endif
+}
+
+// TCPStoreOptions gained fields in 2.x (useLibUV, masterListenFd, ...);
+// assigning by name keeps this the same on both.
+inline c10d::TCPStoreOptions tcp_store_options(bool is_server, int world_size, std::chrono::milliseconds timeout,
+                                               uint16_t port) {
+  c10d::TCPStoreOptions o;
+  o.port = port;
+  o.isServer = is_server;
+  o.numWorkers = static_cast<size_t>(world_size);
+  o.waitWorkers = true;
+  o.timeout = timeout;
+  return o;
+}
+
+}  // namespace cifar::compat

@@ -1,0 +1,275 @@
+#include "distributed/launcher.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <iostream>
+#include <optional>
+
+#include "common/error.h"
+#include "models/registry.h"
+
+extern char** environ;
+
+namespace cifar {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Signals reach the launcher through a pipe, so the supervision loop sees
+// them in order with the children's exits, whichever thread the kernel
+// delivered them to.
+int g_signal_pipe = -1;
+
+extern "C" void on_launcher_signal(int sig) {
+  const unsigned char byte = static_cast<unsigned char>(sig);
+  (void)!::write(g_signal_pipe, &byte, 1);
+}
+
+std::string signal_text(int sig) {
+  switch (sig) {
+    case SIGKILL: return "signal 9 (SIGKILL)";
+    case SIGTERM: return "signal 15 (SIGTERM)";
+    case SIGINT: return "signal 2 (SIGINT)";
+    case SIGSEGV: return "signal 11 (SIGSEGV)";
+    case SIGABRT: return "signal 6 (SIGABRT)";
+    case SIGBUS: return "signal 7 (SIGBUS)";
+    default: return "signal " + std::to_string(sig);
+  }
+}
+
+// Built before fork: between fork and exec a child of a multi-threaded
+// process may only make async-signal-safe calls, which setenv is not.
+std::vector<std::string> worker_environment(int rank, int workers, int port) {
+  const std::map<std::string, std::string> ours = {
+      {"RANK", std::to_string(rank)},
+      {"WORLD_SIZE", std::to_string(workers)},
+      {"LOCAL_RANK", std::to_string(rank)},
+      {"LOCAL_WORLD_SIZE", std::to_string(workers)},
+      {"GROUP_RANK", "0"},
+      {"MASTER_ADDR", "127.0.0.1"},
+      {"MASTER_PORT", std::to_string(port)},
+      {kLocalLauncherVariable, "1"},
+  };
+  std::vector<std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    const std::string kv = *e;
+    if (!ours.count(kv.substr(0, kv.find('=')))) env.push_back(kv);
+  }
+  for (const auto& [k, v] : ours) env.push_back(k + "=" + v);
+  return env;
+}
+
+std::vector<char*> c_strings(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (auto& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+class Supervisor {
+ public:
+  Supervisor(int workers, int argc, const char* const* argv) : workers_(workers), argv_(argv, argv + argc) {}
+
+  int run() {
+    install_signal_pipe();
+    const int port = find_free_loopback_port();
+    const pid_t self = ::getpid();
+    pids_.assign(workers_, -1);
+    status_.assign(workers_, 0);
+    std::cout << "Starting " << workers_ << " worker processes on this machine (rendezvous 127.0.0.1:" << port << "):";
+    for (int r = 0; r < workers_; ++r) {
+      pids_[r] = spawn(r, port, self);
+      std::cout << " rank " << r << " pid " << pids_[r] << (r + 1 < workers_ ? "," : "\n");
+    }
+    std::cout << std::flush;
+    supervise();
+    restore_signals();
+    return exit_code();
+  }
+
+ private:
+  void install_signal_pipe() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+      throw UserError(std::string("cannot create the launcher's signal pipe: ") + std::strerror(errno), kExitRuntime);
+    }
+    pipe_read_ = fds[0];
+    g_signal_pipe = fds[1];
+    struct sigaction sa {};
+    sa.sa_handler = on_launcher_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    ::sigaction(SIGINT, &sa, &old_int_);
+    ::sigaction(SIGTERM, &sa, &old_term_);
+  }
+
+  void restore_signals() {
+    ::sigaction(SIGINT, &old_int_, nullptr);
+    ::sigaction(SIGTERM, &old_term_, nullptr);
+    ::close(pipe_read_);
+    ::close(g_signal_pipe);
+    g_signal_pipe = -1;
+  }
+
+  pid_t spawn(int rank, int port, pid_t parent) {
+    auto env_strings = worker_environment(rank, workers_, port);
+    auto envp = c_strings(env_strings);
+    auto argv_strings = argv_;
+    auto argv = c_strings(argv_strings);
+    std::cout.flush();
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+      stop_all(SIGTERM);
+      throw UserError(std::string("cannot start worker ") + std::to_string(rank) + ": " + std::strerror(errno),
+                      kExitRuntime);
+    }
+    if (pid == 0) {
+      // Its own process group: a terminal's Ctrl-C reaches only the
+      // launcher, which forwards it once (a second SIGINT aborts a worker).
+      ::setpgid(0, 0);
+      // Should the launcher die (SIGKILL), its workers stop too.
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != parent) ::_exit(kExitRuntime);
+      ::execve("/proc/self/exe", argv.data(), envp.data());
+      ::_exit(127);
+    }
+    return pid;
+  }
+
+  int alive() const {
+    int n = 0;
+    for (pid_t p : pids_) n += p > 0;
+    return n;
+  }
+
+  void stop_all(int sig) {
+    for (pid_t p : pids_) {
+      if (p <= 0) continue;
+      ::kill(p, sig);
+      // A stopped (SIGSTOP) worker must run to act on SIGTERM.
+      if (sig == SIGTERM) ::kill(p, SIGCONT);
+    }
+  }
+
+  void supervise() {
+    std::optional<Clock::time_point> kill_at;
+    while (alive() > 0) {
+      pollfd pfd{pipe_read_, POLLIN, 0};
+      ::poll(&pfd, 1, 100);
+      unsigned char sig = 0;
+      while (::read(pipe_read_, &sig, 1) == 1) {
+        forwarded_ = sig;
+        stop_all(sig);
+      }
+      int status = 0;
+      pid_t pid;
+      while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+        const auto it = std::find(pids_.begin(), pids_.end(), pid);
+        if (it == pids_.end()) continue;
+        const int rank = static_cast<int>(it - pids_.begin());
+        *it = -1;
+        status_[rank] = status;
+        if (failed_rank_ < 0 && failed(status)) {
+          failed_rank_ = rank;
+          stop_all(SIGTERM);
+          kill_at = Clock::now() + std::chrono::seconds(kWorkerStopGraceSeconds);
+        }
+      }
+      if (kill_at && Clock::now() > *kill_at) {
+        stop_all(SIGKILL);
+        kill_at.reset();
+      }
+    }
+  }
+
+  // Exits with 128+sig after a signal we forwarded are the stop we asked for.
+  bool failed(int status) const {
+    if (WIFEXITED(status)) {
+      const int code = WEXITSTATUS(status);
+      return code != 0 && !(forwarded_ && code == 128 + forwarded_);
+    }
+    // A worker still loading data has no handler installed yet and dies of it.
+    return !(forwarded_ && WTERMSIG(status) == forwarded_);
+  }
+
+  int exit_code() const {
+    if (failed_rank_ >= 0) {
+      const int s = status_[failed_rank_];
+      std::cerr << "error: rank " << failed_rank_
+                << (WIFEXITED(s) ? " exited with status " + std::to_string(WEXITSTATUS(s))
+                                 : " was killed by " + signal_text(WTERMSIG(s)))
+                << (workers_ > 1 ? "; stopped the other workers" : "") << "\n";
+      return WIFEXITED(s) ? WEXITSTATUS(s) : kExitRuntime;
+    }
+    const int s = status_[0];
+    return WIFEXITED(s) ? WEXITSTATUS(s) : 128 + WTERMSIG(s);
+  }
+
+  int workers_;
+  std::vector<std::string> argv_;
+  std::vector<pid_t> pids_;
+  std::vector<int> status_;
+  int pipe_read_ = -1;
+  int forwarded_ = 0;
+  int failed_rank_ = -1;
+  struct sigaction old_int_ {};
+  struct sigaction old_term_ {};
+};
+
+}  // namespace
+
+int local_workers_to_start(const Config& config, const EnvMap& env) {
+  if (env.count(kLocalLauncherVariable)) return 0;
+  const DistEnvironment outer = detect_environment(env);
+  if (config.dist.nproc_per_node > 0) {
+    if (outer.world_size > 1) {
+      throw UserError("--nproc-per-node starts workers itself, but this process is already rank " +
+                      std::to_string(outer.rank) + " of " + std::to_string(outer.world_size) + " (started by " +
+                      outer.launcher + ") (hint: leave out --nproc-per-node under torchrun, srun or mpirun)");
+    }
+    return config.dist.nproc_per_node;
+  }
+  if (config.run.strategy != "mirrored" || config.run.device == "cpu" || outer.world_size > 1) return 0;
+  if (!torch::cuda::is_available()) return 0;
+  const int gpus = std::min<int>(config.run.num_gpus, static_cast<int>(torch::cuda::device_count()));
+  return gpus > 1 ? gpus : 0;
+}
+
+int launch_local_workers(int workers, const Config& config, int argc, const char* const* argv) {
+  // Fail once, here, rather than once per worker.
+  if (config.run.load_model.empty() && config.run.resume.empty()) make_spec(config.model, {}, {}, {});
+  Supervisor supervisor(workers, argc, argv);
+  return supervisor.run();
+}
+
+int find_free_loopback_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw UserError(std::string("cannot open a socket: ") + std::strerror(errno), kExitRuntime);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    const std::string why = std::strerror(errno);
+    ::close(fd);
+    throw UserError("cannot find a free port on 127.0.0.1: " + why + " (hint: set MASTER_PORT and start the ranks "
+                    "with torchrun)", kExitRuntime);
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+}  // namespace cifar

@@ -1,0 +1,36 @@
+// The local launcher, torchrun's job on one machine: `--nproc-per-node N`
+// (or the original's `--strategy mirrored`, one process per GPU present)
+// starts N workers of this same binary with torchrun's variables (RANK,
+// WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR=127.0.0.1 and a free
+// MASTER_PORT), forwards SIGINT/SIGTERM to them, and fails fast: when one
+// worker fails, the others get SIGTERM (SIGKILL after a grace period) and
+// the launcher exits non-zero naming that rank.
+#pragma once
+#include "config/config.h"
+#include "distributed/environment.h"
+
+namespace cifar {
+
+// Seconds a worker gets to leave after SIGTERM when a peer has failed.
+constexpr int kWorkerStopGraceSeconds = 10;
+
+// How many workers this invocation starts on this machine; 0 = run the
+// pipeline in this process. --nproc-per-node N wins; otherwise
+// --strategy mirrored means one worker per GPU (min(--num-gpus, present))
+// when that is more than one, and a single process on CPU. Never inside a
+// worker, nor under torchrun/srun/mpirun, which already made the processes
+// (--nproc-per-node there is a UserError: the group would be nested).
+int local_workers_to_start(const Config& config, const EnvMap& env);
+
+// Checks what can be checked before forking (the model name), starts
+// `workers` copies of /proc/self/exe with `argv` and torchrun's variables,
+// supervises them, and returns the exit code: 0 when all succeed; the
+// first failed worker's status (1 when it was killed by a signal); or,
+// after a forwarded SIGINT/SIGTERM, rank 0's (130/143).
+int launch_local_workers(int workers, const Config& config, int argc, const char* const* argv);
+
+// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read
+// it back, close): the local group's rendezvous port.
+int find_free_loopback_port();
+
+}  // namespace cifar

@@ -1,0 +1,511 @@
+#include "distributed/process_group.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include "common/error.h"
+#include "distributed/c10d_compat.h"
+#include "models/net.h"
+#include "training/signals.h"
+
+namespace cifar {
+namespace {
+
+using std::chrono::milliseconds;
+using Backend = compat::CollectiveBackend;
+using WorkPtr = c10::intrusive_ptr<c10d::Work>;
+
+std::string first_line(const std::exception& e) {
+  std::string what = e.what();
+  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) what = c10->what_without_backtrace();
+  if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
+  return what;
+}
+
+bool is_loopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+// Under our launcher a peer's failure reaches the other ranks twice: as a
+// broken connection and, a moment later, as the launcher's SIGTERM. The
+// launcher names the rank that failed first, so the others leave quietly
+// rather than each printing a second, misleading error. Without our
+// launcher (torchrun, srun) every surviving rank reports.
+void exit_quietly_if_launcher_stops_us(const DistEnvironment& env) {
+  if (!env.local_launcher) return;
+  for (int i = 0; i < 40 && stop_signal() == 0; ++i) std::this_thread::sleep_for(milliseconds(50));
+  if (const int sig = stop_signal()) {
+    std::fflush(nullptr);
+    std::cout.flush();
+    std::_Exit(128 + sig);
+  }
+}
+
+std::string rank_text(const DistEnvironment& env) {
+  return "rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size);
+}
+
+// Tensors grouped by dtype and device into one flat buffer each, so a
+// model's hundred-odd parameters cost a few collectives, not a hundred.
+struct FlatGroup {
+  torch::Tensor flat;
+  std::vector<torch::Tensor> parts;
+};
+
+std::vector<FlatGroup> flatten_by_type(const std::vector<torch::Tensor>& tensors) {
+  std::vector<FlatGroup> groups;
+  for (const auto& t : tensors) {
+    auto it = std::find_if(groups.begin(), groups.end(), [&](const FlatGroup& g) {
+      return g.parts.front().scalar_type() == t.scalar_type() && g.parts.front().device() == t.device();
+    });
+    if (it == groups.end()) it = groups.insert(groups.end(), FlatGroup{});
+    it->parts.push_back(t);
+  }
+  for (auto& g : groups) {
+    std::vector<torch::Tensor> views;
+    for (const auto& p : g.parts) views.push_back(p.detach().reshape(-1));
+    g.flat = torch::cat(views);
+  }
+  return groups;
+}
+
+void unflatten(const FlatGroup& g) {
+  torch::NoGradGuard no_grad;
+  int64_t offset = 0;
+  for (const auto& p : g.parts) {
+    const int64_t n = p.numel();
+    p.detach().copy_(g.flat.narrow(0, offset, n).view(p.sizes()));
+    offset += n;
+  }
+}
+
+// The state the gradient hooks write into. Hooks hold it weakly, so one that
+// fires after its context is gone does nothing.
+struct GradientBuckets {
+  struct Bucket {
+    torch::Tensor flat;
+    std::vector<size_t> params;  // indices into `params`
+    size_t ready = 0;            // params whose last-pass gradient has arrived
+    WorkPtr work;                // set once launched
+  };
+  std::vector<torch::Tensor> params;  // the model's, in registration order
+  std::vector<bool> hooked;
+  std::vector<bool> layout;           // requires_grad of each param when the buckets were built
+  std::vector<int> bucket_of;         // -1 for a frozen parameter
+  std::vector<int64_t> offset_of;
+  std::vector<int> passes_seen;
+  std::vector<Bucket> buckets;        // in reverse registration order, the order backward produces them
+  size_t next_launch = 0;
+  int passes = 0;
+  bool active = false;
+  size_t cap_bytes = kGradientBucketBytes;
+  std::function<WorkPtr(torch::Tensor&)> launch;  // starts an asynchronous sum all-reduce
+
+  void build() {
+    buckets.clear();
+    layout.assign(params.size(), false);
+    bucket_of.assign(params.size(), -1);
+    offset_of.assign(params.size(), 0);
+    passes_seen.assign(params.size(), 0);
+    std::vector<std::vector<size_t>> groups;
+    size_t bytes = 0;
+    for (size_t k = params.size(); k-- > 0;) {
+      const auto& p = params[k];
+      layout[k] = p.requires_grad();
+      if (!p.requires_grad()) continue;
+      const size_t size = static_cast<size_t>(p.numel()) * p.element_size();
+      const bool same_kind = !groups.empty() && params[groups.back().front()].scalar_type() == p.scalar_type() &&
+                             params[groups.back().front()].device() == p.device();
+      if (groups.empty() || !same_kind || bytes + size > cap_bytes) {
+        groups.emplace_back();
+        bytes = 0;
+      }
+      groups.back().push_back(k);
+      bytes += size;
+    }
+    for (const auto& g : groups) {
+      Bucket b;
+      int64_t numel = 0;
+      for (size_t k : g) {
+        bucket_of[k] = static_cast<int>(buckets.size());
+        offset_of[k] = numel;
+        numel += params[k].numel();
+      }
+      b.flat = torch::zeros({numel}, params[g.front()].options().requires_grad(false));
+      b.params = g;
+      buckets.push_back(std::move(b));
+    }
+  }
+
+  bool layout_changed() const {
+    for (size_t k = 0; k < params.size(); ++k) {
+      if (params[k].requires_grad() != layout[k]) return true;
+    }
+    return false;
+  }
+
+  torch::Tensor slot(size_t k) {
+    return buckets[bucket_of[k]].flat.narrow(0, offset_of[k], params[k].numel()).view(params[k].sizes());
+  }
+
+  // Launch strictly in bucket order: ranks must issue collectives in the
+  // same order, and the order in which hooks fire is not a promise.
+  void launch_ready() {
+    while (next_launch < buckets.size() && buckets[next_launch].ready == buckets[next_launch].params.size()) {
+      buckets[next_launch].work = launch(buckets[next_launch].flat);
+      ++next_launch;
+    }
+  }
+
+  void on_gradient(size_t k, const torch::Tensor& grad) {
+    if (!active || bucket_of[k] < 0 || passes_seen[k] >= passes) return;
+    torch::NoGradGuard no_grad;
+    auto s = slot(k);
+    if (passes_seen[k] == 0) s.copy_(grad);
+    else s.add_(grad);
+    if (++passes_seen[k] == passes && ++buckets[bucket_of[k]].ready == buckets[bucket_of[k]].params.size()) {
+      launch_ready();
+    }
+  }
+};
+
+class C10dContext final : public DistributedContext {
+ public:
+  C10dContext(c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<Backend> pg, DistEnvironment env,
+              std::string backend, milliseconds timeout, bool sync_bn, torch::Device device, size_t bucket_bytes)
+      : store_(std::move(store)),
+        pg_(std::move(pg)),
+        env_(std::move(env)),
+        backend_(std::move(backend)),
+        timeout_(timeout),
+        sync_bn_(sync_bn),
+        device_(device),
+        bucket_bytes_(bucket_bytes) {}
+
+  ~C10dContext() override {
+    if (!broken_) return;
+    // A group with a dead or hung peer cannot be shut down: its destructor
+    // joins worker threads that may still be waiting on that peer. The
+    // process is about to exit with an error, so leave it be.
+    (void)pg_.release();
+    (void)store_.release();
+    if (buckets_) (void)new std::shared_ptr<GradientBuckets>(std::move(buckets_));
+  }
+
+  int rank() const override { return env_.rank; }
+  int world_size() const override { return env_.world_size; }
+  int local_rank() const override { return env_.local_rank; }
+  int local_world_size() const override { return env_.local_world_size; }
+  std::string backend() const override { return backend_; }
+
+  void all_reduce_sum(torch::Tensor& t) override { reduce(t, c10d::ReduceOp::SUM, "all-reduce"); }
+  void all_reduce_max(torch::Tensor& t) override { reduce(t, c10d::ReduceOp::MAX, "all-reduce (max)"); }
+
+  void broadcast(torch::Tensor& t, int root) override {
+    auto comm = comm_tensor(t);
+    wait(start("broadcast", [&] {
+           std::vector<torch::Tensor> v{comm};
+           c10d::BroadcastOptions o;
+           o.rootRank = root;
+           o.timeout = timeout_;
+           return pg_->broadcast(v, o);
+         }),
+         "broadcast");
+    if (!comm.is_same(t)) t.copy_(comm);
+  }
+
+  // An all-reduce of one number rather than c10d's barrier: NCCL's barrier
+  // guesses each rank's GPU from its rank, which is wrong across machines.
+  void barrier() override {
+    auto t = torch::zeros({1}, torch::kFloat32);
+    reduce(t, c10d::ReduceOp::SUM, "barrier");
+  }
+
+  void prepare_model(Net& model) override {
+    model_ = &model;
+    torch::NoGradGuard no_grad;
+    for (auto& g : flatten_by_type(model.parameters())) {
+      broadcast(g.flat, 0);
+      unflatten(g);
+    }
+    for (auto& g : flatten_by_type(model.buffers())) {
+      broadcast(g.flat, 0);
+      unflatten(g);
+    }
+    // Fresh bucket state: hooks left on another model's parameters hold
+    // the old one weakly and fall silent.
+    buckets_ = std::make_shared<GradientBuckets>();
+    buckets_->cap_bytes = bucket_bytes_;
+    buckets_->launch = [this](torch::Tensor& flat) {
+      return start("gradient all-reduce", [&] {
+        std::vector<torch::Tensor> v{flat};
+        c10d::AllreduceOptions o;
+        o.timeout = timeout_;
+        return pg_->allreduce(v, o);
+      });
+    };
+    buckets_->params = model.parameters();
+    buckets_->hooked.assign(buckets_->params.size(), false);
+    buckets_->build();
+    install_hooks();
+  }
+
+  void begin_backward(int passes) override {
+    if (!model_) return;
+    auto& b = *buckets_;
+    // --freeze-backbone flips requires_grad between epochs: frozen
+    // parameters get no gradient, so they must not hold up a bucket.
+    if (b.layout_changed()) {
+      b.build();
+      install_hooks();
+    }
+    std::fill(b.passes_seen.begin(), b.passes_seen.end(), 0);
+    for (auto& bucket : b.buckets) {
+      bucket.ready = 0;
+      bucket.work.reset();
+    }
+    b.next_launch = 0;
+    b.passes = passes;
+    b.active = true;
+  }
+
+  void sync_gradients(const std::vector<torch::Tensor>& params) override {
+    if (!model_) {
+      sync_gradients_unbucketed(params);
+      return;
+    }
+    auto& b = *buckets_;
+    torch::NoGradGuard no_grad;
+    // Buckets whose hooks did not all fire (a rank with no samples this
+    // step, a parameter unused by the forward pass, a backward run without
+    // begin_backward) take the local gradient as it stands: zero_grad's
+    // zeros plus whatever the passes accumulated.
+    for (size_t i = b.next_launch; i < b.buckets.size(); ++i) {
+      auto& bucket = b.buckets[i];
+      for (size_t k : bucket.params) {
+        if (b.active && b.passes_seen[k] == b.passes) continue;
+        const auto& g = b.params[k].grad();
+        if (g.defined()) b.slot(k).copy_(g);
+        else b.slot(k).zero_();
+      }
+      bucket.ready = bucket.params.size();
+    }
+    b.launch_ready();
+    for (auto& bucket : b.buckets) {
+      wait(bucket.work, "gradient all-reduce");
+      bucket.work.reset();
+      bucket.flat.div_(env_.world_size);
+      for (size_t k : bucket.params) {
+        auto& p = b.params[k];
+        if (p.grad().defined()) p.mutable_grad().copy_(b.slot(k));
+        else p.mutable_grad() = b.slot(k).clone();
+      }
+    }
+    b.active = false;
+    sync_buffers();
+  }
+
+ private:
+  template <class F>
+  WorkPtr start(const char* what, F&& launch) {
+    try {
+      return launch();
+    } catch (const std::exception& e) {
+      fail(what, first_line(e));
+    }
+  }
+
+  void wait(const WorkPtr& work, const char* what) {
+    if (!work) return;
+    try {
+      work->wait(timeout_);
+    } catch (const std::exception& e) {
+      std::string detail = first_line(e);
+      if (detail.find("timed out") != std::string::npos || detail.find("Timed out") != std::string::npos) {
+        detail = "no answer within --dist-timeout " + std::to_string(timeout_.count() / 1000) + " s (" + detail + ")";
+      }
+      fail(what, detail);
+    }
+  }
+
+  [[noreturn]] void fail(const std::string& what, const std::string& detail) {
+    broken_ = true;
+    exit_quietly_if_launcher_stops_us(env_);
+    throw UserError(rank_text(env_) + ": " + what + " failed: " + detail +
+                        " (hint: another rank stopped or hung, see its output; raise --dist-timeout if a step is "
+                        "just slow)",
+                    kExitRuntime);
+  }
+
+  // NCCL reduces only CUDA tensors; the trainer's metric sums live on the CPU.
+  torch::Tensor comm_tensor(const torch::Tensor& t) const {
+    torch::Tensor c = t;
+    if (backend_ == "nccl" && !t.is_cuda()) c = t.to(device_);
+    return c.is_contiguous() ? c : c.contiguous();
+  }
+
+  void reduce(torch::Tensor& t, c10d::ReduceOp op, const char* what) {
+    auto comm = comm_tensor(t);
+    wait(start(what, [&] {
+           std::vector<torch::Tensor> v{comm};
+           c10d::AllreduceOptions o;
+           o.reduceOp = op;
+           o.timeout = timeout_;
+           return pg_->allreduce(v, o);
+         }),
+         what);
+    if (!comm.is_same(t)) t.copy_(comm);
+  }
+
+  void install_hooks() {
+    auto& b = *buckets_;
+    std::weak_ptr<GradientBuckets> weak = buckets_;
+    for (size_t k = 0; k < b.params.size(); ++k) {
+      if (b.hooked[k] || !b.params[k].requires_grad()) continue;
+      b.params[k].register_hook([weak, k](const torch::Tensor& grad) {
+        if (auto s = weak.lock()) s->on_gradient(k, grad);
+      });
+      b.hooked[k] = true;
+    }
+  }
+
+  void sync_gradients_unbucketed(const std::vector<torch::Tensor>& params) {
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : params) {
+      if (p.grad().defined()) grads.push_back(p.grad());
+    }
+    if (grads.empty()) return;
+    for (auto& g : flatten_by_type(grads)) {
+      all_reduce_sum(g.flat);
+      g.flat.div_(env_.world_size);
+      unflatten(g);
+    }
+  }
+
+  // Batch-norm running statistics are updated by each rank's own forward
+  // passes, so they drift apart; evaluation shards and checkpoints need one
+  // set. Without --sync-bn that is rank 0's (what DDP's broadcast_buffers
+  // does); with it, floating-point buffers are averaged over ranks.
+  void sync_buffers() {
+    auto buffers = model_->buffers();
+    if (buffers.empty()) return;
+    for (auto& g : flatten_by_type(buffers)) {
+      if (sync_bn_ && g.flat.is_floating_point()) {
+        all_reduce_sum(g.flat);
+        g.flat.div_(env_.world_size);
+      } else {
+        broadcast(g.flat, 0);
+      }
+      unflatten(g);
+    }
+  }
+
+  c10::intrusive_ptr<c10d::Store> store_;
+  c10::intrusive_ptr<Backend> pg_;
+  DistEnvironment env_;
+  std::string backend_;
+  milliseconds timeout_;
+  bool sync_bn_;
+  torch::Device device_;
+  size_t bucket_bytes_;
+  Net* model_ = nullptr;
+  std::shared_ptr<GradientBuckets> buckets_;  // set by prepare_model
+  bool broken_ = false;
+};
+
+[[noreturn]] void rendezvous_failed(const DistEnvironment& env, const std::string& detail, int timeout_s) {
+  exit_quietly_if_launcher_stops_us(env);
+  const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
+  const std::string hint =
+      env.rank == 0 ? "check that MASTER_PORT is free on this machine and that all " + std::to_string(env.world_size) +
+                          " ranks were started; --dist-timeout is " + std::to_string(timeout_s) + " s"
+                    : "check MASTER_ADDR/MASTER_PORT, that rank 0 is running and reachable; --dist-timeout is " +
+                          std::to_string(timeout_s) + " s";
+  throw UserError(rank_text(env) + ": cannot form the process group at " + where + ": " + detail + " (hint: " + hint +
+                      ")",
+                  kExitRuntime);
+}
+
+#if CIFAR10_C10D_GLOO
+c10::intrusive_ptr<Backend> make_gloo(const c10::intrusive_ptr<c10d::Store>& store, const DistEnvironment& env,
+                                      milliseconds timeout) {
+  auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+  // GLOO_SOCKET_IFNAME picks the network interface as in PyTorch; a local
+  // group stays on loopback whatever the hostname resolves to.
+  if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname) {
+    options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+  } else if (is_loopback(env.master_addr)) {
+    options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+  } else {
+    options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+  }
+  // Two threads, as PyTorch: one bucket's all-reduce runs while the next waits.
+  options->threads = 2;
+  return c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, options);
+}
+#endif
+
+#if CIFAR10_C10D_NCCL
+c10::intrusive_ptr<Backend> make_nccl(const c10::intrusive_ptr<c10d::Store>& store, const DistEnvironment& env,
+                                      milliseconds timeout, const torch::Device& device) {
+  compat::enable_nccl_blocking_wait();
+  // NCCL binds a communicator to the current device: this rank's GPU.
+  c10::cuda::set_device(device.index());
+  auto options = c10d::ProcessGroupNCCL::Options::create();
+  options->timeout = timeout;
+  return c10::make_intrusive<c10d::ProcessGroupNCCL>(store, env.rank, env.world_size, options);
+}
+#endif
+
+}  // namespace
+
+std::unique_ptr<DistributedContext> make_distributed_context(const DistConfig& config, const DistEnvironment& env,
+                                                             const torch::Device& device, size_t bucket_bytes) {
+  if (env.world_size == 1 && config.backend == "auto") return make_single_process_context();
+  // Gloo also reduces CUDA tensors (slower, through host memory), so a CUDA
+  // build without NCCL still trains on several GPUs.
+  const std::string backend = config.backend != "auto"                ? config.backend
+                              : device.is_cuda() && CIFAR10_C10D_NCCL ? "nccl"
+                                                                      : "gloo";
+  if (backend == "nccl" && !device.is_cuda()) {
+    throw UserError("--dist-backend nccl needs CUDA devices, but this rank runs on " + device.str() +
+                    " (hint: --dist-backend gloo for CPU training)");
+  }
+  if (backend == "nccl" && !CIFAR10_C10D_NCCL) {
+    throw UserError("this LibTorch build has no NCCL process group (hint: --dist-backend gloo)");
+  }
+  if (backend == "gloo" && !CIFAR10_C10D_GLOO) {
+    throw UserError("this build of cifar10 has no Gloo process group (LibTorch " + compat::torch_version() +
+                    " without the gloo headers; hint: --dist-backend nccl on CUDA)");
+  }
+  const milliseconds timeout = std::chrono::seconds(config.timeout);
+
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<Backend> pg;
+  try {
+    const bool host = env.rank == 0 && !env.store_hosted_by_launcher;
+    auto tcp = c10::make_intrusive<c10d::TCPStore>(
+        env.master_addr,
+        compat::tcp_store_options(host, env.world_size, timeout, static_cast<uint16_t>(env.master_port)));
+    // Our keys under a prefix of their own: torchrun's agent keeps its keys
+    // in a shared store, and a restarted group must not read the last one's.
+    store = c10::make_intrusive<c10d::PrefixStore>("cifar10/" + std::to_string(env.restart_count), tcp);
+#if CIFAR10_C10D_NCCL
+    if (backend == "nccl") pg = make_nccl(store, env, timeout, device);
+#endif
+#if CIFAR10_C10D_GLOO
+    if (backend == "gloo") pg = make_gloo(store, env, timeout);
+#endif
+  } catch (const UserError&) {
+    throw;
+  } catch (const std::exception& e) {
+    rendezvous_failed(env, first_line(e), config.timeout);
+  }
+  return std::make_unique<C10dContext>(std::move(store), std::move(pg), env, backend, timeout, config.sync_bn, device,
+                                       bucket_bytes);
+}
+
+}  // namespace cifar

@@ -1,0 +1,258 @@
+// Whole-binary data-parallel runs on the real data: every rank a real
+// process, Gloo over loopback, started by our launcher or by hand with
+// torchrun's variables. Tiny runs (a few hundred images, one thread per
+// rank) so the file takes about a minute on two cores.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "background_process.h"
+#include "common/error.h"
+#include "distributed/launcher.h"
+#include "models/registry.h"
+#include "test_util.h"
+#include "training/checkpoint.h"
+
+namespace cifar {
+namespace {
+
+using testing::BackgroundProcess;
+using testing::TempDir;
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+std::vector<std::string> tiny_run(const TempDir& dir, std::vector<std::string> extra) {
+  std::vector<std::string> args = {"--data-dir",      testing::data_root().string(),
+                                   "--output-dir",    dir.path().string(),
+                                   "--validation-size", "64",
+                                   "--test-limit",    "101",
+                                   "--skip-visualization",
+                                   "--threads",       "1",
+                                   "--seed",          "7"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+// A CNN run long enough to be interrupted: 32 steps of 16 images an epoch.
+std::vector<std::string> long_cnn_run(const TempDir& dir, int epochs, std::vector<std::string> extra) {
+  std::vector<std::string> args = {"--model-type", "cnn", "--epochs", std::to_string(epochs), "--train-limit", "512",
+                                   "--batch-size", "16"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return tiny_run(dir, args);
+}
+
+nlohmann::json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read " + path.string());
+  return nlohmann::json::parse(in);
+}
+
+int count(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+double max_parameter_difference(Net& a, Net& b) {
+  auto pa = a.named_parameters(), pb = b.named_parameters();
+  double worst = 0;
+  for (const auto& item : pa) worst = std::max(worst, (item.value() - pb[item.key()]).abs().max().item<double>());
+  return worst;
+}
+
+int run(const std::vector<std::string>& args, std::string* output = nullptr, int timeout_s = 120) {
+  BackgroundProcess p(args);
+  const int code = p.wait(timeout_s);
+  if (output) *output = p.output();
+  if (code != 0) ADD_FAILURE() << "exit " << code << ":\n" << p.output();
+  return code;
+}
+
+// The gradient of the global batch, whatever the split: 229 images in
+// global batches of 64 end with a batch of 37, which two ranks take as
+// 19 + 18 and three as 13 + 12 + 12. A BN-free model (batch norm would
+// normalise each rank's part by its own statistics), no dropout and no
+// augmentation (their draws follow the position in the rank's part), SGD.
+// Had any image been dropped or seen twice in a step, or a rank's loss
+// been weighted by its own batch instead of the global one, the weights
+// would differ far beyond 1e-5.
+TEST(DataParallel, TwoAndThreeRanksTrainExactlyAsOne) {
+  const std::vector<std::string> same = {
+      "--model-type", "mlp", "--dropout-rate", "0", "--rotation", "0", "--translation", "0", "--zoom", "0",
+      "--no-flip", "--optimizer", "sgd", "--learning-rate", "0.05", "--lr-schedule", "constant",
+      "--early-stopping-patience", "0", "--epochs", "1", "--train-limit", "229", "--batch-size", "64",
+      "--skip-inference"};
+  TempDir one("dp1"), two("dp2"), three("dp3");
+  auto args = [&](const TempDir& d, int nproc) {
+    auto a = tiny_run(d, same);
+    if (nproc > 0) a.insert(a.end(), {"--nproc-per-node", std::to_string(nproc)});
+    return a;
+  };
+  ASSERT_EQ(run(args(one, 0)), 0);
+  ASSERT_EQ(run(args(two, 2)), 0);
+  ASSERT_EQ(run(args(three, 3)), 0);
+
+  auto reference = load_model((one / "checkpoints/latest_model.pt").string(), torch::kCPU);
+  EXPECT_EQ(reference.meta["global_step"], 4);
+  // Training moved the weights, so agreement below is not two idle runs agreeing.
+  torch::manual_seed(7);
+  auto initial = build_model(reference.spec);
+  EXPECT_GT(max_parameter_difference(*reference.model, *initial), 1e-3);
+
+  const double loss1 = read_json(one / "results/training_history.json")[0]["loss"].get<double>();
+  for (const auto* dir : {&two, &three}) {
+    auto other = load_model((*dir / "checkpoints/latest_model.pt").string(), torch::kCPU);
+    EXPECT_EQ(other.meta["world_size"], dir == &two ? 2 : 3);
+    EXPECT_EQ(other.meta["global_step"], 4);
+    EXPECT_LT(max_parameter_difference(*reference.model, *other.model), 1e-5) << dir->path();
+    // The epoch's training loss, reduced as sums over ranks, is the same number.
+    EXPECT_NEAR(read_json(*dir / "results/training_history.json")[0]["loss"].get<double>(), loss1, 1e-5);
+  }
+}
+
+// Two processes started by hand with torchrun's variables train, validate
+// and evaluate as one: only rank 0 prints and writes, and the test set
+// (101 images: shards of 51 and 50) is evaluated once in total, giving the
+// numbers one process gives for the same weights.
+TEST(DataParallel, TorchrunStyleRanksTrainAndEvaluate) {
+  TempDir dir("torchrun");
+  const int port = find_free_loopback_port();
+  // --sync-bn takes the averaging path for the batch-norm statistics.
+  const auto args = tiny_run(dir, {"--model-type", "cnn", "--epochs", "1", "--train-limit", "256", "--batch-size",
+                                   "64", "--early-stopping-patience", "0", "--sync-bn"});
+  std::vector<std::unique_ptr<BackgroundProcess>> ranks;
+  for (int r = 0; r < 2; ++r) {
+    ranks.push_back(std::make_unique<BackgroundProcess>(
+        args, std::vector<std::string>{"RANK=" + std::to_string(r), "WORLD_SIZE=2", "LOCAL_RANK=" + std::to_string(r),
+                                       "LOCAL_WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1",
+                                       "MASTER_PORT=" + std::to_string(port)}));
+  }
+  ASSERT_EQ(ranks[0]->wait(120), 0) << ranks[0]->output();
+  ASSERT_EQ(ranks[1]->wait(120), 0) << ranks[1]->output();
+  const std::string out0 = ranks[0]->output(), out1 = ranks[1]->output();
+  EXPECT_NE(out0.find("world size 2 (gloo)"), std::string::npos) << out0;
+  EXPECT_EQ(count(out0, "Test accuracy"), 1) << out0;
+  EXPECT_EQ(out1.find("Configuration"), std::string::npos) << out1;
+  EXPECT_EQ(out1.find("Test accuracy"), std::string::npos) << out1;
+  EXPECT_EQ(out1.find("Epoch"), std::string::npos) << out1;
+
+  const auto sharded = read_json(dir / "results/inference_results.json");
+  EXPECT_EQ(sharded["num_samples"], 101);
+  const auto summary = read_json(dir / "results/training_summary.json");
+  EXPECT_EQ(summary["world_size"], 2);
+
+  // The same weights evaluated by one process.
+  TempDir single("torchrun-eval");
+  ASSERT_EQ(run(tiny_run(single, {"--skip-training", "--load-model",
+                                  (dir / "checkpoints/latest_model.pt").string()})),
+            0);
+  const auto whole = read_json(single / "results/inference_results.json");
+  EXPECT_EQ(whole["num_samples"], 101);
+  EXPECT_EQ(sharded["confusion_matrix"]["counts"], whole["confusion_matrix"]["counts"]);
+  EXPECT_NEAR(sharded["loss"].get<double>(), whole["loss"].get<double>(), 1e-6);
+  EXPECT_NEAR(sharded["accuracy"].get<double>(), whole["accuracy"].get<double>(), 1e-12);
+}
+
+// SIGTERM to the launcher: it forwards the signal, the ranks agree on the
+// step to stop after (a rank that stopped alone would leave the other
+// waiting in an all-reduce until --dist-timeout, and the launcher would
+// report it), rank 0 writes one latest_model.pt, and everyone exits 143.
+// One process then resumes that 2-rank checkpoint and finishes the run.
+TEST(DataParallel, SigtermStopsEveryRankAtOneStepAndOneRankResumes) {
+  TempDir dir("sigterm");
+  BackgroundProcess launcher(long_cnn_run(dir, 3, {"--nproc-per-node", "2", "--dist-timeout", "30"}));
+  ASSERT_NE(launcher.wait_for("Epoch 1/3", 120), "") << launcher.output();
+  ASSERT_EQ(::kill(launcher.pid(), SIGTERM), 0);
+  ASSERT_EQ(launcher.wait(60), 143) << launcher.output();
+  const std::string out = launcher.output();
+  EXPECT_NE(out.find("Training stopped: interrupted by SIGTERM"), std::string::npos) << out;
+  EXPECT_EQ(out.find("error:"), std::string::npos) << out;
+
+  const auto latest = (dir / "checkpoints/latest_model.pt").string();
+  const auto saved = read_checkpoint(latest);
+  EXPECT_EQ(saved.meta["world_size"], 2);
+  const int64_t stopped_at = saved.meta["global_step"].get<int64_t>();
+  EXPECT_GE(stopped_at, 32);  // after the first epoch
+  EXPECT_LT(stopped_at, 96);  // before the last step
+
+  std::string resumed;
+  ASSERT_EQ(run(long_cnn_run(dir, 3, {"--resume", latest}), &resumed), 0);
+  EXPECT_NE(resumed.find("Resuming from"), std::string::npos) << resumed;
+  const auto final_state = read_checkpoint(latest);
+  EXPECT_EQ(final_state.meta["world_size"], 1);
+  EXPECT_EQ(final_state.meta["global_step"], 96);
+  EXPECT_EQ(read_json(dir / "results/training_history.json").size(), 3u);
+}
+
+// Fail fast: SIGKILL one worker and the launcher stops the other and exits
+// non-zero naming the rank, with no second error from the survivor.
+TEST(DataParallel, LauncherStopsTheGroupWhenOneWorkerIsKilled) {
+  TempDir dir("killed");
+  BackgroundProcess launcher(long_cnn_run(dir, 50, {"--nproc-per-node", "2"}));
+  const std::string pid0 = launcher.wait_for("rank 0 pid (\\d+)", 60);
+  const std::string pid1 = launcher.wait_for("rank 1 pid (\\d+)", 60);
+  ASSERT_NE(pid1, "") << launcher.output();
+  ASSERT_NE(launcher.wait_for("Epoch 1/50", 120), "") << launcher.output();
+  const auto t0 = Clock::now();
+  ASSERT_EQ(::kill(std::stoi(pid1), SIGKILL), 0);
+  const int code = launcher.wait(60);
+  const std::string out = launcher.output();
+  EXPECT_NE(code, 0) << out;
+  EXPECT_NE(code, -1) << "the launcher did not exit";
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 30.0);
+  EXPECT_NE(out.find("error: rank 1 was killed by signal 9 (SIGKILL); stopped the other workers"), std::string::npos)
+      << out;
+  EXPECT_EQ(count(out, "error:"), 1) << out;
+  EXPECT_FALSE(testing::process_exists(std::stoi(pid0)));
+}
+
+// A hung peer (SIGSTOP): the other rank's next collective gives up after
+// --dist-timeout with a one-line error, the launcher stops the group.
+TEST(DataParallel, HungPeerFailsTheGroupWithinTheTimeout) {
+  TempDir dir("hung");
+  BackgroundProcess launcher(long_cnn_run(dir, 50, {"--nproc-per-node", "2", "--dist-timeout", "5"}));
+  const std::string pid1 = launcher.wait_for("rank 1 pid (\\d+)", 60);
+  ASSERT_NE(pid1, "") << launcher.output();
+  ASSERT_NE(launcher.wait_for("Epoch 1/50", 120), "") << launcher.output();
+  const auto t0 = Clock::now();
+  ASSERT_EQ(::kill(std::stoi(pid1), SIGSTOP), 0);
+  const int code = launcher.wait(60);
+  const double waited = std::chrono::duration<double>(Clock::now() - t0).count();
+  const std::string out = launcher.output();
+  EXPECT_EQ(code, kExitRuntime) << out;
+  EXPECT_GE(waited, 4.0) << out;
+  EXPECT_LT(waited, 5.0 + 2.0 + kWorkerStopGraceSeconds + 5.0) << out;
+  EXPECT_NE(out.find("error: rank 0 of 2:"), std::string::npos) << out;
+  EXPECT_NE(out.find("--dist-timeout 5 s"), std::string::npos) << out;
+  EXPECT_NE(out.find("error: rank 0 exited with status 1; stopped the other workers"), std::string::npos) << out;
+  EXPECT_FALSE(testing::process_exists(std::stoi(pid1)));
+}
+
+// A rank that fails before training (here: no data and an unreachable
+// download) takes the group down with its error printed once.
+TEST(DataParallel, EarlyFailureIsReportedOnce) {
+  TempDir dir("early");
+  auto args = tiny_run(dir, {"--model-type", "cnn", "--epochs", "1", "--nproc-per-node", "2"});
+  args[1] = (dir / "no-data").string();  // --data-dir
+  args.insert(args.end(), {"--data-url", "file://" + (dir / "missing.tar.gz").string()});
+  BackgroundProcess launcher(args);
+  const int code = launcher.wait(60);
+  const std::string out = launcher.output();
+  EXPECT_EQ(code, kExitBadInput) << out;
+  EXPECT_EQ(count(out, "error: cannot download"), 1) << out;
+  EXPECT_NE(out.find("error: rank 0 exited with status 2; stopped the other workers"), std::string::npos) << out;
+  EXPECT_EQ(count(out, "error:"), 2) << out;
+}
+
+TEST(DataParallel, BadModelNameFailsBeforeAnyWorkerStarts) {
+  TempDir dir("badmodel");
+  BackgroundProcess launcher(tiny_run(dir, {"--model-type", "nosuchnet", "--nproc-per-node", "2"}));
+  EXPECT_EQ(launcher.wait(30), kExitBadInput);
+  const std::string out = launcher.output();
+  EXPECT_NE(out.find("unknown --model-type 'nosuchnet'"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Starting"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace cifar
