@@ -281,6 +281,7 @@ int run_pipeline(const Config& config) {
     options.device = device;
     options.tta = config.run.tta;
     options.autocast = device.is_cuda() && config.train.mixed_precision != "off";
+    const auto eval_start = std::chrono::steady_clock::now();
     evaluation = evaluate_sharded(*model, splits.test, Normalization{spec.mean, spec.std}, options, spec.class_names,
                                   *dist);
     const auto& r = evaluation->report;
@@ -289,10 +290,16 @@ int run_pipeline(const Config& config) {
     inference = results_json(r, info);
     summary["test"] = {{"accuracy", r.accuracy}, {"top3_accuracy", r.top3_accuracy}, {"loss", r.loss},
                        {"num_samples", r.num_samples}, {"tta", config.run.tta}};
+    summary["eval_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();
     if (dist->is_writer()) {
       write_file_atomic(paths.results / "inference_results.json", inference.dump(2) + "\n");
       std::cout << "Test accuracy: " << r.accuracy * 100 << "% (top-3 " << r.top3_accuracy * 100 << "%, loss "
-                << r.loss << ") on " << r.num_samples << " images" << (config.run.tta ? " with TTA" : "") << "\n";
+                << r.loss << ") on " << r.num_samples << " images" << (config.run.tta ? " with TTA" : "");
+      if (summary.contains("wall_seconds")) {
+        std::cout << "; training + evaluation took "
+                  << summary["wall_seconds"].get<double>() + summary["eval_seconds"].get<double>() << " s";
+      }
+      std::cout << "\n";
     }
   }
   if (dist->is_writer()) {

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Images per second of training on this machine, and the overhead of the
+# Trainer (every callback of a real run) over a bare forward/backward/step
+# loop on the same batches. Usage: bench/training_cpu.sh [BUILD_DIR]
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build="${1:-$root/build}"
+ninja -C "$build" bench_training >/dev/null
+export CIFAR10_DATA_ROOT="${CIFAR10_DATA_ROOT:-$("$root/scripts/data.sh")}"
+echo "# $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)"
+# Image counts keep each model's run to a minute or two on two cores.
+for spec in "cnn 4096 128" "fast 4096 256" "resnet18 1024 128"; do
+  set -- $spec
+  "$build/bench_training" "$1" "$2" "$3" 2>/dev/null | grep -E "^(model|bare|trainer)"
+done
