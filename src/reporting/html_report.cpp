@@ -1,5 +1,7 @@
 #include "reporting/html_report.h"
 
+#include "reporting/format.h"
+
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -64,12 +66,6 @@ std::string format_double(double v) {
   return o.str();
 }
 
-std::string format_fixed(double v, int digits) {
-  std::ostringstream o;
-  o.imbue(std::locale::classic());
-  o << std::fixed << std::setprecision(digits) << v;
-  return o.str();
-}
 
 // Plain text of a scalar (not yet escaped).
 std::string scalar_text(const json& v) {

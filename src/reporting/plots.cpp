@@ -1,5 +1,7 @@
 #include "reporting/plots.h"
 
+#include "reporting/format.h"
+
 #include <array>
 #include <cmath>
 #include <iomanip>
@@ -48,12 +50,6 @@ std::string num(double v) {
   return t.str();
 }
 
-std::string fixed(double v, int digits) {
-  std::ostringstream o;
-  o.imbue(std::locale::classic());
-  o << std::fixed << std::setprecision(digits) << v;
-  return o.str();
-}
 
 bool is_probability(double v) { return v >= 0 && v <= 1 + kProbabilitySlack; }
 
@@ -185,7 +181,7 @@ void plot_training_history(const std::vector<Logs>& history, const fs::path& dir
     gp << "plot " << parts[0] << (parts.size() > 1 ? ", \\\n     " + parts[1] : "");
     if (best_loss_epoch) {
       gp << best_point(best_loss_epoch, "3",
-                       "lowest val " + fixed(best_loss, 4) + " (epoch " + std::to_string(best_loss_epoch) + ")");
+                       "lowest val " + format_fixed(best_loss, 4) + " (epoch " + std::to_string(best_loss_epoch) + ")");
     }
     gp << "\n";
   } else {
@@ -201,7 +197,7 @@ void plot_training_history(const std::vector<Logs>& history, const fs::path& dir
     gp << "plot " << parts[0] << (parts.size() > 1 ? ", \\\n     " + parts[1] : "");
     if (best_acc_epoch) {
       gp << best_point(best_acc_epoch, "($5*100)",
-                       "best val " + fixed(best_acc * 100, 2) + "% (epoch " + std::to_string(best_acc_epoch) + ")");
+                       "best val " + format_fixed(best_acc * 100, 2) + "% (epoch " + std::to_string(best_acc_epoch) + ")");
     }
     gp << "\n";
   } else {
@@ -260,7 +256,7 @@ void plot_confusion_matrix(const std::vector<std::vector<int64_t>>& counts,
   const int cell_font = n <= 10 ? 11 : (n <= 16 ? 9 : 7);
   const int tic_font = n <= 10 ? 12 : (n <= 25 ? 9 : 7);
   const std::string accuracy =
-      total > 0 ? fixed(100.0 * static_cast<double>(diagonal) / static_cast<double>(total), 2) + "%"
+      total > 0 ? format_fixed(100.0 * static_cast<double>(diagonal) / static_cast<double>(total), 2) + "%"
                 : std::string("n/a");
   Text gp;
   gp << script_header(kConfusionMatrixPlot, 12, "Confusion matrix: rows = true class, columns = predicted")
@@ -328,7 +324,7 @@ void plot_class_accuracy(const std::vector<double>& accuracy, const std::vector<
   if (finite > 0) {
     const double mean = 100 * sum / static_cast<double>(finite);
     gp << ", \\\n     " << num(mean) << " with lines dt 2 lw 2 lc rgb '" << kWrongColour << "' title "
-       << gp_quote("mean " + fixed(mean, 1) + "%");
+       << gp_quote("mean " + format_fixed(mean, 1) + "%");
   }
   gp << "\n";
   render(dir, kClassAccuracyPlot, {{"class_accuracy.dat", data.str()}}, gp.str());
@@ -401,7 +397,7 @@ void plot_prediction_samples(const torch::Tensor& images_u8, const std::vector<i
        << " at " << cx << "," << oy + kTile + 10 << " center tc rgb '" << colour << "' font '," << font
        << "'\n"
        << "set label " << 2 * i + 2 << " "
-       << gp_quote("pred: " + class_names[predicted[i]] + " (" + fixed(confidence[i] * 100, 1) + "%)")
+       << gp_quote("pred: " + class_names[predicted[i]] + " (" + format_fixed(confidence[i] * 100, 1) + "%)")
        << " at " << cx << "," << oy + kTile + 4 << " center tc rgb '"
        << (ok ? std::string(kRightColour) : std::string(kWrongColour)) << "' font '," << font << "'\n";
     if (!ok) {
@@ -461,7 +457,7 @@ void plot_confidence_distribution(const std::vector<double>& correct_conf,
   }
   auto legend = [](const char* what, size_t count, double sum) {
     std::string s = std::string(what) + " (n=" + std::to_string(count);
-    if (count > 0) s += ", mean " + fixed(sum / static_cast<double>(count), 3);
+    if (count > 0) s += ", mean " + format_fixed(sum / static_cast<double>(count), 3);
     return s + ")";
   };
 
@@ -515,7 +511,7 @@ void plot_reliability_diagram(const std::vector<ReliabilityBin>& bins, double ec
   const std::string file = "'reliability_diagram.dat'";
   Text gp;
   gp << script_header(kReliabilityDiagramPlot, 13, "Reliability diagram: accuracy per confidence bin")
-     << "set multiplot title " << gp_quote("Reliability diagram (ECE = " + fixed(ece, 4) + ", " +
+     << "set multiplot title " << gp_quote("Reliability diagram (ECE = " + format_fixed(ece, 4) + ", " +
                                            std::to_string(total) + " predictions)")
      << " font ',16'\n"
      // Shared margins so both panels' x axes line up.
