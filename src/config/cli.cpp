@@ -81,12 +81,27 @@ class JsonYamlConfig : public CLI::Config {
   }
 };
 
+// CLI11 prints a negatable flag as "--flip,--no-flip{false}", which hides
+// the default; ours reads "--flip,--no-flip=true" like every other option.
+class HelpFormatter : public CLI::Formatter {
+ public:
+  std::string make_option_name(const CLI::Option* opt, bool positional) const override {
+    std::string name = CLI::Formatter::make_option_name(opt, positional);
+    if (auto brace = name.find('{'); brace != std::string::npos) name.resize(brace);
+    return name;
+  }
+  std::string make_option_opts(const CLI::Option* opt) const override {
+    if (!opt->get_fnames().empty()) return "=" + opt->get_default_str();
+    return CLI::Formatter::make_option_opts(opt);
+  }
+};
+
 struct Registrar {
   CLI::App& app;
   template <class T>
   void operator()(const char* name, T& field, const char* help) {
     if constexpr (std::is_same_v<T, bool>) {
-      app.add_flag(std::string("--") + name + ",!--no-" + name, field, help)->capture_default_str();
+      app.add_flag(std::string("--") + name + ",!--no-" + name, field, help)->default_str(field ? "true" : "false");
     } else {
       app.add_option(std::string("--") + name, field, help)->capture_default_str();
     }
@@ -146,7 +161,9 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
                "cifar10"};
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.set_version_flag("--version", CIFAR10_VERSION);
-  app.get_formatter()->column_width(36);
+  auto formatter = std::make_shared<HelpFormatter>();
+  formatter->column_width(36);
+  app.formatter(formatter);
   visit_fields(cmd.config, Registrar{app});
   app.config_formatter(std::make_shared<JsonYamlConfig>());
   app.set_config("--config", "", "JSON or YAML file with the same keys as the flags; flags override it");
