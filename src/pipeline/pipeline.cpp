@@ -165,6 +165,82 @@ std::vector<std::shared_ptr<Callback>> make_callbacks(const Config& config, cons
   return cbs;
 }
 
+namespace {
+
+// The model: from a checkpoint's own description (--load-model, --resume),
+// or from the config, initialised as its architecture wants.
+struct RunModel {
+  NetPtr net;
+  ModelSpec spec;
+  std::string weights;  // the checkpoint it came from, if any
+};
+
+RunModel make_run_model(const Config& config, const Splits& splits) {
+  RunModel m;
+  m.weights = !config.run.resume.empty() ? config.run.resume : config.run.load_model;
+  std::optional<CheckpointData> checkpoint;
+  if (!m.weights.empty()) {
+    checkpoint = read_checkpoint(m.weights);
+    m.spec = spec_from_json(checkpoint->meta.at("spec"));
+    if (m.spec.class_names != splits.class_names) {
+      throw UserError("checkpoint " + m.weights + " was trained on " + std::to_string(m.spec.num_classes()) +
+                      " classes that differ from this data's");
+    }
+  } else {
+    const Normalization norm = make_normalization(config.data.normalization);
+    m.spec = make_spec(config.model, splits.class_names, norm.mean, norm.std);
+  }
+  torch::manual_seed(static_cast<uint64_t>(config.run.seed));
+  m.net = build_model(m.spec);
+  if (checkpoint && config.run.resume.empty()) {
+    load_model_state(*checkpoint, *m.net, m.weights);
+  } else if (!checkpoint) {
+    if (!config.model.pretrained_weights.empty()) load_pretrained(*m.net, m.spec, config.model.pretrained_weights);
+    // The fast net's frozen first layer whitens 2x2 patches of this
+    // training data (airbench); 5,000 images estimate the covariance well.
+    if (m.spec.type == "fast") {
+      const int64_t n = std::min<int64_t>(5000, splits.train.size());
+      init_whitening(*m.net, normalize_images(splits.train.images.slice(0, 0, n), Normalization{m.spec.mean, m.spec.std}));
+    }
+  }
+  return m;
+}
+
+// Fits the model with a real run's callbacks; records the run in `summary`.
+// Returns the exit code: 0, 1 when the loss diverged, 128+signal.
+int train_stage(const Config& config, const RunPaths& paths, const Splits& splits, RunModel& model,
+                const torch::Device& device, DistributedContext& dist, nlohmann::json& summary) {
+  install_stop_signals();
+  Trainer trainer(config, splits, model.net, model.spec, device, dist);
+  std::shared_ptr<History> history;
+  for (auto& cb : make_callbacks(config, paths, history)) trainer.add_callback(cb);
+  if (!config.run.resume.empty()) trainer.resume(config.run.resume);
+  const FitResult fit = trainer.fit();
+  summary["epochs_run"] = history->epochs().size();
+  summary["stop_reason"] = fit.stop_reason;
+  summary["wall_seconds"] = fit.wall_seconds;
+  summary["train_seconds"] = fit.train_seconds;
+  summary["images_per_second"] = fit.train_seconds > 0 ? fit.images_trained / fit.train_seconds : 0.0;
+  summary["history"] = history->to_json();
+  // The best epoch by the monitored metric, as ModelCheckpoint chose it.
+  const Monitor monitor{config.train.monitor};
+  double best = monitor.worst();
+  const auto& epochs = history->epochs();
+  for (size_t e = 0; e < epochs.size(); ++e) {
+    auto v = monitor.value(epochs[e]);
+    if (v && monitor.improved(*v, best)) {
+      best = *v;
+      summary["best_epoch"] = e + 1;
+      summary["best_metrics"] = epochs[e];
+    }
+  }
+  if (!fit.stop_reason.empty() && dist.is_writer()) std::cout << "Training stopped: " << fit.stop_reason << "\n";
+  if (fit.signal) return 128 + fit.signal;
+  return fit.diverged ? 1 : 0;
+}
+
+}  // namespace
+
 int run_pipeline(const Config& config) {
   const RunPaths paths(config.run.output_dir);
   const DistEnvironment env = detect_environment(process_environment());
@@ -203,77 +279,21 @@ int run_pipeline(const Config& config) {
               << splits.test.size() << " test images from " << batches.string() << "\n";
   }
 
-  // The model: from a checkpoint's own description, or from the config.
-  const std::string weights = !config.run.resume.empty() ? config.run.resume : config.run.load_model;
-  ModelSpec spec;
-  std::optional<CheckpointData> checkpoint;
-  if (!weights.empty()) {
-    checkpoint = read_checkpoint(weights);
-    spec = spec_from_json(checkpoint->meta.at("spec"));
-    if (spec.class_names != splits.class_names) {
-      throw UserError("checkpoint " + weights + " was trained on " + std::to_string(spec.num_classes()) +
-                      " classes that differ from this data's");
-    }
-  } else {
-    const Normalization norm = make_normalization(config.data.normalization);
-    spec = make_spec(config.model, splits.class_names, norm.mean, norm.std);
-  }
-  torch::manual_seed(static_cast<uint64_t>(config.run.seed));
-  NetPtr model = build_model(spec);
-  if (checkpoint && config.run.resume.empty()) {
-    load_model_state(*checkpoint, *model, weights);
-  } else if (!checkpoint) {
-    if (!config.model.pretrained_weights.empty()) load_pretrained(*model, spec, config.model.pretrained_weights);
-    // The fast net's frozen first layer whitens 2x2 patches of this
-    // training data (airbench); 5,000 images estimate the covariance well.
-    if (spec.type == "fast") {
-      const int64_t n = std::min<int64_t>(5000, splits.train.size());
-      init_whitening(*model, normalize_images(splits.train.images.slice(0, 0, n), Normalization{spec.mean, spec.std}));
-    }
-  }
+  RunModel model = make_run_model(config, splits);
+  const ModelSpec& spec = model.spec;
   if (dist->is_writer()) {
     std::cout << "Model: " << spec.type << (spec.type == "resnet" ? std::to_string(spec.depth) : "") << ", "
-              << count_parameters(*model) << " parameters\n";
+              << count_parameters(*model.net) << " parameters\n";
   }
-
   nlohmann::json summary = {{"model", spec_to_json(spec)},
-                            {"parameters", count_parameters(*model)},
+                            {"parameters", count_parameters(*model.net)},
                             {"device", device.str()},
                             {"world_size", dist->world_size()},
                             {"threads", threads},
                             {"version", CIFAR10_VERSION},
                             {"torch_version", compat::torch_version()}};
   int exit_code = 0;
-  if (!config.run.skip_training) {
-    install_stop_signals();
-    Trainer trainer(config, splits, model, spec, device, *dist);
-    std::shared_ptr<History> history;
-    for (auto& cb : make_callbacks(config, paths, history)) trainer.add_callback(cb);
-    if (!config.run.resume.empty()) trainer.resume(config.run.resume);
-    const FitResult fit = trainer.fit();
-    summary["epochs_run"] = history->epochs().size();
-    summary["stop_reason"] = fit.stop_reason;
-    summary["wall_seconds"] = fit.wall_seconds;
-    summary["train_seconds"] = fit.train_seconds;
-    summary["images_per_second"] = fit.train_seconds > 0 ? fit.images_trained / fit.train_seconds : 0.0;
-    summary["history"] = history->to_json();
-    // The best epoch by the monitored metric, as ModelCheckpoint chose it.
-    const Monitor monitor{config.train.monitor};
-    double best = monitor.worst();
-    const auto& epochs = history->epochs();
-    for (size_t e = 0; e < epochs.size(); ++e) {
-      auto v = monitor.value(epochs[e]);
-      if (v && monitor.improved(*v, best)) {
-        best = *v;
-        summary["best_epoch"] = e + 1;
-        summary["best_metrics"] = epochs[e];
-      }
-    }
-    if (!fit.stop_reason.empty() && dist->is_writer()) std::cout << "Training stopped: " << fit.stop_reason << "\n";
-    if (fit.signal) exit_code = 128 + fit.signal;
-    else if (fit.diverged) exit_code = 1;
-  }
-
+  if (!config.run.skip_training) exit_code = train_stage(config, paths, splits, model, device, *dist, summary);
   std::optional<SplitEvaluation> evaluation;
   nlohmann::json inference;
   if (!config.run.skip_inference && exit_code == 0) {
@@ -282,10 +302,10 @@ int run_pipeline(const Config& config) {
     options.tta = config.run.tta;
     options.autocast = device.is_cuda() && config.train.mixed_precision != "off";
     const auto eval_start = std::chrono::steady_clock::now();
-    evaluation = evaluate_sharded(*model, splits.test, Normalization{spec.mean, spec.std}, options, spec.class_names,
+    evaluation = evaluate_sharded(*model.net, splits.test, Normalization{spec.mean, spec.std}, options, spec.class_names,
                                   *dist);
     const auto& r = evaluation->report;
-    ResultsInfo info{spec_to_json(spec), weights.empty() ? "(weights of this run)" : weights,
+    ResultsInfo info{spec_to_json(spec), model.weights.empty() ? "(weights of this run)" : model.weights,
                      "test_batch.bin (" + std::to_string(splits.test.size()) + " images)", config.run.tta};
     inference = results_json(r, info);
     summary["test"] = {{"accuracy", r.accuracy}, {"top3_accuracy", r.top3_accuracy}, {"loss", r.loss},
