@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "common/error.h"
+#include "common/printable.h"
 #include "config/cli.h"
 #include "evaluation/predict.h"
 #include "pipeline/pipeline.h"
@@ -19,15 +20,15 @@ int main(int argc, char** argv) {
         return cifar::run_pipeline(cmd.config);
     }
   } catch (const cifar::UserError& e) {
-    std::cerr << "error: " << e.what() << "\n";
+    std::cerr << "error: " << cifar::printable(e.what()) << "\n";
     return e.exit_code();
   } catch (const c10::Error& e) {
     std::string what = e.what_without_backtrace();
     if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
-    std::cerr << "error: LibTorch: " << what << "\n";
+    std::cerr << "error: LibTorch: " << cifar::printable(what) << "\n";
     return cifar::kExitRuntime;
   } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
+    std::cerr << "error: " << cifar::printable(e.what()) << "\n";
     return cifar::kExitRuntime;
   }
   return cifar::kExitRuntime;
