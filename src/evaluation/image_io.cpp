@@ -56,11 +56,11 @@ std::pair<int64_t, int64_t> claimed_size(std::string_view bytes, const std::stri
 // stb_image 2.27 (Debian 12's libstb) trusts the code counts of a JPEG
 // Huffman table (DHT): counts summing past 256 overflow its 257-entry
 // size list and 256-entry value list on the heap (found by
-// fuzz/image_fuzz; stb 2.28 checks this itself). So every DHT segment is
-// checked here first, walking the markers as stb does, including those
-// after a scan (progressive files define tables between scans). Returns
-// the fault, or "" when the tables are sound or the walk cannot go on (a
-// truncated or malformed stream stb will refuse by itself).
+// fuzz/image_fuzz; later stb releases check this themselves). So every DHT
+// segment is checked here first, walking the markers as stb does,
+// including those after a scan (progressive files define tables between
+// scans). Returns the fault, or "" when the tables are sound or the walk
+// cannot go on (a truncated or malformed stream stb will refuse by itself).
 std::string jpeg_table_fault(std::string_view b) {
   // Past the end stb reads zeros, and so does this walk.
   auto byte = [&](size_t i) -> size_t { return i < b.size() ? static_cast<unsigned char>(b[i]) : 0; };
