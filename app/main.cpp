@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "common/error.h"
+#include "common/printable.h"
 #include "config/cli.h"
 #include "distributed/launcher.h"
 #include "evaluation/predict.h"
@@ -23,13 +24,13 @@ int main(int argc, char** argv) {
         return cifar::run_pipeline(cmd.config);
     }
   } catch (const cifar::UserError& e) {
-    std::cerr << "error: " << e.what() << "\n";
+    std::cerr << "error: " << cifar::printable(e.what()) << "\n";
     return e.exit_code();
   } catch (const c10::Error& e) {
-    std::cerr << "error: LibTorch: " << cifar::first_line(e.what_without_backtrace()) << "\n";
+    std::cerr << "error: LibTorch: " << cifar::printable(cifar::first_line(e.what_without_backtrace())) << "\n";
     return cifar::kExitRuntime;
   } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
+    std::cerr << "error: " << cifar::printable(e.what()) << "\n";
     return cifar::kExitRuntime;
   }
   return cifar::kExitRuntime;

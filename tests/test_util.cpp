@@ -34,6 +34,10 @@ fs::path data_root() {
 
 fs::path batches_dir() { return data_root() / "cifar-10-batches-bin"; }
 
+std::string cifar10_binary() { return CIFAR10_BINARY; }
+
+fs::path source_dir() { return CIFAR10_SOURCE_DIR; }
+
 TempDir::TempDir(const std::string& tag) {
   std::random_device rd;
   const char* base = std::getenv("TMPDIR");

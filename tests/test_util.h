@@ -32,6 +32,12 @@ struct ProcessResult {
   std::string output;   // stdout and stderr together
 };
 
+// The cifar10 binary under test, for tests that spawn it themselves (with
+// resource limits, say).
+std::string cifar10_binary();
+// The source tree, for tests that read files kept in it (fuzz/regressions/).
+std::filesystem::path source_dir();
+
 // Runs the cifar10 binary with `args` (a real child process), waiting up to
 // `timeout_s` seconds; extra environment entries "K=V" are added.
 ProcessResult run_cifar10(const std::vector<std::string>& args, int timeout_s = 600,

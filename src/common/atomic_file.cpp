@@ -1,13 +1,18 @@
 #include "common/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iostream>
 #include <sstream>
+#include <thread>
 
 #include "common/error.h"
 
@@ -16,16 +21,71 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text(int error = errno) { return std::strerror(error); }
 
-void write_all(int fd, std::string_view bytes, const fs::path& tmp) {
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "localhost";
+  return buf;
+}
+
+// Temporary files are named .<target>.tmp.<host>.<pid>.XXXXXX: a process
+// killed with SIGKILL (or by the OOM killer) cannot remove its own, and a
+// ResNet checkpoint is 45 MB, so the next writer of the same target removes
+// those whose process is gone. Only this host's, and only dead pids: a live
+// writer's file (another run in the same folder) is never touched.
+std::string temp_prefix(const fs::path& path) { return "." + path.filename().string() + ".tmp."; }
+
+void remove_stale_temps(const fs::path& path) {
+  const fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
+  const std::string prefix = temp_prefix(path) + host_name() + ".";
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    // <pid>.XXXXXX after the prefix.
+    const std::string rest = name.substr(prefix.size());
+    const auto dot = rest.find('.');
+    if (dot == std::string::npos || dot == 0) continue;
+    char* end_ptr = nullptr;
+    const long pid = std::strtol(rest.c_str(), &end_ptr, 10);
+    if (end_ptr != rest.c_str() + dot || pid <= 0 || pid == ::getpid()) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == -1 && errno == ESRCH) {
+      std::error_code ignored;
+      fs::remove(it->path(), ignored);
+    }
+  }
+}
+
+// Test hook for the kill -9 sweep (tests/reliability/kill_test.cpp,
+// scripts/kill_sweep.sh): with CIFAR10_TEST_HOLD_BEFORE_RENAME set to a
+// substring of the target path, the writer stops with the temporary file
+// complete and fsync'ed but not yet renamed -- the instant a crash would do
+// most harm -- says so on stderr and waits, so the test can SIGKILL it there.
+// The wait is bounded (30 s), so a forgotten variable slows a run but never
+// hangs it. Unset, as outside tests, it costs one getenv per file written.
+void hold_before_rename_for_tests(const fs::path& path, const fs::path& tmp) {
+  const char* match = std::getenv("CIFAR10_TEST_HOLD_BEFORE_RENAME");
+  if (!match || !*match || path.string().find(match) == std::string::npos) return;
+  std::cerr << "atomic_file: holding " << tmp.string() << " before rename" << std::endl;
+  std::this_thread::sleep_for(std::chrono::seconds(30));
+}
+
+void write_all(int fd, std::string_view bytes, const fs::path& path) {
   const char* p = bytes.data();
   size_t left = bytes.size();
   while (left > 0) {
     ssize_t n = ::write(fd, p, left);
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw UserError("cannot write " + tmp.string() + ": " + errno_text(),
+      const int error = errno;
+      // EFBIG (RLIMIT_FSIZE, file system limits) and ENOSPC / EDQUOT mean
+      // "no room": say what the user can do about it.
+      const bool full = error == ENOSPC || error == EFBIG || error == EDQUOT;
+      throw UserError("cannot write " + path.string() + ": " + errno_text(error) +
+                          (full ? " (free space on its disk; the previous " + path.filename().string() +
+                                      ", if any, is untouched)"
+                                : ""),
                       kExitRuntime);
     }
     p += n;
@@ -52,7 +112,9 @@ void ensure_dir(const fs::path& dir) {
 void write_file_atomic(const fs::path& path, std::string_view bytes) {
   const fs::path dir = path.parent_path();
   if (!dir.empty()) ensure_dir(dir);
-  std::string tmpl = (dir / ("." + path.filename().string() + ".tmp.XXXXXX")).string();
+  remove_stale_temps(path);
+  std::string tmpl =
+      (dir / (temp_prefix(path) + host_name() + "." + std::to_string(::getpid()) + ".XXXXXX")).string();
   int fd = ::mkstemp(tmpl.data());
   if (fd < 0) {
     throw UserError("cannot create a temporary file beside " + path.string() + ": " +
@@ -61,16 +123,19 @@ void write_file_atomic(const fs::path& path, std::string_view bytes) {
   }
   const fs::path tmp = tmpl;
   try {
-    write_all(fd, bytes, tmp);
+    write_all(fd, bytes, path);
     if (::fsync(fd) != 0) {
-      throw UserError("cannot flush " + tmp.string() + ": " + errno_text(), kExitRuntime);
+      throw UserError("cannot flush " + path.string() + ": " + errno_text(), kExitRuntime);
     }
     ::fchmod(fd, 0644);
-    if (::close(fd) != 0) {
-      fd = -1;
-      throw UserError("cannot close " + tmp.string() + ": " + errno_text(), kExitRuntime);
-    }
+    // close() reports the write-back errors of some file systems (NFS); the
+    // fd is released even when it fails, so it is never closed twice.
+    const int closed = ::close(fd);
     fd = -1;
+    if (closed != 0) {
+      throw UserError("cannot close " + path.string() + ": " + errno_text(), kExitRuntime);
+    }
+    hold_before_rename_for_tests(path, tmp);
     if (::rename(tmp.c_str(), path.c_str()) != 0) {
       throw UserError("cannot rename " + tmp.string() + " to " + path.string() + ": " +
                           errno_text(),

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/printable.h"
 #include "config/fields.h"
 
 #ifndef CIFAR10_VERSION
@@ -38,46 +39,59 @@ class JsonYamlConfig : public CLI::Config {
     std::stringstream ss;
     ss << in.rdbuf();
     const std::string text = ss.str();
-    nlohmann::json root;
     const auto first = text.find_first_not_of(" \t\r\n");
     try {
-      if (first != std::string::npos && text[first] == '{') {
-        root = nlohmann::json::parse(text);
-      } else {
-        root = yaml_to_json(YAML::Load(text));
-      }
+      if (first != std::string::npos && text[first] == '{') return json_items(nlohmann::json::parse(text));
+      return yaml_items(YAML::Load(text));
+    } catch (const CLI::Error&) {
+      throw;
     } catch (const std::exception& e) {
-      throw CLI::ConversionError(std::string("config file is not valid JSON or YAML: ") + e.what());
+      // yaml-cpp quotes the offending character raw (an escape, a line break).
+      std::string what = e.what();
+      std::replace(what.begin(), what.end(), '\n', ' ');
+      throw CLI::ConversionError("config file is not valid JSON or YAML: " + printable(what));
     }
+  }
+
+ private:
+  static CLI::ConfigItem item(const std::string& key, std::string value) {
+    CLI::ConfigItem item;
+    item.name = flag_key(key);
+    item.inputs = {std::move(value)};
+    return item;
+  }
+
+  [[noreturn]] static void not_single(const std::string& key) {
+    throw CLI::ConversionError("config key '" + key + "' must be a single value");
+  }
+
+  static std::vector<CLI::ConfigItem> json_items(const nlohmann::json& root) {
     if (root.is_null()) return {};
     if (!root.is_object()) throw CLI::ConversionError("config file must hold a mapping of flag names to values");
     std::vector<CLI::ConfigItem> items;
     for (const auto& [key, value] : root.items()) {
-      CLI::ConfigItem item;
-      item.name = flag_key(key);
-      if (value.is_object() || value.is_array()) {
-        throw CLI::ConversionError("config key '" + key + "' must be a single value");
-      }
-      item.inputs = {scalar_text(value)};
-      items.push_back(item);
+      if (value.is_object() || value.is_array()) not_single(key);
+      items.push_back(item(key, scalar_text(value)));
     }
     return items;
   }
 
- private:
-  static nlohmann::json yaml_to_json(const YAML::Node& node) {
-    if (node.IsMap()) {
-      nlohmann::json j = nlohmann::json::object();
-      for (const auto& kv : node) j[kv.first.as<std::string>()] = yaml_to_json(kv.second);
-      return j;
+  // Only the top level is read, and nested values are refused unread: the
+  // YAML tree is never walked or copied, so aliases are never expanded (a
+  // 450-byte "billion laughs" file expanded into ~10^9 strings here, taking
+  // minutes and gigabytes) and depth cannot recurse.
+  static std::vector<CLI::ConfigItem> yaml_items(const YAML::Node& root) {
+    if (!root.IsDefined() || root.IsNull()) return {};
+    if (!root.IsMap()) throw CLI::ConversionError("config file must hold a mapping of flag names to values");
+    std::vector<CLI::ConfigItem> items;
+    for (const auto& kv : root) {
+      if (!kv.first.IsScalar()) throw CLI::ConversionError("config file keys must be flag names");
+      const std::string key = kv.first.Scalar();
+      if (kv.second.IsMap() || kv.second.IsSequence()) not_single(key);
+      // A null value (`epochs:`) reads as the text "null", as JSON's null does.
+      items.push_back(item(key, kv.second.IsScalar() ? kv.second.Scalar() : std::string("null")));
     }
-    if (node.IsSequence()) {
-      nlohmann::json j = nlohmann::json::array();
-      for (const auto& v : node) j.push_back(yaml_to_json(v));
-      return j;
-    }
-    if (node.IsScalar()) return node.as<std::string>();
-    return nullptr;
+    return items;
   }
 };
 
@@ -110,7 +124,8 @@ struct Registrar {
 
 // The first line of a CLI11 error, in our "what: detail (hint)" shape.
 std::string cli_error(const CLI::Error& e) {
-  return first_line(e.what()) + " (run cifar10 --help for the flags and their defaults)";
+  // CLI11 quotes values raw: a hostile value must not reach the terminal.
+  return printable(first_line(e.what())) + " (run cifar10 --help for the flags and their defaults)";
 }
 
 std::string find_preset(int argc, const char* const* argv) {
@@ -151,6 +166,29 @@ void apply_preset(Config& c, const std::string& preset) {
     return;
   }
   throw UserError("invalid --preset '" + preset + "': expected quick or full");
+}
+
+Config parse_config_text(const std::string& text, const std::string& source) {
+  Config config;
+  CLI::App app{"cifar10 configuration", "cifar10"};
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  visit_fields(config, Registrar{app});
+  app.config_formatter(std::make_shared<JsonYamlConfig>());
+  app.allow_config_extras(false);
+  std::istringstream in(text);
+  try {
+    app.parse_from_stream(in);
+  } catch (const CLI::ParseError& e) {
+    std::string what = e.what();
+    if (const auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
+    throw UserError("config file " + source + ": " + printable(what));
+  }
+  try {
+    validate(config);
+  } catch (const UserError& e) {
+    throw UserError("config file " + source + ": " + e.what());
+  }
+  return config;
 }
 
 CommandLine parse_command_line(int argc, const char* const* argv) {
@@ -220,8 +258,9 @@ void config_from_json(const nlohmann::json& j, Config& config) {
     try {
       field = j.at(name).get<std::decay_t<decltype(field)>>();
     } catch (const std::exception&) {
+      const auto& v = j.at(name);
       throw UserError(std::string("configuration key '") + name + "' has the wrong type: " +
-                      j.at(name).dump());
+                      (v.is_primitive() ? v.dump().substr(0, 60) : std::string("an ") + v.type_name()));
     }
   });
   for (const auto& [key, value] : j.items()) {

@@ -29,6 +29,11 @@ struct CommandLine {
 // value or config file. --help and --version yield Command::kExit.
 CommandLine parse_command_line(int argc, const char* const* argv);
 
+// Parses the text of a --config file (JSON or YAML) over the defaults and
+// validates the result, as `--config FILE` does; `source` names it in
+// errors. Throws UserError with one line.
+Config parse_config_text(const std::string& text, const std::string& source);
+
 // Applies a named preset ("quick", "full") to the config's defaults.
 void apply_preset(Config& config, const std::string& preset);
 

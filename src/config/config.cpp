@@ -3,12 +3,15 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/printable.h"
 
 namespace cifar {
 namespace {
 
+// Values may come from a config file: quoted through printable(), so a
+// control character in one cannot break the error line (fuzz/config_fuzz).
 void require(bool ok, const std::string& flag, const std::string& value, const std::string& want) {
-  if (!ok) throw UserError("invalid --" + flag + " " + value + ": " + want);
+  if (!ok) throw UserError("invalid --" + flag + " " + printable(value) + ": " + want);
 }
 
 template <class T>
@@ -16,7 +19,7 @@ void require_one_of(const std::string& flag, const std::string& value, const std
   if (allowed.count(value)) return;
   std::string list;
   for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-  throw UserError("invalid --" + flag + " '" + value + "': expected one of " + list);
+  throw UserError("invalid --" + flag + " '" + printable(value.substr(0, 80)) + "': expected one of " + list);
 }
 
 }  // namespace
@@ -52,7 +55,8 @@ void validate(const Config& c) {
   require(m.input_size >= 32 && m.input_size <= 512, "input-size", std::to_string(m.input_size),
           "must be between 32 and 512");
   require(m.depth >= 0, "depth", std::to_string(m.depth), "must be 0 or a supported depth");
-  require(m.width >= 0, "width", std::to_string(m.width), "must be 0 or more");
+  // 1024 = kMaxWidth (models/net.h), the bound a checkpoint's spec is held to.
+  require(m.width >= 0 && m.width <= 1024, "width", std::to_string(m.width), "must be in [0, 1024]");
   require(m.freeze_epochs >= 0, "freeze-epochs", std::to_string(m.freeze_epochs), "must be 0 or more");
 
   const auto& d = c.data;

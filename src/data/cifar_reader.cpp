@@ -36,22 +36,32 @@ ImageSet read_cifar_batch(const fs::path& file) {
   if (!fs::exists(file, ec)) throw UserError("missing CIFAR-10 file " + file.string(), kExitBadInput);
   const auto bytes_on_disk = fs::file_size(file, ec);
   check_input(!ec, "cannot stat " + file.string() + ": " + ec.message());
-  check_input(bytes_on_disk > 0, "empty CIFAR-10 file " + file.string(), kFixHint);
-  check_input(bytes_on_disk % kRecordBytes == 0,
+  // Checked before reading: a wrong file of gigabytes is refused unread.
+  check_input(bytes_on_disk % kRecordBytes == 0 || bytes_on_disk == 0,
               "truncated or corrupt CIFAR-10 file " + file.string() + ": " +
                   std::to_string(bytes_on_disk) + " bytes is not a whole number of " +
                   std::to_string(kRecordBytes) + "-byte records",
               kFixHint);
   const std::string raw = read_file(file);
   check_input(raw.size() == bytes_on_disk, "short read of " + file.string());
+  return parse_cifar_batch(raw, file.string());
+}
+
+ImageSet parse_cifar_batch(std::string_view raw, const std::string& source) {
+  check_input(!raw.empty(), "empty CIFAR-10 file " + source, kFixHint);
+  check_input(raw.size() % kRecordBytes == 0,
+              "truncated or corrupt CIFAR-10 file " + source + ": " + std::to_string(raw.size()) +
+                  " bytes is not a whole number of " + std::to_string(kRecordBytes) + "-byte records",
+              kFixHint);
   const int64_t n = static_cast<int64_t>(raw.size()) / kRecordBytes;
 
+  // from_blob only views the bytes (never written); clone() below copies out.
   auto records = torch::from_blob(const_cast<char*>(raw.data()), {n, kRecordBytes}, torch::kUInt8);
   auto labels = records.select(1, 0).to(torch::kInt64);
   const int64_t max_label = labels.max().item<int64_t>();
   if (max_label >= kNumClasses) {
     const int64_t bad = (labels >= kNumClasses).nonzero()[0][0].item<int64_t>();
-    throw UserError("corrupt CIFAR-10 file " + file.string() + ": record " + std::to_string(bad) +
+    throw UserError("corrupt CIFAR-10 file " + source + ": record " + std::to_string(bad) +
                     " has label " + std::to_string(labels[bad].item<int64_t>()) +
                     " (labels are 0..9; " + kFixHint + ")");
   }
@@ -62,14 +72,18 @@ ImageSet read_cifar_batch(const fs::path& file) {
 std::vector<std::string> read_class_names(const fs::path& file) {
   std::error_code ec;
   if (!fs::exists(file, ec)) throw UserError("missing CIFAR-10 file " + file.string(), kExitBadInput);
-  std::istringstream in(read_file(file));
+  return parse_class_names(read_file(file), file.string());
+}
+
+std::vector<std::string> parse_class_names(std::string_view text, const std::string& source) {
+  std::istringstream in{std::string(text)};
   std::vector<std::string> names;
   for (std::string line; std::getline(in, line);) {
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
     if (!line.empty()) names.push_back(line);
   }
   check_input(names.size() == static_cast<size_t>(kNumClasses),
-              "corrupt CIFAR-10 file " + file.string() + ": expected 10 class names, found " +
+              "corrupt CIFAR-10 file " + source + ": expected 10 class names, found " +
                   std::to_string(names.size()),
               kFixHint);
   return names;

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace cifar {
@@ -33,9 +34,12 @@ struct Cifar10 {
 // Reads and validates one batch file (size, labels 0..9). Throws UserError
 // naming the file and what is wrong with it.
 ImageSet read_cifar_batch(const std::filesystem::path& file);
+// The same checks on a batch file's bytes; `source` names it in errors.
+ImageSet parse_cifar_batch(std::string_view bytes, const std::string& source);
 
 // Reads batches.meta.txt: exactly ten non-empty class names.
 std::vector<std::string> read_class_names(const std::filesystem::path& file);
+std::vector<std::string> parse_class_names(std::string_view text, const std::string& source);
 
 // Reads and validates the whole cifar-10-batches-bin/ folder.
 Cifar10 read_cifar10(const std::filesystem::path& batches_dir);

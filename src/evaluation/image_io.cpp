@@ -18,13 +18,14 @@ namespace cifar {
 namespace fs = std::filesystem;
 namespace {
 
-[[noreturn]] void fail(const fs::path& path, const std::string& why) {
-  throw UserError(path.string() + ": " + why);
+[[noreturn]] void fail(const std::string& source, const std::string& why) {
+  throw UserError(source + ": " + why);
 }
+[[noreturn]] void fail(const fs::path& path, const std::string& why) { fail(path.string(), why); }
 
 // stb_image also reads TGA, whose format has no signature: nearly any text
 // file "is" a TGA to stbi_info. So the format is decided here, by magic bytes.
-const char* format_of(const std::string& bytes) {
+const char* format_of(std::string_view bytes) {
   auto starts = [&](const char* magic, size_t n) {
     return bytes.size() >= n && std::memcmp(bytes.data(), magic, n) == 0;
   };
@@ -36,7 +37,7 @@ const char* format_of(const std::string& bytes) {
 
 // Width and height as PNG (IHDR) and BMP (BITMAPINFOHEADER) headers state
 // them, or {0, 0}; only used to explain a header stbi_info refused.
-std::pair<int64_t, int64_t> claimed_size(const std::string& bytes, const std::string& format) {
+std::pair<int64_t, int64_t> claimed_size(std::string_view bytes, const std::string& format) {
   auto byte = [&](size_t i) { return static_cast<int64_t>(static_cast<unsigned char>(bytes[i])); };
   if (format == "PNG" && bytes.size() >= 24 && bytes.compare(12, 4, "IHDR") == 0) {
     auto be32 = [&](size_t i) { return byte(i) << 24 | byte(i + 1) << 16 | byte(i + 2) << 8 | byte(i + 3); };
@@ -50,6 +51,105 @@ std::pair<int64_t, int64_t> claimed_size(const std::string& bytes, const std::st
     return {std::abs(le32(18)), std::abs(le32(22))};  // negative height: top-down rows
   }
   return {0, 0};
+}
+
+// stb_image 2.27 (Debian 12's libstb) trusts the code counts of a JPEG
+// Huffman table (DHT): counts summing past 256 overflow its 257-entry
+// size list and 256-entry value list on the heap (found by
+// fuzz/image_fuzz; later stb releases check this themselves). So every DHT
+// segment is checked here first, walking the markers as stb does,
+// including those after a scan (progressive files define tables between
+// scans). Returns the fault, or "" when the tables are sound or the walk
+// cannot go on (a truncated or malformed stream stb will refuse by itself).
+std::string jpeg_table_fault(std::string_view b) {
+  // Past the end stb reads zeros, and so does this walk.
+  auto byte = [&](size_t i) -> size_t { return i < b.size() ? static_cast<unsigned char>(b[i]) : 0; };
+  size_t at = 2;  // after SOI
+  while (at + 1 < b.size()) {
+    // stb skips junk between segments until the next 0xFF; so must this
+    // walk, or a table behind junk goes unchecked (the fuzzer's 2nd case).
+    if (byte(at) != 0xFF) {
+      ++at;
+      continue;
+    }
+    while (at + 1 < b.size() && byte(at + 1) == 0xFF) ++at;  // fill bytes
+    if (at + 1 >= b.size()) return "";
+    const size_t marker = byte(at + 1);
+    at += 2;
+    if (marker == 0xD9) return "";                                       // EOI
+    if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD8)) continue;  // no length
+    const size_t length = byte(at) << 8 | byte(at + 1);
+    if (length < 2) return "";
+    if (marker == 0xC4) {
+      // As stb does: another table is read while any of the declared
+      // segment is left, even past its end or the file's.
+      for (size_t p = at + 2; p < at + length && p < b.size();) {
+        size_t codes = 0;
+        for (size_t i = 1; i <= 16; ++i) codes += byte(p + i);
+        if (codes > 256) {
+          return "corrupt JPEG data (a Huffman table declares " + std::to_string(codes) + " codes; at most 256 exist)";
+        }
+        p += 17 + codes;
+      }
+    }
+    at += length;
+    if (marker == 0xDA) {
+      // Entropy-coded data up to the next marker that is not a stuffed
+      // 0xFF00 or a restart.
+      while (at + 1 < b.size() &&
+             !(byte(at) == 0xFF && byte(at + 1) != 0x00 && byte(at + 1) != 0xFF &&
+               !(byte(at + 1) >= 0xD0 && byte(at + 1) <= 0xD7))) {
+        ++at;
+      }
+    }
+  }
+  return "";
+}
+
+// Walks a PNG's chunks as stb_image 2.27 will read them, up to IEND, to
+// keep two of its faults (both found by fuzz/image_fuzz) from being
+// reached:
+//  - it grows its IDAT buffer to a chunk's declared length before reading
+//    the chunk: a 136-byte file declaring 2 GB made it allocate 2 GB. A
+//    chunk whose data runs past the end of the file is refused here (stb
+//    would refuse the file too, after the allocation).
+//  - a first IDAT of length 0 makes it memcpy(NULL, src, 0), undefined
+//    behaviour. An empty IDAT holds no data, so such chunks are dropped:
+//    same image, no UB.
+struct PngScan {
+  std::string fault;      // why the file is refused, or ""
+  std::string rewritten;  // the bytes without empty IDATs, or "" if none
+};
+
+PngScan scan_png(std::string_view b) {
+  auto be32 = [&](size_t i) {
+    return static_cast<uint32_t>(static_cast<unsigned char>(b[i])) << 24 |
+           static_cast<uint32_t>(static_cast<unsigned char>(b[i + 1])) << 16 |
+           static_cast<uint32_t>(static_cast<unsigned char>(b[i + 2])) << 8 | static_cast<unsigned char>(b[i + 3]);
+  };
+  PngScan scan;
+  std::string kept(b.substr(0, 8));
+  bool dropped = false;
+  size_t at = 8;
+  while (at + 8 <= b.size()) {  // length and type
+    const uint64_t length = be32(at);
+    const std::string_view type = b.substr(at + 4, 4);
+    if (length > b.size() - at - 8) {
+      scan.fault = "corrupt or truncated PNG data (a chunk declares " + std::to_string(length) +
+                   " bytes; the file ends " + std::to_string(b.size() - at - 8) + " bytes later)";
+      return scan;
+    }
+    const size_t chunk = std::min<size_t>(12 + length, b.size() - at);  // the last CRC may be cut off
+    if (length == 0 && type == "IDAT") {
+      dropped = true;
+    } else {
+      kept.append(b.substr(at, chunk));
+    }
+    at += chunk;
+    if (type == "IEND") break;
+  }
+  if (dropped) scan.rewritten = kept.append(b.substr(at));
+  return scan;
 }
 
 void check_tensor(const torch::Tensor& image, const char* who) {
@@ -73,9 +173,21 @@ torch::Tensor decode_image_file(const fs::path& path) {
     fail(path, "file of " + std::to_string(size) + " bytes is over the " +
                    std::to_string(kMaxImageFileBytes >> 20) + " MiB limit for images");
   }
-  const std::string bytes = read_file(path);
+  return decode_image(read_file(path), path.string());
+}
+
+torch::Tensor decode_image(std::string_view bytes, const std::string& path) {
+  if (bytes.empty()) fail(path, "empty file (0 bytes)");
+  if (bytes.size() > static_cast<size_t>(kMaxImageFileBytes)) {
+    fail(path, "file of " + std::to_string(bytes.size()) + " bytes is over the " +
+                   std::to_string(kMaxImageFileBytes >> 20) + " MiB limit for images");
+  }
   const char* format = format_of(bytes);
   if (!format) fail(path, "not a PNG, JPEG or BMP image");
+  // Before stbi_info too: it reads the tables that precede the frame header.
+  if (std::string(format) == "JPEG") {
+    if (const std::string fault = jpeg_table_fault(bytes); !fault.empty()) fail(path, fault);
+  }
 
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int len = static_cast<int>(bytes.size());  // < 256 MiB, checked above
@@ -93,18 +205,36 @@ torch::Tensor decode_image_file(const fs::path& path) {
     }
     fail(path, std::string("corrupt or unsupported ") + format + " header");
   }
-  if (w <= 0 || h <= 0) fail(path, "image has no pixels");
-  if (w > kMaxImageSide || h > kMaxImageSide || static_cast<int64_t>(w) * h > kMaxImagePixels) {
-    fail(path, std::string(format) + " header claims " + std::to_string(w) + "x" + std::to_string(h) +
+  // stbi_info passes a BMP's height through as stored, and a negative one
+  // means top-down rows (stbi_load flips it): its size is the magnitude.
+  // Taken in 64 bits, as -INT_MIN does not fit an int.
+  const int64_t width = w, height = std::string(format) == "BMP" ? std::abs(static_cast<int64_t>(h)) : h;
+  if (width <= 0 || height <= 0) fail(path, "image has no pixels");
+  if (width > kMaxImageSide || height > kMaxImageSide || width * height > kMaxImagePixels) {
+    fail(path, std::string(format) + " header claims " + std::to_string(width) + "x" + std::to_string(height) +
                    " pixels: image too large (" + limit + ")");
   }
+  PngScan png;
+  if (std::string(format) == "PNG") {
+    png = scan_png(bytes);
+    if (!png.fault.empty()) fail(path, png.fault);
+  }
+  const std::string& rewritten = png.rewritten;
+  const auto* pixel_data = rewritten.empty() ? data : reinterpret_cast<const stbi_uc*>(rewritten.data());
+  const int pixel_len = rewritten.empty() ? len : static_cast<int>(rewritten.size());
   // Forcing 3 channels makes stb convert gray, gray+alpha and RGBA to RGB.
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
-      stbi_load_from_memory(data, len, &w, &h, &channels, 3), stbi_image_free);
+      stbi_load_from_memory(pixel_data, pixel_len, &w, &h, &channels, 3), stbi_image_free);
   if (!pixels) {
-    const char* reason = stbi_failure_reason();
+    // stb puts a bad PNG chunk's four type bytes, as found in the file,
+    // into its reason: a line break or a terminal escape from a hostile
+    // file would end up on the user's screen (found by fuzz/image_fuzz).
+    std::string reason = stbi_failure_reason() ? stbi_failure_reason() : "";
+    for (char& c : reason) {
+      if (c < 0x20 || c > 0x7E) c = '?';  // stb's own reasons are plain ASCII
+    }
     fail(path, std::string("corrupt or truncated ") + format + " data" +
-                   (reason && *reason ? std::string(" (") + reason + ")" : ""));
+                   (reason.empty() ? "" : " (" + reason + ")"));
   }
   return torch::from_blob(pixels.get(), {h, w, 3}, torch::kUInt8).permute({2, 0, 1}).clone(
       at::MemoryFormat::Contiguous);

@@ -5,6 +5,8 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <string>
+#include <string_view>
 
 namespace cifar {
 
@@ -20,6 +22,8 @@ constexpr int64_t kMaxImageFileBytes = 256LL * 1024 * 1024;
 // the file if it is missing, empty, not one of those formats, corrupt, or
 // larger than the limits above (checked from the header, before decoding).
 torch::Tensor decode_image_file(const std::filesystem::path& path);
+// The same decoding and limits on a file's bytes; `source` names it in errors.
+torch::Tensor decode_image(std::string_view bytes, const std::string& source);
 
 // uint8 [3,H,W] -> uint8 [3,height,width] (the aspect ratio is not kept).
 // stb_image_resize with a box filter when shrinking -- area averaging, each

@@ -7,6 +7,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/printable.h"
 #include "common/runtime.h"
 #include "evaluation/evaluate.h"
 #include "evaluation/image_io.h"
@@ -149,7 +150,7 @@ int run_predict(const PredictOptions& options, std::ostream& out, std::ostream& 
         decoded.push_back(results.size());
       } catch (const std::exception& e) {
         // UserError already names the file; anything else (out of memory) does not.
-        r.error = dynamic_cast<const UserError*>(&e) ? e.what() : r.file + ": " + e.what();
+        r.error = printable(dynamic_cast<const UserError*>(&e) ? e.what() : r.file + ": " + e.what());
         err << "error: " << r.error << "\n";
         ++failures;
       }

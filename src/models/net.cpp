@@ -1,6 +1,11 @@
 #include "models/net.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "common/error.h"
+#include "models/registry.h"
+#include "models/resnet.h"
 
 namespace cifar {
 
@@ -24,7 +29,44 @@ ModelSpec spec_from_json(const nlohmann::json& j) {
   } catch (const std::exception& e) {
     throw UserError(std::string("model description in checkpoint is incomplete: ") + e.what());
   }
+  // get<int>() above casts whatever number is there; the real bounds are
+  // checked here, from the original JSON, so 1e300 or 2^40 cannot slip in.
+  for (const char* key : {"depth", "width", "input_size"}) {
+    const auto& v = j.at(key);
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 100000) {
+      // dump() recurses: only a scalar is shown, never a nested hostile value.
+      throw UserError(std::string("model description in checkpoint has a bad ") + key + ": " +
+                      (v.is_primitive() ? v.dump().substr(0, 40) : std::string("an ") + v.type_name()));
+    }
+  }
+  check_spec(s);
   return s;
+}
+
+void check_spec(const ModelSpec& s) {
+  const std::string where = "model description in checkpoint";
+  const auto names = model_names();
+  check_input(std::find(names.begin(), names.end(), s.type) != names.end(),
+              where + " names an unknown model type '" + s.type.substr(0, 40) + "'");
+  if (s.type == "resnet") check_resnet_depth(s.depth);
+  // Bounds that keep a hostile spec from asking for terabytes: the widest
+  // net a flag can build (--width 1024), and CIFAR-sized inputs.
+  check_input(s.width >= 0 && s.width <= kMaxWidth,
+              where + " has width " + std::to_string(s.width) + " (0.." + std::to_string(kMaxWidth) + ")");
+  check_input(s.input_size >= 32 && s.input_size <= 512,
+              where + " has input size " + std::to_string(s.input_size) + " (32..512)");
+  check_input(std::isfinite(s.dropout) && s.dropout >= 0 && s.dropout < 1,
+              where + " has dropout " + std::to_string(s.dropout) + " (0 <= p < 1)");
+  check_input(s.class_names.size() >= 2 && s.class_names.size() <= 1000,
+              where + " has " + std::to_string(s.class_names.size()) + " class names (2..1000)");
+  for (const auto& name : s.class_names) {
+    check_input(!name.empty() && name.size() <= 256, where + " has an empty or over-long class name");
+  }
+  check_input(s.mean.size() == 3 && s.std.size() == 3, where + " needs 3 channel means and deviations");
+  for (int c = 0; c < 3; ++c) {
+    check_input(std::isfinite(s.mean[c]) && std::isfinite(s.std[c]) && s.std[c] > 0,
+                where + " has a non-finite mean or a deviation that is not positive");
+  }
 }
 
 // Weight decay goes on conv and linear weights only, the tensors of rank

@@ -22,8 +22,16 @@ struct ModelSpec {
   int num_classes() const { return static_cast<int>(class_names.size()); }
 };
 
+// The widest model a spec may ask for (--width): 1024 makes the fast net
+// 1024-4096-4096 channels, 150M parameters.
+constexpr int kMaxWidth = 1024;
+
 nlohmann::json spec_to_json(const ModelSpec& spec);
+// Parses and checks (check_spec) a spec read from a checkpoint: a hostile
+// one must not make build_model() allocate without bound or index past the
+// three channel statistics. Throws UserError.
 ModelSpec spec_from_json(const nlohmann::json& j);
+void check_spec(const ModelSpec& spec);
 
 class Net : public torch::nn::Module {
  public:

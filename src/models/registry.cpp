@@ -4,6 +4,7 @@
 #include <map>
 
 #include "common/error.h"
+#include "common/printable.h"
 #include "models/cnn.h"
 #include "models/efficientnet.h"
 #include "models/fastnet.h"
@@ -54,7 +55,8 @@ ModelSpec make_spec(const ModelConfig& config, const std::vector<std::string>& c
   if (spec.type == "resnet" && spec.depth == 0) spec.depth = 18;
   if (spec.type == "resnet") check_resnet_depth(spec.depth);
   if (!builders().count(spec.type)) {
-    throw UserError("unknown --model-type '" + config.model_type + "': expected one of " + known_names());
+    throw UserError("unknown --model-type '" + printable(config.model_type.substr(0, 80)) + "': expected one of " +
+                    known_names());
   }
   spec.width = config.width;
   spec.input_size = config.input_size;

@@ -8,6 +8,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/printable.h"
 
 namespace cifar {
 namespace {
@@ -68,7 +69,10 @@ Entry parse_entry(const std::string& name, const json& value, const std::string&
   if (shape == value.end() || !shape->is_array()) throw UserError(what + ": header entry has no \"shape\" array");
   for (const auto& d : *shape) {
     if (!d.is_number_unsigned() || d.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
-      throw UserError(what + ": shape " + shape->dump() + " is not a list of sizes");
+      // Only a scalar is shown: dump() recurses, and a hostile header can
+      // nest arrays a million deep.
+      throw UserError(what + ": shape is not a list of sizes (found " +
+                      (d.is_primitive() ? d.dump().substr(0, 40) : std::string("an ") + d.type_name()) + ")");
     }
     e.shape.push_back(d.get<int64_t>());
   }
@@ -90,7 +94,10 @@ std::string encode_safetensors(const TensorMap& tensors, const SafetensorsMetada
   json header = json::object();
   std::vector<torch::Tensor> bodies;
   uint64_t offset = 0;
-  for (const auto& [name, tensor] : tensors) {
+  for (const auto& entry : tensors) {
+    // Not a structured binding: C++17 lambdas cannot capture one (clang refuses).
+    const std::string& name = entry.first;
+    const torch::Tensor& tensor = entry.second;
     check_input(name != "__metadata__", "cannot write a tensor named __metadata__ to safetensors");
     auto known = std::find_if(std::begin(kDtypes), std::end(kDtypes),
                               [&](const DtypeName& d) { return tensor.scalar_type() == d.type; });
@@ -134,7 +141,7 @@ TensorMap decode_safetensors(std::string_view bytes, const std::string& source, 
   try {
     header = json::parse(bytes.data() + 8, bytes.data() + 8 + header_size);
   } catch (const json::parse_error& e) {
-    throw UserError(where + ": header is not valid JSON: " + one_line(e.what()));
+    throw UserError(where + ": header is not valid JSON: " + printable(one_line(e.what())));
   }
   if (!header.is_object()) throw UserError(where + ": header is not a JSON object");
 

@@ -167,6 +167,37 @@ std::vector<std::shared_ptr<Callback>> make_callbacks(const Config& config, cons
 
 namespace {
 
+std::string describe_classes(const std::vector<std::string>& names) {
+  std::string list;
+  for (size_t i = 0; i < names.size() && i < 10; ++i) list += (i ? ", " : "") + names[i].substr(0, 32);
+  if (names.size() > 10) list += ", ...";
+  return std::to_string(names.size()) + " classes (" + list + ")";
+}
+
+std::string describe_model(const ModelSpec& spec) {
+  std::string out = spec.type;
+  if (spec.type == "resnet") out += " depth " + std::to_string(spec.depth);
+  if (spec.type == "fast") out += " width " + std::to_string(spec.width);
+  if (spec.type == "efficientnet") out += " input size " + std::to_string(spec.input_size);
+  return out;
+}
+
+// A resume continues the run the flags describe: the checkpoint must hold
+// that model, or the user would silently train another architecture than
+// the one asked for (the model itself is rebuilt from the checkpoint).
+void check_resume_model(const Config& config, const ModelSpec& saved, const std::vector<std::string>& classes,
+                        const std::string& path) {
+  const ModelSpec wanted = make_spec(config.model, classes, saved.mean, saved.std);
+  const bool same = saved.type == wanted.type && (saved.type != "resnet" || saved.depth == wanted.depth) &&
+                    (saved.type != "fast" || saved.width == wanted.width) &&
+                    (saved.type != "efficientnet" || saved.input_size == wanted.input_size);
+  if (!same) {
+    throw UserError("cannot resume from " + path + ": it holds a " + describe_model(saved) +
+                    " model, but this run builds a " + describe_model(wanted) +
+                    " (hint: resume with the model flags the run started with)");
+  }
+}
+
 // The model: from a checkpoint's own description (--load-model, --resume),
 // or from the config, initialised as its architecture wants.
 struct RunModel {
@@ -183,9 +214,10 @@ RunModel make_run_model(const Config& config, const Splits& splits) {
     checkpoint = read_checkpoint(m.weights);
     m.spec = spec_from_json(checkpoint->meta.at("spec"));
     if (m.spec.class_names != splits.class_names) {
-      throw UserError("checkpoint " + m.weights + " was trained on " + std::to_string(m.spec.num_classes()) +
-                      " classes that differ from this data's");
+      throw UserError("checkpoint " + m.weights + " was trained on " + describe_classes(m.spec.class_names) +
+                      ", but this data has " + describe_classes(splits.class_names));
     }
+    if (!config.run.resume.empty()) check_resume_model(config, m.spec, splits.class_names, m.weights);
   } else {
     const Normalization norm = make_normalization(config.data.normalization);
     m.spec = make_spec(config.model, splits.class_names, norm.mean, norm.std);

@@ -6,7 +6,9 @@
 #include <torch/torch.h>
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "models/net.h"
 
@@ -31,6 +33,21 @@ void save_checkpoint(const std::string& path, Net& model, const ModelSpec& spec,
 // Reads and checks a checkpoint file: refuses files that are not ours, of
 // a newer format version, or truncated, with one line naming the file.
 CheckpointData read_checkpoint(const std::string& path);
+// The same on a checkpoint's bytes; `source` names it in errors.
+CheckpointData parse_checkpoint(std::string_view bytes, const std::string& source);
+// The checks on the "meta" record alone: format, version, model spec.
+void check_checkpoint_meta(const nlohmann::json& meta, const std::string& source);
+
+// Where a checkpoint says training stopped, checked for type and range.
+struct ResumePoint {
+  int epoch = 0;
+  int64_t step_in_epoch = 0;
+  int64_t global_step = 0;
+  double learning_rate = 0;
+  std::optional<std::vector<double>> partial;  // loss_sum, correct, top3, count
+  nlohmann::json callbacks = nlohmann::json::object();
+};
+ResumePoint resume_point(const nlohmann::json& meta, const std::string& source);
 
 // Loads the weights of `data` into `model` (which must match its spec).
 void load_model_state(const CheckpointData& data, Net& model, const std::string& path,

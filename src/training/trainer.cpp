@@ -267,21 +267,22 @@ void Trainer::resume(const std::string& path) {
   }
   load_model_state(data, *model_, path, device_);
   load_optimizer_state(data, *optimizer_, path, device_);
+  const ResumePoint point = resume_point(meta, path);
+  start_epoch_ = point.epoch;
+  start_step_ = point.step_in_epoch;
+  global_step_ = point.global_step;
+  if (point.partial && is_writer()) {
+    const auto& p = *point.partial;
+    epoch_sums_ = MetricSums{p[0], p[1], p[2], p[3]};
+  }
   try {
-    start_epoch_ = meta.at("epoch").get<int>();
-    start_step_ = meta.at("step_in_epoch").get<int64_t>();
-    global_step_ = meta.at("global_step").get<int64_t>();
-    if (meta.contains("partial") && is_writer()) {
-      auto p = meta["partial"].get<std::vector<double>>();
-      epoch_sums_ = MetricSums{p.at(0), p.at(1), p.at(2), p.at(3)};
-    }
     for (auto& cb : callbacks_) {
-      if (meta.at("callbacks").contains(cb->name())) cb->load_state(meta["callbacks"][cb->name()]);
+      if (point.callbacks.contains(cb->name())) cb->load_state(point.callbacks.at(cb->name()));
     }
-    set_learning_rate(meta.at("learning_rate").get<double>());
   } catch (const nlohmann::json::exception& e) {
     throw UserError("checkpoint " + path + " lacks the training state needed to resume: " + e.what());
   }
+  set_learning_rate(point.learning_rate);
   if (start_step_ >= steps_per_epoch_) {
     throw UserError("checkpoint " + path + " stopped at step " + std::to_string(start_step_) + " of an epoch, but this run has " +
                     std::to_string(steps_per_epoch_) + " steps per epoch (hint: resume with the same --batch-size and data limits)");

@@ -1,5 +1,7 @@
 #include "config/cli.h"
 
+#include <chrono>
+
 #include "common/error.h"
 #include "test_util.h"
 
@@ -123,6 +125,69 @@ TEST(Cli, ConfigJsonRoundTrip) {
   config_from_json(config_to_json(c), back);
   EXPECT_EQ(config_to_json(back), config_to_json(c));
   EXPECT_THROW(config_from_json(nlohmann::json{{"bogus", 1}}, back), UserError);
+}
+
+}  // namespace
+}  // namespace cifar
+
+namespace cifar {
+namespace {
+
+std::string config_text_error(const std::string& text) {
+  try {
+    parse_config_text(text, "c.yaml");
+  } catch (const UserError& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    return what;
+  }
+  ADD_FAILURE() << "no error";
+  return "";
+}
+
+TEST(Cli, ConfigTextParsesAsTheConfigFlagDoes) {
+  testing::TempDir tmp("cfg");
+  const std::string yaml = "model-type: cnn\nepochs: 4\nflip: false\nlearning_rate: 0.01\n";
+  testing::write_bytes(tmp / "c.yaml", yaml);
+  const Config from_flag = parse({"--config", (tmp / "c.yaml").string()}).config;
+  Config from_text = parse_config_text(yaml, "c.yaml");
+  from_text.run.config_file = from_flag.run.config_file;
+  EXPECT_EQ(config_to_json(from_text), config_to_json(from_flag));
+  EXPECT_NE(config_text_error("epochs: -5\n").find("--epochs -5"), std::string::npos);
+  EXPECT_NE(config_text_error("{\"epochz\": 1}").find("epochz"), std::string::npos);
+  EXPECT_NE(config_text_error("epochs: [1, 2]\n").find("single value"), std::string::npos);
+}
+
+TEST(Cli, ConfigErrorsQuoteNoControlCharacters) {
+  // yaml-cpp quotes the bad character raw; an escape sequence from a config
+  // file must not reach the terminal (found by fuzz/config_fuzz).
+  // And a bad value, quoted by validate(): a YAML escape makes it 0x10.
+  for (const std::string text : {std::string("key: \"\\\x1b[31m\"\n"), std::string("\xf1\xd6\x00", 3),
+                                 std::string("lr-schedule: \"cos\\x10ine\"\n")}) {
+    const std::string message = config_text_error(text);
+    EXPECT_NE(message.find("c.yaml"), std::string::npos) << message;
+    for (char c : message) EXPECT_GE(static_cast<unsigned char>(c), 0x20) << message;
+  }
+}
+
+TEST(Cli, YamlAliasBombIsRefusedWithoutExpandingIt) {
+  // 450 bytes that expand to 10^9 strings: expanding YAML aliases into JSON
+  // took 60 s and 6.8 GB before being killed (a "billion laughs" config).
+  std::string bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i < 9; ++i) {
+    bomb += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+    for (int k = 0; k < 10; ++k) bomb += (k ? ", *a" : "*a") + std::to_string(i - 1);
+    bomb += "]\n";
+  }
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_NE(config_text_error(bomb).find("single value"), std::string::npos);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  // Deep nesting, in either syntax, is refused as a value that is not single.
+  EXPECT_NE(config_text_error(std::string(100000, '[') + std::string(100000, ']')).find("JSON or YAML"),
+            std::string::npos);
+  EXPECT_NE(config_text_error("{\"epochs\": " + std::string(100000, '[') + std::string(100000, ']') + "}")
+                .find("single value"),
+            std::string::npos);
 }
 
 }  // namespace

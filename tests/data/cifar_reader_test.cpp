@@ -1,5 +1,6 @@
 #include "data/cifar_reader.h"
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "test_util.h"
 
@@ -110,6 +111,38 @@ TEST(CifarReader, RecordLayoutIsLabelThenPlanarRgb) {
   EXPECT_EQ(set.images[0][0][0][0].item<uint8_t>(), 10);
   EXPECT_EQ(set.images[0][1][0][0].item<uint8_t>(), 20);
   EXPECT_EQ(set.images[0][2][1][1].item<uint8_t>(), 30);
+}
+
+}  // namespace
+}  // namespace cifar
+
+namespace cifar {
+namespace {
+
+// The in-memory entry point (what the fuzz target drives) applies the same
+// checks as the file reader and gives the same tensors.
+TEST(CifarReader, BytesParseAsTheFileReads) {
+  const auto file = testing::batches_dir() / "test_batch.bin";
+  const std::string bytes = read_file(file);
+  const auto from_bytes = parse_cifar_batch(std::string_view(bytes).substr(0, 5 * kRecordBytes), "five.bin");
+  const auto from_file = read_cifar_batch(file).slice(0, 5);
+  EXPECT_TRUE(torch::equal(from_bytes.images, from_file.images));
+  EXPECT_TRUE(torch::equal(from_bytes.labels, from_file.labels));
+  auto message = [](std::string_view b) {
+    try {
+      parse_cifar_batch(b, "mem.bin");
+    } catch (const UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  EXPECT_NE(message("").find("empty CIFAR-10 file mem.bin"), std::string::npos);
+  EXPECT_NE(message(std::string_view(bytes).substr(0, 3074)).find("3074 bytes is not a whole number"), std::string::npos);
+  std::string bad_label(bytes.substr(0, kRecordBytes));
+  bad_label[0] = 10;
+  EXPECT_NE(message(bad_label).find("record 0 has label 10"), std::string::npos);
+  EXPECT_EQ(parse_class_names("a\nb\r\nc\nd\ne\nf\ng\nh\ni\nj \n\n", "meta").size(), 10u);
+  EXPECT_THROW(parse_class_names("a\nb\n", "meta"), UserError);
 }
 
 }  // namespace

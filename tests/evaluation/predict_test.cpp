@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "data/cifar_reader.h"
 #include "data/dataset.h"
@@ -319,6 +320,155 @@ TEST(Predict, EmptyFolderIsAnErrorLine) {
   EXPECT_TRUE(contains(run.err, "error: " + empty.string() + ": folder holds no")) << run.err;
   EXPECT_EQ(count_lines(run.out), 1);
   EXPECT_EQ(std::count(run.out.begin(), run.out.end(), ','), 0) << run.out;
+}
+
+}  // namespace
+}  // namespace cifar
+
+namespace cifar {
+namespace {
+
+std::string jpeg_header(uint16_t width, uint16_t height) {
+  // SOI, then a baseline SOF0 frame header for 3 components and nothing
+  // else: enough for stb to report the size, no pixels at all.
+  std::string h = "\xFF\xD8\xFF\xC0";
+  h += std::string{'\x00', '\x11', '\x08', char(height >> 8), char(height & 0xFF), char(width >> 8),
+                   char(width & 0xFF), '\x03'};
+  for (char id : {'\x01', '\x02', '\x03'}) h += std::string{id, '\x11', '\x00'};
+  return h;
+}
+
+std::string decode_error(const std::string& bytes) {
+  try {
+    decode_image(bytes, "mem.img");
+  } catch (const UserError& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    return what;
+  }
+  return "(no error)";
+}
+
+TEST(ImageIo, BytesDecodeAsTheFileDoesAndHugeHeadersAreRefusedBeforeAllocating) {
+  TempDir tmp("mem");
+  auto test = read_cifar_batch(testing::batches_dir() / "test_batch.bin").slice(0, 1);
+  write_png(tmp / "a.png", test.images[0]);
+  EXPECT_TRUE(torch::equal(decode_image(read_file(tmp / "a.png"), "a.png"), decode_image_file(tmp / "a.png")));
+  EXPECT_EQ(decode_error(""), "mem.img: empty file (0 bytes)");
+  EXPECT_EQ(decode_error("GIF89a"), "mem.img: not a PNG, JPEG or BMP image");
+  // 65000x65000 JPEG: 12 GB as RGB, stated in 23 bytes.
+  EXPECT_NE(decode_error(jpeg_header(65000, 65000)).find("JPEG header claims 65000x65000 pixels: image too large"),
+            std::string::npos);
+  // Each side under 16384 but 16000x16000 = 256 MP, over the 64 MP limit.
+  EXPECT_NE(decode_error(jpeg_header(16000, 16000)).find("JPEG header claims 16000x16000 pixels"), std::string::npos);
+  EXPECT_NE(decode_error(jpeg_header(32, 32)).find("corrupt or truncated JPEG data"), std::string::npos);
+  EXPECT_NE(decode_error(png_chunk_header(70000, 1)).find("PNG header claims 70000x1 pixels"), std::string::npos);
+  EXPECT_NE(decode_error(bmp_header(1, -100000)).find("BMP header claims 1x100000 pixels"), std::string::npos);
+}
+
+// A Huffman table whose 16 code counts sum to 300: stb_image 2.27 writes
+// past its 257-entry table on the heap (found by fuzz/image_fuzz; UBSan:
+// index 257 out of bounds in stbi__build_huffman).
+std::string jpeg_with_huffman_codes(int codes, bool after_frame) {
+  std::string dht = "\xFF\xC4";
+  const int length = 2 + 17 + codes;
+  dht += std::string{char(length >> 8), char(length & 0xFF), '\x00'};  // DC table 0
+  int left = codes;
+  for (int i = 0; i < 16; ++i) {
+    const int n = std::min(left, 255);
+    dht += char(n);
+    left -= n;
+  }
+  dht += std::string(static_cast<size_t>(codes), '\x01');
+  const std::string frame = jpeg_header(8, 8).substr(2);  // SOF0 after SOI
+  return after_frame ? "\xFF\xD8" + frame + dht : "\xFF\xD8" + dht + frame;
+}
+
+TEST(ImageIo, StbsReasonIsPrintableOnOneLine) {
+  // stb copies an unknown PNG chunk's type bytes into its failure reason;
+  // the fuzzer's file had a line break there. Here: a line break and an
+  // ANSI escape, which a terminal would obey.
+  auto be32 = [](uint32_t v) { return std::string{char(v >> 24), char(v >> 16), char(v >> 8), char(v)}; };
+  std::string png = png_chunk_header(4, 4);
+  png += be32(0) + std::string("\n\x1b[2", 4) + be32(0);
+  const std::string message = decode_error(png);
+  EXPECT_EQ(message, "mem.img: corrupt or truncated PNG data (??[2 PNG chunk not known)");
+}
+
+TEST(ImageIo, EmptyIdatChunksAreDroppedBeforeStbSeesThem) {
+  // stb_image 2.27 did memcpy(NULL, src, 0) for a first IDAT of length 0
+  // (UBSan, found by fuzz/image_fuzz). The image must decode as without it.
+  TempDir tmp("idat");
+  auto test = read_cifar_batch(testing::batches_dir() / "test_batch.bin").slice(0, 1);
+  write_png(tmp / "a.png", test.images[0]);
+  const std::string png = read_file(tmp / "a.png");
+  const size_t idat = png.find("IDAT") - 4;
+  const std::string empty_idat = std::string(4, '\0') + "IDAT" + std::string("\x35\xaf\x06\x1e", 4);
+  const std::string with_empty = png.substr(0, idat) + empty_idat + png.substr(idat) ;
+  EXPECT_TRUE(torch::equal(decode_image(with_empty, "empty_idat.png"), test.images[0]));
+  // Dropped even when a chunk after it is broken (the fuzzer's file): stb
+  // reads the empty one first.
+  EXPECT_NE(decode_error(png.substr(0, idat) + empty_idat + std::string("\0\0\0\0\0\0\x00" "7(\0\0\0", 12))
+                .find("corrupt or truncated PNG data"),
+            std::string::npos);
+  // Only empty ones: the same file with a junk chunk is still refused by stb.
+  EXPECT_NE(decode_error(png.substr(0, idat) + std::string("\0\0\0\x01IDAT\x00", 9) + png.substr(idat))
+                .find("corrupt or truncated PNG data"),
+            std::string::npos);
+}
+
+TEST(ImageIo, APngChunkLongerThanTheFileIsRefusedBeforeStbAllocatesIt) {
+  // stb_image 2.27 grows its IDAT buffer to the declared chunk length first:
+  // 136 bytes made it allocate 2 GB (found by fuzz/image_fuzz).
+  auto be32 = [](uint32_t v) { return std::string{char(v >> 24), char(v >> 16), char(v >> 8), char(v)}; };
+  const std::string png = png_chunk_header(4, 4) + be32(0x80000000u) + "IDAT" + std::string(10, 'x');
+  EXPECT_EQ(decode_error(png),
+            "mem.img: corrupt or truncated PNG data (a chunk declares 2147483648 bytes; the file ends 10 bytes later)");
+  // Whatever follows IEND is not read, so it is not judged either.
+  TempDir tmp("iend");
+  auto test = read_cifar_batch(testing::batches_dir() / "test_batch.bin").slice(0, 1);
+  write_png(tmp / "a.png", test.images[0]);
+  EXPECT_TRUE(torch::equal(decode_image(read_file(tmp / "a.png") + be32(0x80000000u) + "junk", "a.png"), test.images[0]));
+}
+
+TEST(ImageIo, TopDownBmpsWithANegativeHeightDecode) {
+  // BITMAPINFOHEADER height -2: rows stored top row first. stbi_info
+  // reports the height as stored, and predict once refused such files as
+  // "image has no pixels".
+  auto le32 = [](uint32_t v) { return std::string{char(v), char(v >> 8), char(v >> 16), char(v >> 24)}; };
+  // 2x2, 24-bit, rows padded to 8 bytes, BGR: top row red, blue; bottom row green, white.
+  std::string bmp = bmp_header(2, -2);
+  bmp.replace(2, 4, le32(54 + 16));
+  bmp += std::string("\x00\x00\xFF\xFF\x00\x00\x00\x00", 8) + std::string("\x00\xFF\x00\xFF\xFF\xFF\x00\x00", 8);
+  const auto image = decode_image(bmp, "top_down.bmp");
+  ASSERT_EQ(image.sizes(), (std::vector<int64_t>{3, 2, 2}));
+  EXPECT_EQ(image[0][0][0].item<int>(), 255);  // red, top left
+  EXPECT_EQ(image[2][0][1].item<int>(), 255);  // blue, top right
+  EXPECT_EQ(image[1][1][0].item<int>(), 255);  // green, bottom left
+  EXPECT_EQ(image[0][1][0].item<int>(), 0);
+}
+
+TEST(ImageIo, AJpegHuffmanTableOverflowingStbIsRefused) {
+  for (bool after_frame : {false, true}) {
+    EXPECT_EQ(decode_error(jpeg_with_huffman_codes(300, after_frame)),
+              "mem.img: corrupt JPEG data (a Huffman table declares 300 codes; at most 256 exist)");
+  }
+  // The fuzzer's case: the segment's declared length runs past the end of
+  // the file, and stb reads the table anyway.
+  const std::string cut = jpeg_with_huffman_codes(300, true);
+  EXPECT_EQ(decode_error(cut.substr(0, cut.size() - 200)),
+            "mem.img: corrupt JPEG data (a Huffman table declares 300 codes; at most 256 exist)");
+  // And behind junk, which stb skips to the next 0xFF (the fuzzer's 2nd case).
+  std::string junk = jpeg_with_huffman_codes(300, true);
+  junk.insert(21, "\x16\x17junk");  // after SOI and the 19-byte frame header
+  EXPECT_EQ(decode_error(junk), "mem.img: corrupt JPEG data (a Huffman table declares 300 codes; at most 256 exist)");
+  // 256 codes is legal as far as the count goes; stb refuses the rest.
+  EXPECT_NE(decode_error(jpeg_with_huffman_codes(256, false)).find("mem.img: corrupt"), std::string::npos);
+  // Real JPEGs pass the check.
+  TempDir tmp("jpg");
+  auto photo = torch::randint(0, 256, {48, 64, 3}, torch::kUInt8);
+  ASSERT_TRUE(stbi_write_jpg((tmp / "p.jpg").c_str(), 64, 48, 3, photo.data_ptr<uint8_t>(), 90));
+  EXPECT_EQ(decode_image(read_file(tmp / "p.jpg"), "p.jpg").sizes(), (std::vector<int64_t>{3, 48, 64}));
 }
 
 }  // namespace

@@ -160,6 +160,16 @@ TEST(Safetensors, RefusesMalformedFilesNamingFileAndTensor) {
   EXPECT_TRUE(contains(read_error(tmp / "absent.safetensors"), "absent.safetensors"));
 }
 
+TEST(Safetensors, AShapeNestedAMillionDeepIsRefusedNotAStackOverflow) {
+  // The error message once dump()ed the whole shape, and nlohmann's dump()
+  // recurses once per level: a 2 MB header crashed the reader (SIGSEGV).
+  const int depth = 1000000;
+  const std::string shape = std::string(depth, '[') + std::string(depth, ']');
+  const auto msg = error_for_bytes(raw_file(R"({"a":{"dtype":"F32","shape":)" + shape + R"(,"data_offsets":[0,0]}})", ""));
+  EXPECT_TRUE(contains(msg, "tensor 'a'") && contains(msg, "shape is not a list of sizes (found an array)")) << msg;
+  EXPECT_LT(msg.size(), 300u);
+}
+
 // ---------------------------------------------------------------------------
 // Pretrained EfficientNet-B0 weights in torchvision naming.
 

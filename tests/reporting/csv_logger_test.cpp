@@ -280,3 +280,30 @@ TEST(CSVLogger, RejectsMalformedState) {
 
 }  // namespace
 }  // namespace cifar
+
+namespace cifar {
+namespace {
+
+TEST(CSVLogger, ACheckpointCannotPointTheLogAtAnotherFile) {
+  // The resumed logger trims and appends to logs/<file>: a hostile
+  // checkpoint naming "../x" or an absolute path would rewrite that file.
+  testing::TempDir tmp("csv");
+  const fs::path victim = tmp / "victim.txt";
+  testing::write_bytes(victim, "precious\n");
+  for (const std::string name : {std::string("../victim.txt"), victim.string(), std::string("training_log_1/../../victim.csv"),
+                                 std::string("training_log_.csv"), std::string("notes.csv")}) {
+    CSVLogger cb(tmp / "logs");
+    try {
+      cb.load_state({{"file", name}});
+      ADD_FAILURE() << "accepted " << name;
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find("not a training_log_*.csv name"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(read_file(victim), "precious\n");
+  CSVLogger ok(tmp / "logs");
+  EXPECT_NO_THROW(ok.load_state({{"file", "training_log_20260101_000000_2.csv"}}));
+}
+
+}  // namespace
+}  // namespace cifar

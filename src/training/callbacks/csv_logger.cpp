@@ -43,6 +43,18 @@ std::string create_fresh_file(const fs::path& dir) {
   }
 }
 
+// training_log_<stamp>[_<n>].csv with no folder part: what create_fresh_file makes.
+bool is_log_file_name(const std::string& name) {
+  const std::string prefix = "training_log_", suffix = ".csv";
+  if (name.size() <= prefix.size() + suffix.size() || name.size() > 128) return false;
+  if (name.compare(0, prefix.size(), prefix) != 0) return false;
+  if (name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) return false;
+  for (char c : name.substr(prefix.size(), name.size() - prefix.size() - suffix.size())) {
+    if (!((c >= '0' && c <= '9') || c == '_')) return false;
+  }
+  return true;
+}
+
 bool empty_or_absent(const fs::path& path) {
   std::error_code ec;
   const auto size = fs::file_size(path, ec);
@@ -146,6 +158,14 @@ nlohmann::json CSVLogger::state() const {
 void CSVLogger::load_state(const nlohmann::json& state) {
   try {
     file_name_ = state.value("file", std::string());
+    // The name is joined to logs/ and the file is then trimmed and appended
+    // to: a checkpoint naming "/home/me/.bashrc" or "../../x" must not make
+    // a resumed run rewrite that file. Only names this logger makes pass.
+    if (!file_name_.empty() && !is_log_file_name(file_name_)) {
+      throw UserError("the checkpoint's csv_logger state names the log file '" + file_name_.substr(0, 80) +
+                      "', which is not a training_log_*.csv name in the logs folder (hint: resume from a "
+                      "checkpoint this version wrote)");
+    }
     columns_fixed_ = state.contains("columns");
     columns_ = columns_fixed_ ? state.at("columns").get<std::vector<std::string>>()
                               : std::vector<std::string>{};

@@ -86,9 +86,9 @@ nlohmann::json EarlyStopping::state() const {
 }
 
 void EarlyStopping::load_state(const nlohmann::json& j) {
-  wait_ = j.at("wait").get<int>();
-  stopped_epoch_ = j.at("stopped_epoch").get<int>();
-  best_epoch_ = j.at("best_epoch").get<int>();
+  wait_ = json_to_int(j, "wait");
+  stopped_epoch_ = json_to_int(j, "stopped_epoch");
+  best_epoch_ = json_to_int(j, "best_epoch");
   best_ = json_to_double(j.at("best"));
   snapshot_in_file_ = j.value("has_snapshot", false) && !o_.best_weights_file.empty();
   best_weights_.clear();

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/error.h"
 #include "training/metrics.h"
 
 namespace cifar {
@@ -47,6 +48,20 @@ inline double json_to_double(const nlohmann::json& j) {
   }
   return j.get<double>();
 }
+// Counters (wait, epochs) read back from a checkpoint. nlohmann's get<int>()
+// casts a float such as 1e300 to int, which is undefined behaviour, and
+// silently truncates large integers; a checkpoint is outside input, so
+// anything but an integer in range is refused.
+inline int json_to_int(const nlohmann::json& j, const char* key) {
+  const auto& v = j.at(key);
+  if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > INT32_MAX) ||
+      (!v.is_number_unsigned() && (v.get<int64_t>() < INT32_MIN || v.get<int64_t>() > INT32_MAX))) {
+    throw UserError(std::string("checkpoint state '") + key + "' is not an integer of int range (found a " +
+                    v.type_name() + ") (hint: resume from a checkpoint this version wrote)");
+  }
+  return static_cast<int>(v.get<int64_t>());
+}
+
 inline nlohmann::json double_to_json(double v) {
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
   if (std::isnan(v)) return "nan";

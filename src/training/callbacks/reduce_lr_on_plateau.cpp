@@ -55,8 +55,8 @@ nlohmann::json ReduceLROnPlateau::state() const {
 
 void ReduceLROnPlateau::load_state(const nlohmann::json& j) {
   best_ = json_to_double(j.at("best"));
-  wait_ = j.at("wait").get<int>();
-  cooldown_counter_ = j.at("cooldown_counter").get<int>();
+  wait_ = json_to_int(j, "wait");
+  cooldown_counter_ = json_to_int(j, "cooldown_counter");
   resumed_ = true;
 }
 

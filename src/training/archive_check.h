@@ -1,0 +1,26 @@
+// Checks on a LibTorch archive's bytes (a checkpoint, or the model and
+// optimiser archives nested in one) made before LibTorch loads them, and on
+// the tensors it returns. LibTorch 1.13's reader is not hardened for
+// hostile files: fuzz/checkpoint_fuzz made it allocate 4 and 28 GB, read
+// past a heap buffer and crash in its TorchScript parser. cifar10 only ever
+// needs to read archives of the shape LibTorch's OutputArchive writes, so
+// anything else is refused here, with a UserError naming the file.
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+#include <string_view>
+
+namespace cifar {
+
+// Refuses, naming `source`, an archive that carries TorchScript other than
+// attribute declarations, names a TorchScript class, is a legacy archive,
+// holds a pickle with an opcode, length or memo index that does not fit, or
+// declares a tensor storage larger than the record that fills it.
+void check_archive(std::string_view bytes, const std::string& source);
+
+// Refuses a tensor read from an archive whose sizes, strides and offset
+// reach past its storage; `what` names it in the error.
+void check_within_storage(const torch::Tensor& t, const std::string& source, const std::string& what);
+
+}  // namespace cifar
