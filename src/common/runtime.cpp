@@ -2,6 +2,9 @@
 
 #include <sched.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "common/error.h"
 
 namespace cifar {
@@ -29,6 +32,31 @@ torch::Device resolve_device(const std::string& requested, int local_rank) {
     return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local_rank % std::max(1, count)));
   }
   return torch::kCPU;
+}
+
+bool cpu_has_native_bf16() {
+  // LibTorch 1.13 exposes no CPU feature query in its installed headers, and
+  // the flags line is all we need.
+  static const bool has = [] {
+    std::ifstream in("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("flags", 0) != 0) continue;
+      std::istringstream words(line);
+      for (std::string w; words >> w;) {
+        if (w == "avx512_bf16" || w == "amx_bf16") return true;
+      }
+      return false;
+    }
+    return false;
+  }();
+  return has;
+}
+
+bool use_bf16_autocast(const std::string& mixed_precision, const torch::Device& device) {
+  if (mixed_precision == "off") return false;
+  if (device.is_cuda()) return true;
+  return mixed_precision == "on" && cpu_has_native_bf16();
 }
 
 void configure_determinism(bool deterministic) {

@@ -11,28 +11,40 @@
 
 namespace cifar::compat {
 
-// bf16 autocast on CUDA for the scope of the guard. The C++ autocast API
-// changed in 2.4 from CUDA-only setters to per-device-type ones.
+// bf16 autocast on `device` (CUDA or CPU) for the scope of the guard. The
+// C++ autocast API changed in 2.4 from per-device setters (set_enabled for
+// CUDA, set_cpu_enabled) to ones taking the device type.
 class AutocastGuard {
  public:
-  explicit AutocastGuard(bool enabled) : enabled_(enabled) {
+  AutocastGuard(bool enabled, c10::DeviceType device) : enabled_(enabled), cpu_(device == c10::DeviceType::CPU) {
     if (!enabled_) return;
 #if CIFAR_TORCH_AT_LEAST(2, 4)
-    prev_ = at::autocast::is_autocast_enabled(at::kCUDA);
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
+    const auto type = cpu_ ? at::kCPU : at::kCUDA;
+    prev_ = at::autocast::is_autocast_enabled(type);
+    at::autocast::set_autocast_dtype(type, at::kBFloat16);
+    at::autocast::set_autocast_enabled(type, true);
 #else
-    prev_ = at::autocast::is_enabled();
-    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-    at::autocast::set_enabled(true);
+    if (cpu_) {
+      prev_ = at::autocast::is_cpu_enabled();
+      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+      at::autocast::set_cpu_enabled(true);
+    } else {
+      prev_ = at::autocast::is_enabled();
+      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+      at::autocast::set_enabled(true);
+    }
 #endif
   }
   ~AutocastGuard() {
     if (!enabled_) return;
 #if CIFAR_TORCH_AT_LEAST(2, 4)
-    at::autocast::set_autocast_enabled(at::kCUDA, prev_);
+    at::autocast::set_autocast_enabled(cpu_ ? at::kCPU : at::kCUDA, prev_);
 #else
-    at::autocast::set_enabled(prev_);
+    if (cpu_) {
+      at::autocast::set_cpu_enabled(prev_);
+    } else {
+      at::autocast::set_enabled(prev_);
+    }
 #endif
     at::autocast::clear_cache();
   }
@@ -41,6 +53,7 @@ class AutocastGuard {
 
  private:
   bool enabled_;
+  bool cpu_;
   bool prev_ = false;
 };
 

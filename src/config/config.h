@@ -60,7 +60,7 @@ struct TrainConfig {
   int early_stopping_patience = 15;       // EarlyStopping patience (0 = off)
   std::string monitor = "val_loss";       // metric for early stopping and best checkpoint
   bool restore_best_weights = true;       // restore the best weights at the end (Keras 3)
-  std::string mixed_precision = "auto";   // auto (bf16 on CUDA) | on | off
+  std::string mixed_precision = "auto";   // auto (bf16 on CUDA) | on (CUDA, bf16 CPUs) | off
   int log_every = 50;                     // TensorBoard scalars every N steps (0 = per epoch only)
 };
 

@@ -57,7 +57,7 @@ void visit_fields(Config_& c, Visitor&& v) {
   v("monitor", c.train.monitor, "Metric for early stopping and the best checkpoint");
   v("restore-best-weights", c.train.restore_best_weights,
     "Restore the best weights when training ends (Keras 3 semantics)");
-  v("mixed-precision", c.train.mixed_precision, "auto (bf16 on CUDA) | on | off");
+  v("mixed-precision", c.train.mixed_precision, "auto (bf16 on CUDA) | on (also on CPUs with bf16 instructions) | off");
   v("log-every", c.train.log_every, "TensorBoard scalars every N steps (0 = per epoch only)");
   // Run
   v("output-dir", c.run.output_dir, "Holds checkpoints/, logs/ and results/");

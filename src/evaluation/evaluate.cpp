@@ -30,13 +30,14 @@ torch::Tensor predict_logits(Net& model, const torch::Tensor& images_u8, const N
   std::vector<torch::Tensor> outputs;
   for (int64_t begin = 0; begin < n; begin += options.batch_size) {
     const int64_t end = std::min(n, begin + options.batch_size);
-    auto x = normalize_images(images_u8.slice(0, begin, end).to(options.device), norm);
-    compat::AutocastGuard autocast(options.autocast && options.device.is_cuda());
+    auto x = normalize_images(images_u8.slice(0, begin, end).to(options.device), norm)
+                 .contiguous(at::MemoryFormat::ChannelsLast);
+    compat::AutocastGuard autocast(options.autocast, options.device.type());
     torch::Tensor logits;
     if (options.tta) {
       torch::Tensor probs;
       for (const auto& v : tta_views(x)) {
-        auto p = torch::softmax(model.forward(v).to(torch::kFloat32), 1);
+        auto p = torch::softmax(model.forward(v.contiguous(at::MemoryFormat::ChannelsLast)).to(torch::kFloat32), 1);
         probs = probs.defined() ? probs + p : p;
       }
       logits = torch::log(probs / 4.0);

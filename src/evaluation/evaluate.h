@@ -14,7 +14,7 @@ struct EvalOptions {
   int64_t batch_size = 500;
   bool tta = false;  // average softmax over flip and flip + 1-pixel shifts
   torch::Device device = torch::kCPU;
-  bool autocast = false;  // bf16 autocast (CUDA only)
+  bool autocast = false;  // bf16 autocast (see use_bf16_autocast)
 };
 
 // images: uint8 [N,3,H,W] on any device. Returns float logits [N, classes]

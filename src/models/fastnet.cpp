@@ -97,7 +97,8 @@ void FastNet::init_whitening(const torch::Tensor& images) {
     count += patches.size(0);
   }
   moments = (moments / static_cast<double>(count)).cpu();
-  auto [eigenvalues, eigenvectors] = torch::linalg::eigh(moments, "U");
+  // at::linalg_eigh: torch::linalg (torch/linalg.h) is gone from LibTorch 2.x.
+  auto [eigenvalues, eigenvectors] = at::linalg_eigh(moments, "U");
   // Largest eigenvalue first, as airbench orders the filters.
   auto filters = eigenvectors.t().flip({0}).reshape({kPatchDims, 3, kPatch, kPatch});
   auto scale = (eigenvalues.flip({0}) + kWhiteningEps).rsqrt().view({-1, 1, 1, 1});

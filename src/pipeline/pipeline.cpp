@@ -43,9 +43,10 @@ namespace cifar {
 namespace fs = std::filesystem;
 namespace {
 
-void print_config(const Config& config, const std::string& device, int threads, const DistributedContext& dist) {
-  std::cout << "cifar10 " << CIFAR10_VERSION << " (LibTorch " << compat::torch_version() << ") on " << device << ", "
-            << threads << " threads, world size " << dist.world_size()
+void print_config(const Config& config, const torch::Device& device, int threads, const DistributedContext& dist) {
+  const bool bf16 = use_bf16_autocast(config.train.mixed_precision, device);
+  std::cout << "cifar10 " << CIFAR10_VERSION << " (LibTorch " << compat::torch_version() << ") on " << device.str()
+            << (bf16 ? " (bf16 autocast)" : "") << ", " << threads << " threads, world size " << dist.world_size()
             << (dist.world_size() > 1 || dist.backend() != "none" ? " (" + dist.backend() + ")" : "")
             << "\nConfiguration:\n";
   const nlohmann::json j = config_to_json(config);
@@ -293,7 +294,11 @@ int run_pipeline(const Config& config) {
   auto dist = make_distributed_context(config.dist, env, device);
 
   if (dist->is_writer()) {
-    print_config(config, device.str(), threads, *dist);
+    print_config(config, device, threads, *dist);
+    if (config.train.mixed_precision == "on" && !device.is_cuda() && !cpu_has_native_bf16()) {
+      std::cout << "note: --mixed-precision on: this CPU has no bf16 instructions (avx512_bf16, amx_bf16), "
+                   "so training stays in float32, which is faster here\n";
+    }
     for (const auto& dir : {paths.checkpoints, paths.logs, paths.results}) ensure_dir(dir);
     write_file_atomic(paths.results / "config.json", config_to_json(config).dump(2) + "\n");
   }
@@ -332,7 +337,7 @@ int run_pipeline(const Config& config) {
     EvalOptions options;
     options.device = device;
     options.tta = config.run.tta;
-    options.autocast = device.is_cuda() && config.train.mixed_precision != "off";
+    options.autocast = use_bf16_autocast(config.train.mixed_precision, device);
     const auto eval_start = std::chrono::steady_clock::now();
     evaluation = evaluate_sharded(*model.net, splits.test, Normalization{spec.mean, spec.std}, options, spec.class_names,
                                   *dist);

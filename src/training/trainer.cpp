@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "common/error.h"
+#include "common/runtime.h"
 #include "common/torch_compat.h"
 #include "config/cli.h"
 #include "data/batches.h"
@@ -45,7 +46,7 @@ Trainer::Trainer(const Config& config, const Splits& data, NetPtr model, ModelSp
   dist_.prepare_model(*model_);
   optimizer_ = make_optimizer(config_.train, *model_);
   const auto& mp = config_.train.mixed_precision;
-  autocast_ = device_.is_cuda() && mp != "off";
+  autocast_ = use_bf16_autocast(mp, device_);
   steps_per_epoch_ = cifar::steps_per_epoch(train_.size(), config_.train.batch_size);
 }
 
@@ -83,7 +84,9 @@ void Trainer::train_step(int epoch, int64_t step, const torch::Tensor& indices) 
     auto batch = train_.select(indices);
     auto x = augmenter_.apply(normalize_images(batch.images, norm_), step_seed(seed, epoch, step, 0));
     if (!sample_images_.defined() && is_writer()) sample_images_ = to_display_u8(x.slice(0, 0, 64), norm_);
-    if (device_.is_cuda()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+    // Channels-last: cuDNN's and oneDNN's fast convolution layout (+25% for
+    // the fast net on two CPU cores, a few percent for the CNN and ResNet).
+    x = x.contiguous(at::MemoryFormat::ChannelsLast);
 
     // Each micro-batch's mean loss is weighted by its share of the global
     // batch times the world size; sync_gradients then averages over ranks,
@@ -94,7 +97,7 @@ void Trainer::train_step(int epoch, int64_t step, const torch::Tensor& indices) 
     for (size_t i = 0; i < xs.size(); ++i) {
       torch::Tensor logits;
       {
-        compat::AutocastGuard autocast(autocast_);
+        compat::AutocastGuard autocast(autocast_, device_.type());
         logits = model_->forward(xs[i]);
       }
       auto loss = loss_fn(logits, ys[i]);

@@ -107,6 +107,27 @@ TEST(Train, SigtermFinishesTheStepSavesAndResumesExactly) {
   expect_bit_identical(straight / "checkpoints/latest_model.pt", latest);
 }
 
+// The quickstart's settings (fast net, bf16 autocast where the CPU has it,
+// channels-last, TTA) on a slice: the same seed gives the same weights and
+// the same test figures to the last digit; another seed does not.
+TEST(Train, QuickPresetIsDeterministicForASeed) {
+  TempDir a("quick_a"), b("quick_b"), c("quick_c");
+  auto quick = [](const fs::path& out, const std::string& seed) {
+    return std::vector<std::string>{"--preset", "quick", "--epochs", "1", "--train-limit", "1024",
+                                    "--validation-size", "256", "--test-limit", "500", "--data-dir",
+                                    testing::data_root().string(), "--output-dir", out.string(),
+                                    "--skip-visualization", "--seed", seed};
+  };
+  for (const auto& [dir, seed] : {std::pair{&a, "3"}, std::pair{&b, "3"}, std::pair{&c, "4"}}) {
+    auto r = run_cifar10(quick(dir->path(), seed));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  expect_bit_identical(a / "checkpoints/latest_model.pt", b / "checkpoints/latest_model.pt");
+  auto test_a = read_json(a / "results/training_summary.json")["test"];
+  EXPECT_EQ(test_a, read_json(b / "results/training_summary.json")["test"]);
+  EXPECT_NE(test_a["loss"], read_json(c / "results/training_summary.json")["test"]["loss"]);
+}
+
 TEST(Train, SkipTrainingEvaluatesASavedModel) {
   TempDir out("eval");
   auto r = run_cifar10(tiny_run(out.path(), {"--epochs", "1"}));

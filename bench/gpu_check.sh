@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# One pass on a GPU machine: build against that machine's CUDA LibTorch (the
+# one inside its PyTorch wheel), check the CUDA and NCCL paths, benchmark, and
+# run the test suite. Prepare .device/ first with bench/gpu_prepare.sh (the
+# GPU image has none of our Debian libraries and no network).
+# Usage, from the repository root there: bench/gpu_check.sh OUT_DIR [PHASE]
+#   PHASE main (default): build everything, benchmarks, accuracy runs;
+#   PHASE more: ablation runs and the test suite (on a warm machine it reuses
+#   the build). Writes OUT_DIR/{gpu.log,summary.txt,build.log,ctest.log}.
+# Each step's own timeout keeps one phase inside a 10-minute device call.
+set -uo pipefail
+out="${1:?usage: bench/gpu_check.sh OUT_DIR [main|more]}"
+phase="${2:-main}"
+mkdir -p "$out"
+root="$PWD"
+dev="$root/.device"
+exec > >(tee "$out/gpu.log") 2>&1
+t_start=$(date +%s)
+stamp() { echo "== $(( $(date +%s) - t_start )) s: $*"; }
+
+stamp "machine"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+ldd --version | head -1; nproc; python3 -c 'import torch; print("torch", torch.__version__, torch.version.cuda)'
+
+# Python first: LD_LIBRARY_PATH below is for our binaries only.
+torch_cmake=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
+nccl_inc=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "include"))' 2>/dev/null)
+stamp "data"
+[ -s /tmp/c10/cifar-10-batches-bin/test_batch.bin ] ||
+  python3 "$dev/jpeg_to_cifar_bin.py" "$dev/cifar-10-jpeg.tar.gz" /tmp/c10 >/dev/null || exit 1
+export CIFAR10_DATA_ROOT=/tmp/c10
+
+stamp "Debian packages into /tmp/sysroot"
+sys=/tmp/sysroot
+mkdir -p "$sys" /tmp/rtlib
+for f in "$dev"/debs/*.deb; do dpkg -x "$f" "$sys"; done
+# At run time only the libraries this machine lacks come from the sysroot.
+for d in "$sys/usr/lib/x86_64-linux-gnu" "$sys/lib/x86_64-linux-gnu"; do
+  [ -d "$d" ] || continue
+  for so in "$d"/lib*.so.*; do
+    ldconfig -p | grep -q "^[[:space:]]$(basename "$so") " || cp -a "$so" /tmp/rtlib/
+  done
+done
+export LD_LIBRARY_PATH="/tmp/rtlib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export PKG_CONFIG_SYSROOT_DIR="$sys"
+export PKG_CONFIG_LIBDIR="$sys/usr/lib/x86_64-linux-gnu/pkgconfig:$sys/usr/share/pkgconfig"
+pkgconf=$(command -v pkg-config || echo "$sys/usr/bin/pkgconf")
+
+stamp "configure"
+b="$root/build-gpu"  # ignored by git, so a warm machine keeps it between calls
+cmake -S . -B $b -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_cmake;$sys/usr" \
+  -DCMAKE_POLICY_VERSION_MINIMUM=3.5 \
+  -DProtobuf_PROTOC_EXECUTABLE="$sys/usr/bin/protoc" -DPKG_CONFIG_EXECUTABLE="$pkgconf" \
+  -DCIFAR10_NCCL_INCLUDE_DIR="$nccl_inc" >"$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
+stamp "build"
+ninja -k 0 -C $b all bench_training >>"$out/build.log" 2>&1 || { grep -E "error|FAILED" "$out/build.log" | grep -v "^In file" | sort -u | head -30; exit 1; }
+$b/cifar10 --version
+
+summary() {  # NAME SUMMARY_JSON
+  python3 - "$@" <<'PY' | tee -a "$out/summary.txt"
+import json, sys
+s = json.load(open(sys.argv[2]))
+t = s.get("test", {})
+print(f"{sys.argv[1]}: test {t.get('accuracy', 0) * 100:.2f}% (top3 {t.get('top3_accuracy', 0) * 100:.2f}%), "
+      f"epochs {s.get('epochs_run')}, train {s.get('train_seconds', 0):.1f} s, "
+      f"wall+eval {s.get('wall_seconds', 0) + s.get('eval_seconds', 0):.1f} s, {s.get('images_per_second', 0):.0f} img/s, "
+      f"device {s.get('device')}")
+PY
+}
+train() {  # NAME FLAGS...
+  local name=$1; shift
+  stamp "train $name: $*"
+  timeout 150 $b/cifar10 --data-dir /tmp/c10 --output-dir /tmp/runs/$name --skip-visualization "$@" \
+    >/tmp/runs-$name.log 2>&1 || { echo "$name failed: $(tail -3 /tmp/runs-$name.log)" | tee -a "$out/summary.txt"; return; }
+  grep -E "^(Epoch|Test|test|Device|device)" /tmp/runs-$name.log | tail -4
+  summary "$name" /tmp/runs/$name/results/training_summary.json
+}
+mkdir -p /tmp/runs
+
+if [ "$phase" = main ]; then
+stamp "ResNet-18 throughput: ours (bench_training) and PyTorch eager on this machine"
+timeout 120 $b/bench_training resnet18 20000 512 2>&1 | grep -E "^(model|bare|trainer)" | tee -a "$out/summary.txt"
+timeout 120 python3 "$root/bench/resnet18_torch.py" | tee -a "$out/summary.txt"
+
+# The README's main command (quick preset) and the speed-run net.
+train quick --preset quick
+stamp "NCCL process group, world size 1"
+WORLD_SIZE=1 RANK=0 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=29555 timeout 120 $b/cifar10 --data-dir /tmp/c10 \
+  --output-dir /tmp/runs/nccl --skip-visualization --preset quick --epochs 1 --dist-backend nccl 2>&1 | tail -5
+
+train fast64_e10 --preset quick --width 64 --epochs 10 --batch-size 512 --learning-rate 0.4
+# Accuracy against epochs and width for the CPU quickstart (issue 8): the
+# GPU runs the same arithmetic, so these tell which settings can reach 87%.
+for cfg in "w32_e12 --epochs 12" "w32_e16 --epochs 16" "w48_e8 --width 48" "w48_e12 --width 48 --epochs 12" \
+           "w64_e6 --width 64 --epochs 6"; do
+  set -- $cfg; name=$1; shift
+  train "$name" --preset quick "$@"
+done
+else
+# What each trick adds (quick preset at 12 epochs, one removed at a time).
+train abl_no_tta --preset quick --epochs 12 --no-tta
+train abl_no_ls --preset quick --epochs 12 --label-smoothing 0
+train abl_no_crop --preset quick --epochs 12 --crop-padding 0
+train abl_cosine --preset quick --epochs 12 --lr-schedule cosine
+# ResNet-18 with the original's recipe for a short run.
+train resnet18_adam_e3 --model-type resnet --epochs 3 --batch-size 512
+stamp "ctest"
+(cd $b && timeout "${CTEST_SECONDS:-240}" ctest -j 12 --timeout 120 >"$out/ctest.log" 2>&1)
+grep -E "tests passed|tests failed|\*\*\*|Failed" "$out/ctest.log" | head -40
+fi
+stamp "done"
