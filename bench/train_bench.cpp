@@ -73,7 +73,9 @@ int main(int argc, char** argv) {
     const auto t0 = Clock::now();
     for (int64_t step = 0; step < steps_per_epoch(n, b); ++step) {
       auto batch = train.select(rank_batch(order, step, b, 0, 1));
-      auto x = augmenter.apply(normalize_images(batch.images, norm), step_seed(42, 0, step));
+      // Channels-last, as the trainer feeds its models.
+      auto x = augmenter.apply(normalize_images(batch.images, norm), step_seed(42, 0, step))
+                   .contiguous(at::MemoryFormat::ChannelsLast);
       optimizer->zero_grad();
       auto loss = torch::nn::functional::cross_entropy(model->forward(x), batch.labels);
       loss.backward();

@@ -2,9 +2,14 @@
 // process, Gloo over loopback, started by our launcher or by hand with
 // torchrun's variables. Tiny runs (a few hundred images, one thread per
 // rank) so the file takes about a minute on two cores.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
+#include <cstring>
 #include <fstream>
+#include <random>
 #include <nlohmann/json.hpp>
 
 #include "background_process.h"
@@ -227,6 +232,56 @@ TEST(DataParallel, HungPeerFailsTheGroupWithinTheTimeout) {
   EXPECT_NE(out.find("--dist-timeout 5 s"), std::string::npos) << out;
   EXPECT_NE(out.find("error: rank 0 exited with status 1; stopped the other workers"), std::string::npos) << out;
   EXPECT_FALSE(testing::process_exists(std::stoi(pid1)));
+}
+
+// A TCP connection to 127.0.0.1:port, or -1.
+int connect_loopback(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) return fd;
+  if (fd >= 0) ::close(fd);
+  return -1;
+}
+
+// Garbage on the rendezvous port while a 2-rank run trains: random bytes of
+// growing size, a request that claims a key of 2^62 bytes (what a naive
+// length-prefixed reader would try to allocate), and silent connections
+// left open. The store (LibTorch's TCPStore, in rank 0) must neither crash
+// nor stall the group: the run finishes as if nothing had happened.
+TEST(DataParallel, GarbageOnTheRendezvousPortNeitherCrashesNorStallsTheGroup) {
+  TempDir dir("garbage");
+  BackgroundProcess launcher(long_cnn_run(dir, 3, {"--nproc-per-node", "2", "--dist-timeout", "30"}));
+  const std::string port = launcher.wait_for("rendezvous 127\\.0\\.0\\.1:(\\d+)", 60);
+  ASSERT_NE(port, "") << launcher.output();
+  ASSERT_NE(launcher.wait_for("Epoch 1/3", 120), "") << launcher.output();
+  std::mt19937 rng(7);
+  std::vector<int> silent;
+  for (int i = 0; i < 10; ++i) {
+    const int fd = connect_loopback(std::stoi(port));
+    ASSERT_GE(fd, 0) << "the store stopped listening: " << std::strerror(errno);
+    std::string junk(static_cast<size_t>(16) << i, '\0');
+    for (auto& c : junk) c = static_cast<char>(rng());
+    if (i == 1) {  // query type 0 (SET), then a key length of 2^62, little-endian
+      junk.assign(1, '\0');
+      const uint64_t huge = uint64_t{1} << 62;
+      junk.append(reinterpret_cast<const char*>(&huge), sizeof(huge));
+    }
+    if (i % 3 == 2) {
+      silent.push_back(fd);  // connected, never speaks
+      continue;
+    }
+    (void)::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL);
+    ::close(fd);
+  }
+  const int code = launcher.wait(180);
+  for (int fd : silent) ::close(fd);
+  const std::string out = launcher.output();
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("Test accuracy"), std::string::npos) << out;
+  EXPECT_EQ(out.find("error:"), std::string::npos) << out;
 }
 
 // A rank that fails before training (here: no data and an unreachable
