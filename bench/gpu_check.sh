@@ -84,9 +84,13 @@ timeout 120 python3 "$root/bench/resnet18_torch.py" | tee -a "$out/summary.txt"
 
 # The README's main command (quick preset) and the speed-run net.
 train quick --preset quick
+# The data-parallel path at world size 1 (an NCCL group of one) against the
+# plain one, same settings: what buckets and stop agreement cost on a GPU.
+train plain_e3 --preset quick --epochs 3
 stamp "NCCL process group, world size 1"
 WORLD_SIZE=1 RANK=0 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=29555 timeout 120 $b/cifar10 --data-dir /tmp/c10 \
-  --output-dir /tmp/runs/nccl --skip-visualization --preset quick --epochs 1 --dist-backend nccl 2>&1 | tail -5
+  --output-dir /tmp/runs/nccl --skip-visualization --preset quick --epochs 3 --dist-backend nccl 2>&1 | tail -3
+summary nccl_w1_e3 /tmp/runs/nccl/results/training_summary.json
 
 train fast64_e10 --preset quick --width 64 --epochs 10 --batch-size 512 --learning-rate 0.4
 # Accuracy against epochs and width for the CPU quickstart (issue 8): the

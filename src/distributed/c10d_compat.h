@@ -3,6 +3,7 @@
 // distributed/process_group.cpp includes this, so c10d's heavy headers stay
 // out of every other translation unit.
 #pragma once
+#include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>

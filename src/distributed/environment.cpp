@@ -162,6 +162,7 @@ DistEnvironment detect_environment(const EnvMap& env) {
   if (local) d.local_rank = local->value;
   d.launcher = rank ? launcher_of(rank->variable) : "none";
   d.local_launcher = lookup(env, kLocalLauncherVariable).has_value();
+  d.store_file = lookup(env, kStoreFileVariable).value_or("");
   d.store_hosted_by_launcher = lookup(env, "TORCHELASTIC_USE_AGENT_STORE").value_or("") == "True";
   if (auto restarts = lookup(env, "TORCHELASTIC_RESTART_COUNT")) {
     d.restart_count = parse_int("TORCHELASTIC_RESTART_COUNT", *restarts);

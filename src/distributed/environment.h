@@ -17,6 +17,8 @@ EnvMap process_environment();
 
 // Set by our local launcher in each worker, so a worker never launches again.
 constexpr const char* kLocalLauncherVariable = "CIFAR10_LOCAL_LAUNCHER";
+// Set by our local launcher: the file of the group's c10d FileStore.
+constexpr const char* kStoreFileVariable = "CIFAR10_STORE_FILE";
 
 struct DistEnvironment {
   int rank = 0;
@@ -31,6 +33,9 @@ struct DistEnvironment {
   // (TORCHELASTIC_USE_AGENT_STORE=True): rank 0 joins it as a client.
   bool store_hosted_by_launcher = false;
   int restart_count = 0;            // TORCHELASTIC_RESTART_COUNT: keeps a restarted group's keys apart
+  // CIFAR10_STORE_FILE: meet through a FileStore at this path instead of a
+  // TCPStore at MASTER_ADDR:MASTER_PORT (one machine only).
+  std::string store_file;
 };
 
 // Reads the launcher variables. When several launchers' variables are set

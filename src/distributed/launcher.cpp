@@ -12,7 +12,9 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 
@@ -50,7 +52,7 @@ std::string signal_text(int sig) {
 
 // Built before fork: between fork and exec a child of a multi-threaded
 // process may only make async-signal-safe calls, which setenv is not.
-std::vector<std::string> worker_environment(int rank, int workers, int port) {
+std::vector<std::string> worker_environment(int rank, int workers, const std::string& store_file) {
   const std::map<std::string, std::string> ours = {
       {"RANK", std::to_string(rank)},
       {"WORLD_SIZE", std::to_string(workers)},
@@ -58,7 +60,7 @@ std::vector<std::string> worker_environment(int rank, int workers, int port) {
       {"LOCAL_WORLD_SIZE", std::to_string(workers)},
       {"GROUP_RANK", "0"},
       {"MASTER_ADDR", "127.0.0.1"},
-      {"MASTER_PORT", std::to_string(port)},
+      {kStoreFileVariable, store_file},
       {kLocalLauncherVariable, "1"},
   };
   std::vector<std::string> env;
@@ -77,19 +79,50 @@ std::vector<char*> c_strings(std::vector<std::string>& strings) {
   return out;
 }
 
+// A folder only this user can enter (mkdtemp: mode 0700), holding the
+// FileStore's file; removed with everything in it when the group is done.
+class RendezvousFolder {
+ public:
+  RendezvousFolder() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "cifar10-rendezvous-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      throw UserError("cannot create a rendezvous folder under " +
+                          std::filesystem::temp_directory_path().string() + ": " + std::strerror(errno) +
+                          " (hint: set TMPDIR to a writable folder)",
+                      kExitRuntime);
+    }
+    path_ = pattern;
+  }
+  ~RendezvousFolder() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  RendezvousFolder(const RendezvousFolder&) = delete;
+  RendezvousFolder& operator=(const RendezvousFolder&) = delete;
+  std::string store_file() const { return (path_ / "store").string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
 class Supervisor {
  public:
   Supervisor(int workers, int argc, const char* const* argv) : workers_(workers), argv_(argv, argv + argc) {}
 
   int run() {
     install_signal_pipe();
-    const int port = find_free_loopback_port();
+    // The group meets through a file in a private folder, not a TCP port:
+    // c10d's TCPStore listens on every interface whatever MASTER_ADDR says
+    // (docs/SECURITY.md), and one machine needs no network listener. Gloo's
+    // own connections stay on the loopback device.
+    RendezvousFolder folder;
     const pid_t self = ::getpid();
     pids_.assign(workers_, -1);
     status_.assign(workers_, 0);
-    std::cout << "Starting " << workers_ << " worker processes on this machine (rendezvous 127.0.0.1:" << port << "):";
+    std::cout << "Starting " << workers_ << " worker processes on this machine (rendezvous file " << folder.store_file()
+              << "):";
     for (int r = 0; r < workers_; ++r) {
-      pids_[r] = spawn(r, port, self);
+      pids_[r] = spawn(r, folder.store_file(), self);
       std::cout << " rank " << r << " pid " << pids_[r] << (r + 1 < workers_ ? "," : "\n");
     }
     std::cout << std::flush;
@@ -122,8 +155,8 @@ class Supervisor {
     g_signal_pipe = -1;
   }
 
-  pid_t spawn(int rank, int port, pid_t parent) {
-    auto env_strings = worker_environment(rank, workers_, port);
+  pid_t spawn(int rank, const std::string& store_file, pid_t parent) {
+    auto env_strings = worker_environment(rank, workers_, store_file);
     auto envp = c_strings(env_strings);
     auto argv_strings = argv_;
     auto argv = c_strings(argv_strings);

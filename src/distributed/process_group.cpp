@@ -418,9 +418,12 @@ class C10dContext final : public DistributedContext {
 
 [[noreturn]] void rendezvous_failed(const DistEnvironment& env, const std::string& detail, int timeout_s) {
   exit_quietly_if_launcher_stops_us(env);
-  const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
+  const std::string where =
+      env.store_file.empty() ? env.master_addr + ":" + std::to_string(env.master_port) : env.store_file;
   const std::string hint =
-      env.rank == 0 ? "check that MASTER_PORT is free on this machine and that all " + std::to_string(env.world_size) +
+      !env.store_file.empty() ? "check that all " + std::to_string(env.world_size) + " workers were started; --dist-timeout is " +
+                                    std::to_string(timeout_s) + " s"
+      : env.rank == 0 ? "check that MASTER_PORT is free on this machine and that all " + std::to_string(env.world_size) +
                           " ranks were started; --dist-timeout is " + std::to_string(timeout_s) + " s"
                     : "check MASTER_ADDR/MASTER_PORT, that rank 0 is running and reachable; --dist-timeout is " +
                           std::to_string(timeout_s) + " s";
@@ -486,13 +489,19 @@ std::unique_ptr<DistributedContext> make_distributed_context(const DistConfig& c
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<Backend> pg;
   try {
-    const bool host = env.rank == 0 && !env.store_hosted_by_launcher;
-    auto tcp = c10::make_intrusive<c10d::TCPStore>(
-        env.master_addr,
-        compat::tcp_store_options(host, env.world_size, timeout, static_cast<uint16_t>(env.master_port)));
+    c10::intrusive_ptr<c10d::Store> base;
+    if (!env.store_file.empty()) {
+      base = c10::make_intrusive<c10d::FileStore>(env.store_file, env.world_size);
+      base->setTimeout(timeout);
+    } else {
+      const bool host = env.rank == 0 && !env.store_hosted_by_launcher;
+      base = c10::make_intrusive<c10d::TCPStore>(
+          env.master_addr,
+          compat::tcp_store_options(host, env.world_size, timeout, static_cast<uint16_t>(env.master_port)));
+    }
     // Our keys under a prefix of their own: torchrun's agent keeps its keys
     // in a shared store, and a restarted group must not read the last one's.
-    store = c10::make_intrusive<c10d::PrefixStore>("cifar10/" + std::to_string(env.restart_count), tcp);
+    store = c10::make_intrusive<c10d::PrefixStore>("cifar10/" + std::to_string(env.restart_count), base);
 #if CIFAR10_C10D_NCCL
     if (backend == "nccl") pg = make_nccl(store, env, timeout, device);
 #endif

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <fstream>
 #include <random>
+#include <set>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "background_process.h"
@@ -246,21 +248,75 @@ int connect_loopback(int port) {
   return -1;
 }
 
-// Garbage on the rendezvous port while a 2-rank run trains: random bytes of
-// growing size, a request that claims a key of 2^62 bytes (what a naive
-// length-prefixed reader would try to allocate), and silent connections
-// left open. The store (LibTorch's TCPStore, in rank 0) must neither crash
-// nor stall the group: the run finishes as if nothing had happened.
+// The local addresses (as /proc/net/tcp{,6} print them, in hex) of the TCP
+// sockets process `pid` listens on; empty once it has exited.
+std::vector<std::string> listening_addresses(pid_t pid) {
+  std::set<std::string> inodes;
+  std::error_code ec;
+  for (fs::directory_iterator it("/proc/" + std::to_string(pid) + "/fd", ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string target = fs::read_symlink(it->path(), ec).string();
+    if (!ec && target.rfind("socket:[", 0) == 0) inodes.insert(target.substr(8, target.size() - 9));
+  }
+  std::vector<std::string> out;
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string slot, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
+      fields >> slot >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >> inode;
+      if (state == "0A" && inodes.count(inode)) out.push_back(local.substr(0, local.find(':')));  // 0A: LISTEN
+    }
+  }
+  return out;
+}
+
+// 127.x.x.x (a host-order word: 127 is the last byte), ::1, or ::ffff:127.x.x.x.
+bool is_loopback_hex(const std::string& a) {
+  if (a.size() == 8) return a.substr(6) == "7F";
+  return a == "00000000000000000000000001000000" || (a.rfind("0000000000000000FFFF0000", 0) == 0 && a.substr(30) == "7F");
+}
+
+// The local launcher's group listens on no network interface: it meets
+// through a FileStore (c10d's TCPStore would listen on every interface
+// whatever MASTER_ADDR says), and Gloo's sockets are on loopback.
+TEST(DataParallel, LocalLauncherListensOnLoopbackOnly) {
+  TempDir dir("listen");
+  BackgroundProcess launcher(long_cnn_run(dir, 3, {"--nproc-per-node", "2"}));
+  const std::string pid0 = launcher.wait_for("rank 0 pid (\\d+)", 60);
+  const std::string pid1 = launcher.wait_for("rank 1 pid (\\d+)", 60);
+  ASSERT_NE(pid1, "") << launcher.output();
+  ASSERT_NE(launcher.wait_for("Epoch 1/3", 120), "") << launcher.output();
+  for (const auto& pid : {pid0, pid1}) {
+    for (const auto& address : listening_addresses(std::stoi(pid))) {
+      EXPECT_TRUE(is_loopback_hex(address)) << "pid " << pid << " listens on " << address;
+    }
+  }
+  EXPECT_EQ(launcher.wait(120), 0) << launcher.output();
+  EXPECT_NE(launcher.output().find("rendezvous file "), std::string::npos) << launcher.output();
+}
+
+// Garbage on the rendezvous port while a 2-rank run (torchrun-style, so
+// rank 0 hosts a TCPStore) trains: random bytes of growing size, a request
+// that claims a key of 2^62 bytes (what a naive length-prefixed reader
+// would try to allocate), and silent connections left open. The store
+// (LibTorch's) must neither crash nor stall the group: the run finishes.
 TEST(DataParallel, GarbageOnTheRendezvousPortNeitherCrashesNorStallsTheGroup) {
   TempDir dir("garbage");
-  BackgroundProcess launcher(long_cnn_run(dir, 3, {"--nproc-per-node", "2", "--dist-timeout", "30"}));
-  const std::string port = launcher.wait_for("rendezvous 127\\.0\\.0\\.1:(\\d+)", 60);
-  ASSERT_NE(port, "") << launcher.output();
-  ASSERT_NE(launcher.wait_for("Epoch 1/3", 120), "") << launcher.output();
+  const int port = find_free_loopback_port();
+  std::vector<std::unique_ptr<BackgroundProcess>> ranks;
+  for (int r = 0; r < 2; ++r) {
+    ranks.push_back(std::make_unique<BackgroundProcess>(
+        long_cnn_run(dir, 3, {"--dist-timeout", "30"}),
+        std::vector<std::string>{"RANK=" + std::to_string(r), "WORLD_SIZE=2", "LOCAL_RANK=" + std::to_string(r),
+                                 "LOCAL_WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + std::to_string(port)}));
+  }
+  ASSERT_NE(ranks[0]->wait_for("Epoch 1/3", 120), "") << ranks[0]->output();
   std::mt19937 rng(7);
   std::vector<int> silent;
   for (int i = 0; i < 10; ++i) {
-    const int fd = connect_loopback(std::stoi(port));
+    const int fd = connect_loopback(port);
     ASSERT_GE(fd, 0) << "the store stopped listening: " << std::strerror(errno);
     std::string junk(static_cast<size_t>(16) << i, '\0');
     for (auto& c : junk) c = static_cast<char>(rng());
@@ -276,10 +332,11 @@ TEST(DataParallel, GarbageOnTheRendezvousPortNeitherCrashesNorStallsTheGroup) {
     (void)::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL);
     ::close(fd);
   }
-  const int code = launcher.wait(180);
+  const int code0 = ranks[0]->wait(180), code1 = ranks[1]->wait(180);
   for (int fd : silent) ::close(fd);
-  const std::string out = launcher.output();
-  EXPECT_EQ(code, 0) << out;
+  const std::string out = ranks[0]->output();
+  EXPECT_EQ(code0, 0) << out;
+  EXPECT_EQ(code1, 0) << ranks[1]->output();
   EXPECT_NE(out.find("Test accuracy"), std::string::npos) << out;
   EXPECT_EQ(out.find("error:"), std::string::npos) << out;
 }

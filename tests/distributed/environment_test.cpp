@@ -18,6 +18,14 @@ TEST(Environment, NothingSetIsOneProcess) {
   EXPECT_EQ(d.local_world_size, 1);
   EXPECT_EQ(d.launcher, "none");
   EXPECT_FALSE(d.local_launcher);
+  EXPECT_EQ(d.store_file, "");
+}
+
+TEST(Environment, OurLauncherMeetsThroughAStoreFile) {
+  const auto d = detect_environment({{"RANK", "1"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "127.0.0.1"},
+                                     {kLocalLauncherVariable, "1"}, {kStoreFileVariable, "/tmp/r-x/store"}});
+  EXPECT_TRUE(d.local_launcher);
+  EXPECT_EQ(d.store_file, "/tmp/r-x/store");
 }
 
 TEST(Environment, Torchrun) {
