@@ -1,12 +1,17 @@
 // Times training on CPU (or the GPU when present) and the overhead of our
 // loop: Trainer::fit with every callback of a real run, against a bare
 // forward/backward/step loop over the same batches and augmentation.
-// Usage: bench_training MODEL [IMAGES] [BATCH]   (data from $CIFAR10_DATA_ROOT)
+// Also the share of a step spent assembling the batch (select, normalise,
+// augment, channels-last), exact on CPU where every op is synchronous.
+// Usage: bench_training MODEL [IMAGES] [BATCH] [PRESET]   (data from $CIFAR10_DATA_ROOT)
+//   PRESET (e.g. quick) sets the rest of the configuration first.
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
 
 #include "common/runtime.h"
+#include "common/torch_compat.h"
+#include "config/cli.h"
 #include "data/augment.h"
 #include "data/batches.h"
 #include "data/dataset.h"
@@ -37,11 +42,12 @@ NetPtr fresh_model(const ModelSpec& spec, const ImageSet& train) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "usage: bench_training MODEL [IMAGES] [BATCH]\n";
+    std::cerr << "usage: bench_training MODEL [IMAGES] [BATCH] [PRESET]\n";
     return 2;
   }
   const char* root = std::getenv("CIFAR10_DATA_ROOT");
   Config config;
+  if (argc > 4) apply_preset(config, argv[4]);
   config.model.model_type = argv[1];
   config.data.data_dir = root ? root : "data";
   config.data.train_limit = argc > 2 ? std::atoi(argv[2]) : 4096;
@@ -61,7 +67,8 @@ int main(int argc, char** argv) {
   const int64_t n = splits.train.size(), b = config.train.batch_size;
 
   // Bare loop: what any training script must do per step.
-  double bare = 0;
+  double bare = 0, assembly = 0;
+  const bool bf16 = use_bf16_autocast(config.train.mixed_precision, device);
   {
     auto model = fresh_model(spec, splits.train);
     model->to(device);
@@ -72,12 +79,19 @@ int main(int argc, char** argv) {
     model->train();
     const auto t0 = Clock::now();
     for (int64_t step = 0; step < steps_per_epoch(n, b); ++step) {
+      const auto d0 = Clock::now();
       auto batch = train.select(rank_batch(order, step, b, 0, 1));
       // Channels-last, as the trainer feeds its models.
       auto x = augmenter.apply(normalize_images(batch.images, norm), step_seed(42, 0, step))
                    .contiguous(at::MemoryFormat::ChannelsLast);
+      assembly += seconds_since(d0);
       optimizer->zero_grad();
-      auto loss = torch::nn::functional::cross_entropy(model->forward(x), batch.labels);
+      torch::Tensor logits;
+      {
+        compat::AutocastGuard autocast(bf16, device.type());
+        logits = model->forward(x);
+      }
+      auto loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), batch.labels);
       loss.backward();
       optimizer->step();
       (void)loss.item<double>();
@@ -101,7 +115,9 @@ int main(int argc, char** argv) {
   }
   std::cout << "model=" << spec.type << (spec.type == "resnet" ? std::to_string(spec.depth) : "") << " images=" << n
             << " batch=" << b << " threads=" << threads << " device=" << device.str() << "\n"
-            << "bare loop:       " << bare << " s, " << n / bare << " img/s\n"
+            << "bare loop:       " << bare << " s, " << n / bare << " img/s" << (bf16 ? " (bf16 autocast)" : "") << "\n"
+            << "batch assembly:  " << assembly << " s, " << assembly / bare * 100 << "% of the bare loop"
+            << (device.is_cuda() ? " (CUDA: launch time only)" : "") << "\n"
             << "trainer steps:   " << full_steps << " s, " << n / full_steps << " img/s, overhead "
             << (full_steps / bare - 1) * 100 << "%\n"
             << "trainer epoch:   " << full_epoch << " s (with validation of " << splits.val.size()

@@ -9,7 +9,9 @@ ninja -C "$build" bench_training >/dev/null
 export CIFAR10_DATA_ROOT="${CIFAR10_DATA_ROOT:-$("$root/scripts/data.sh")}"
 echo "# $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)"
 # Image counts keep each model's run to a minute or two on two cores.
-for spec in "cnn 4096 128" "fast 4096 256" "resnet18 1024 128"; do
+# "quick": the quickstart's settings (fast net width 32, bf16 where the CPU
+# has it, crop and flip).
+for spec in "cnn 4096 128" "fast 4096 256" "resnet18 1024 128" "fast 4096 256 quick"; do
   set -- $spec
-  "$build/bench_training" "$1" "$2" "$3" 2>/dev/null | grep -E "^(model|bare|trainer)"
+  "$build/bench_training" "$@" 2>/dev/null | grep -E "^(model|bare|batch|trainer)"
 done

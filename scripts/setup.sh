@@ -10,7 +10,8 @@ PACKAGES=(
   libcurl4-openssl-dev libarchive-dev libssl-dev   # download, extraction, MD5
   nlohmann-json3-dev libcli11-dev libyaml-cpp-dev  # JSON, flags, YAML config files
   libprotobuf-dev protobuf-compiler                # TensorBoard event files
-  libstb-dev                                       # PNG/JPEG/BMP decoding and PNG writing
+  libstb-dev                                       # PNG/BMP decoding, JPEG headers, PNG writing
+  libjpeg62-turbo-dev                              # JPEG pixels (stb's decoder has UB on corrupt data)
   libgtest-dev                                     # tests
   gnuplot-nox                                      # plots (pngcairo terminal)
   python3 python3-pil python3-numpy                # test HTTP server; J75 data rebuild

@@ -5,6 +5,10 @@
 #include <stb/stb_image_resize.h>
 #include <stb/stb_image_write.h>
 
+#include <jpeglib.h>
+
+#include <csetjmp>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -159,6 +163,75 @@ void check_tensor(const torch::Tensor& image, const char* who) {
   }
 }
 
+// JPEG pixels come from libjpeg-turbo, not stb: stb_image 2.27's bit
+// reader shifts by more than 31 bits on a corrupt entropy-coded segment
+// (undefined behaviour, fuzz finding F15), and libjpeg-turbo is the
+// decoder that is fuzzed continuously upstream. libjpeg reports fatal
+// errors through longjmp, so every object of this frame that must survive
+// one is constructed before setjmp, and nothing in between has a
+// destructor to skip.
+struct JpegErrors {
+  jpeg_error_mgr manager;  // first: libjpeg sees a jpeg_error_mgr*
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+  int scans = 0;
+};
+
+torch::Tensor decode_jpeg_pixels(std::string_view bytes, const std::string& path, int64_t width, int64_t height) {
+  jpeg_decompress_struct info{};
+  JpegErrors errors{};
+  jpeg_progress_mgr progress{};
+  torch::Tensor pixels = torch::empty({height, width, 3}, torch::kUInt8);
+  std::string failure;
+  info.err = jpeg_std_error(&errors.manager);
+  errors.manager.error_exit = [](j_common_ptr c) {
+    auto* e = reinterpret_cast<JpegErrors*>(c->err);
+    (*c->err->format_message)(c, e->message);
+    std::longjmp(e->jump, 1);
+  };
+  errors.manager.output_message = [](j_common_ptr) {};  // warnings: libjpeg recovers, quietly
+  // A progressive JPEG of a few hundred bytes can hold thousands of scans,
+  // each a full pass over the image (libjpeg-turbo's own advice: cap them).
+  progress.progress_monitor = [](j_common_ptr c) {
+    auto* d = reinterpret_cast<j_decompress_ptr>(c);
+    if (d->input_scan_number > 500) {
+      auto* e = reinterpret_cast<JpegErrors*>(c->err);
+      std::snprintf(e->message, sizeof(e->message), "more than 500 progressive scans");
+      std::longjmp(e->jump, 1);
+    }
+  };
+  if (setjmp(errors.jump)) {
+    jpeg_destroy_decompress(&info);
+    failure = errors.message;
+    for (char& c : failure) {
+      if (c < 0x20 || c > 0x7E) c = '?';
+    }
+    fail(path, "corrupt or truncated JPEG data (" + failure + ")");
+  }
+  jpeg_create_decompress(&info);
+  info.progress = &progress;
+  jpeg_mem_src(&info, reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<unsigned long>(bytes.size()));
+  jpeg_read_header(&info, TRUE);
+  info.out_color_space = JCS_RGB;  // gray and YCbCr alike
+  if (info.image_width != width || info.image_height != height) {
+    jpeg_destroy_decompress(&info);
+    fail(path, "corrupt JPEG data (frame headers disagree on the size)");
+  }
+  jpeg_start_decompress(&info);
+  if (info.output_components != 3) {
+    jpeg_destroy_decompress(&info);
+    fail(path, "unsupported JPEG colour space");
+  }
+  auto* out = pixels.data_ptr<uint8_t>();
+  while (info.output_scanline < info.output_height) {
+    JSAMPROW row = out + static_cast<size_t>(info.output_scanline) * width * 3;
+    jpeg_read_scanlines(&info, &row, 1);
+  }
+  jpeg_finish_decompress(&info);
+  jpeg_destroy_decompress(&info);
+  return pixels.permute({2, 0, 1}).contiguous();
+}
+
 }  // namespace
 
 torch::Tensor decode_image_file(const fs::path& path) {
@@ -214,6 +287,7 @@ torch::Tensor decode_image(std::string_view bytes, const std::string& path) {
     fail(path, std::string(format) + " header claims " + std::to_string(width) + "x" + std::to_string(height) +
                    " pixels: image too large (" + limit + ")");
   }
+  if (std::string(format) == "JPEG") return decode_jpeg_pixels(bytes, path, width, height);
   PngScan png;
   if (std::string(format) == "PNG") {
     png = scan_png(bytes);

@@ -51,7 +51,7 @@ struct Entry {
 };
 
 Entry parse_entry(const std::string& name, const json& value, const std::string& where) {
-  const std::string what = "tensor '" + name + "' in " + where;
+  const std::string what = "tensor '" + printable(name) + "' in " + where;
   if (!value.is_object()) throw UserError(what + ": header entry is not an object");
   Entry e{name, torch::kFloat32, {}, 0, 0};
 
@@ -157,7 +157,7 @@ TensorMap decode_safetensors(std::string_view bytes, const std::string& source, 
       continue;
     }
     Entry e = parse_entry(name, value, where);
-    const std::string what = "tensor '" + name + "' in " + where;
+    const std::string what = "tensor '" + printable(name) + "' in " + where;
     if (e.begin > e.end || e.end > body.size()) {
       throw UserError(what + ": data_offsets " + offsets_string(e.begin, e.end) + " lie outside the " +
                       std::to_string(body.size()) + "-byte body (file truncated?)");
@@ -190,11 +190,11 @@ TensorMap decode_safetensors(std::string_view bytes, const std::string& source, 
   const Entry* previous = nullptr;
   for (const Entry* e : order) {
     if (e->begin < position) {
-      throw UserError("tensors '" + previous->name + "' " + offsets_string(previous->begin, previous->end) + " and '" +
-                      e->name + "' " + offsets_string(e->begin, e->end) + " in " + where + " overlap");
+      throw UserError("tensors '" + printable(previous->name) + "' " + offsets_string(previous->begin, previous->end) + " and '" +
+                      printable(e->name) + "' " + offsets_string(e->begin, e->end) + " in " + where + " overlap");
     }
     if (e->begin > position) {
-      throw UserError(where + ": " + std::to_string(e->begin - position) + " unused bytes before tensor '" + e->name +
+      throw UserError(where + ": " + std::to_string(e->begin - position) + " unused bytes before tensor '" + printable(e->name) +
                       "' (data_offsets must tile the body)");
     }
     position = e->end;

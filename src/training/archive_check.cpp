@@ -402,15 +402,17 @@ void check_archive(std::string_view bytes, const std::string& source) {
     }
     if (!code && !pickle) continue;
     auto [data, size] = reader.getRecord(name);
+    // Record names are the archive's bytes too (fuzz finding F14: "data\x0epkl").
+    const std::string shown = printable(name);
     const std::string_view text(static_cast<const char*>(data.get()), size);
     if (code) {
       if (const std::string fault = code_fault(text); !fault.empty()) {
-        throw UserError("checkpoint " + source + " carries TorchScript code (" + name + ", " + fault +
+        throw UserError("checkpoint " + source + " carries TorchScript code (" + shown + ", " + fault +
                         "), which cifar10 never writes; refusing to load it, as LibTorch would run it");
       }
     }
     if (text.find("torch.classes") != std::string_view::npos) {
-      throw UserError("checkpoint " + source + " names a TorchScript class (" + name +
+      throw UserError("checkpoint " + source + " names a TorchScript class (" + shown +
                       "), which cifar10 never writes; refusing to load it, as LibTorch would run its code");
     }
     if (pickle) {
@@ -420,7 +422,7 @@ void check_archive(std::string_view bytes, const std::string& source) {
         fault = storage_fault(text, name == "data.pkl" ? "data/" : "constants/", record_size);
       }
       if (!fault.empty()) {
-        throw UserError("checkpoint " + source + " is corrupt: its record " + name + " " + printable(fault));
+        throw UserError("checkpoint " + source + " is corrupt: its record " + shown + " " + printable(fault));
       }
     }
   }

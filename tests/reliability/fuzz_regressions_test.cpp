@@ -9,6 +9,7 @@
 #include "evaluation/image_io.h"
 #include "models/registry.h"
 #include "test_util.h"
+#include "models/safetensors.h"
 #include "training/checkpoint.h"
 
 namespace cifar {
@@ -43,6 +44,14 @@ TEST(FuzzRegressions, ImagesAreRefusedCleanly) {
   EXPECT_GE(files.size(), 5u);
   for (const auto& f : files) {
     refused_cleanly_or_accepted(f, [&] { resize_image(decode_image(read_file(f), f.string()), 32, 32); });
+  }
+}
+
+TEST(FuzzRegressions, SafetensorsAreRefusedCleanly) {
+  const auto files = findings("safetensors");
+  EXPECT_GE(files.size(), 1u);
+  for (const auto& f : files) {
+    refused_cleanly_or_accepted(f, [&] { decode_safetensors(read_file(f), f.string()); });
   }
 }
 
