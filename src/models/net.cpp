@@ -18,6 +18,17 @@ nlohmann::json spec_to_json(const ModelSpec& s) {
 ModelSpec spec_from_json(const nlohmann::json& j) {
   ModelSpec s;
   try {
+    // The integers are checked on the JSON first: get<int>() casts whatever
+    // number is there, and 1e300 to int is undefined behaviour (fuzz
+    // finding F17), 2^40 a wrong value.
+    for (const char* key : {"depth", "width", "input_size"}) {
+      const auto& v = j.at(key);
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 100000) {
+        // dump() recurses: only a scalar is shown, never a nested hostile value.
+        throw UserError(std::string("model description in checkpoint has a bad ") + key + ": " +
+                        (v.is_primitive() ? v.dump().substr(0, 40) : std::string("an ") + v.type_name()));
+      }
+    }
     s.type = j.at("type").get<std::string>();
     s.depth = j.at("depth").get<int>();
     s.width = j.at("width").get<int>();
@@ -26,18 +37,10 @@ ModelSpec spec_from_json(const nlohmann::json& j) {
     s.class_names = j.at("class_names").get<std::vector<std::string>>();
     s.mean = j.at("mean").get<std::vector<double>>();
     s.std = j.at("std").get<std::vector<double>>();
+  } catch (const UserError&) {
+    throw;
   } catch (const std::exception& e) {
     throw UserError(std::string("model description in checkpoint is incomplete: ") + e.what());
-  }
-  // get<int>() above casts whatever number is there; the real bounds are
-  // checked here, from the original JSON, so 1e300 or 2^40 cannot slip in.
-  for (const char* key : {"depth", "width", "input_size"}) {
-    const auto& v = j.at(key);
-    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 100000) {
-      // dump() recurses: only a scalar is shown, never a nested hostile value.
-      throw UserError(std::string("model description in checkpoint has a bad ") + key + ": " +
-                      (v.is_primitive() ? v.dump().substr(0, 40) : std::string("an ") + v.type_name()));
-    }
   }
   check_spec(s);
   return s;
