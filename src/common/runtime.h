@@ -24,8 +24,8 @@ bool cpu_has_native_bf16();
 
 // Whether training and evaluation run under bf16 autocast for
 // --mixed-precision (auto | on | off) on `device`: on CUDA unless "off"; on
-// a CPU only when "on" and the CPU has bf16 arithmetic (1.6x the float32
-// speed of the quick preset on two Sapphire Rapids cores).
+// a CPU only when "on" and the CPU has bf16 arithmetic (+50% over float32
+// for the quick preset on the 2-core Xeon of docs/BENCHMARKS.md).
 bool use_bf16_autocast(const std::string& mixed_precision, const torch::Device& device);
 
 // Deterministic kernels and no cuDNN autotuning when asked (REFERENCE #9).
