@@ -66,4 +66,8 @@ class Child {
 
 void write_bytes(const std::filesystem::path& path, const std::string& bytes);
 
+// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read
+// it back, close), for ranks started by hand with MASTER_PORT.
+int find_free_loopback_port();
+
 }  // namespace cifar::testing

@@ -1,12 +1,9 @@
 #include "distributed/launcher.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -284,25 +281,6 @@ int launch_local_workers(int workers, const Config& config, int argc, const char
   if (config.run.load_model.empty() && config.run.resume.empty()) make_spec(config.model, {}, {}, {});
   Supervisor supervisor(workers, argc, argv);
   return supervisor.run();
-}
-
-int find_free_loopback_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw UserError(std::string("cannot open a socket: ") + std::strerror(errno), kExitRuntime);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    const std::string why = std::strerror(errno);
-    ::close(fd);
-    throw UserError("cannot find a free port on 127.0.0.1: " + why + " (hint: set MASTER_PORT and start the ranks "
-                    "with torchrun)", kExitRuntime);
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
 }
 
 }  // namespace cifar

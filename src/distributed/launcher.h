@@ -29,8 +29,4 @@ int local_workers_to_start(const Config& config, const EnvMap& env);
 // after a forwarded SIGINT/SIGTERM, rank 0's (130/143).
 int launch_local_workers(int workers, const Config& config, int argc, const char* const* argv);
 
-// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read
-// it back, close): the local group's rendezvous port.
-int find_free_loopback_port();
-
 }  // namespace cifar

@@ -420,13 +420,16 @@ class C10dContext final : public DistributedContext {
   exit_quietly_if_launcher_stops_us(env);
   const std::string where =
       env.store_file.empty() ? env.master_addr + ":" + std::to_string(env.master_port) : env.store_file;
-  const std::string hint =
-      !env.store_file.empty() ? "check that all " + std::to_string(env.world_size) + " workers were started; --dist-timeout is " +
-                                    std::to_string(timeout_s) + " s"
-      : env.rank == 0 ? "check that MASTER_PORT is free on this machine and that all " + std::to_string(env.world_size) +
-                          " ranks were started; --dist-timeout is " + std::to_string(timeout_s) + " s"
-                    : "check MASTER_ADDR/MASTER_PORT, that rank 0 is running and reachable; --dist-timeout is " +
-                          std::to_string(timeout_s) + " s";
+  std::string hint;
+  if (!env.store_file.empty()) {
+    hint = "check that all " + std::to_string(env.world_size) + " workers were started";
+  } else if (env.rank == 0) {
+    hint = "check that MASTER_PORT is free on this machine and that all " + std::to_string(env.world_size) +
+           " ranks were started";
+  } else {
+    hint = "check MASTER_ADDR/MASTER_PORT, that rank 0 is running and reachable";
+  }
+  hint += "; --dist-timeout is " + std::to_string(timeout_s) + " s";
   throw UserError(rank_text(env) + ": cannot form the process group at " + where + ": " + detail + " (hint: " + hint +
                       ")",
                   kExitRuntime);

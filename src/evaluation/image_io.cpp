@@ -27,6 +27,18 @@ namespace {
 }
 [[noreturn]] void fail(const fs::path& path, const std::string& why) { fail(path.string(), why); }
 
+// A decoder's failure reason with every byte outside printable ASCII made
+// '?': stb quotes a bad PNG chunk's four type bytes as found in the file,
+// so a line break or a terminal escape from a hostile file would reach the
+// user's screen (found by fuzz/image_fuzz). The decoders' own reasons are
+// plain ASCII, so nothing of them is lost.
+std::string ascii_reason(std::string reason) {
+  for (char& c : reason) {
+    if (c < 0x20 || c > 0x7E) c = '?';
+  }
+  return reason;
+}
+
 // stb_image also reads TGA, whose format has no signature: nearly any text
 // file "is" a TGA to stbi_info. So the format is decided here, by magic bytes.
 const char* format_of(std::string_view bytes) {
@@ -182,7 +194,6 @@ torch::Tensor decode_jpeg_pixels(std::string_view bytes, const std::string& path
   JpegErrors errors{};
   jpeg_progress_mgr progress{};
   torch::Tensor pixels = torch::empty({height, width, 3}, torch::kUInt8);
-  std::string failure;
   info.err = jpeg_std_error(&errors.manager);
   errors.manager.error_exit = [](j_common_ptr c) {
     auto* e = reinterpret_cast<JpegErrors*>(c->err);
@@ -202,11 +213,7 @@ torch::Tensor decode_jpeg_pixels(std::string_view bytes, const std::string& path
   };
   if (setjmp(errors.jump)) {
     jpeg_destroy_decompress(&info);
-    failure = errors.message;
-    for (char& c : failure) {
-      if (c < 0x20 || c > 0x7E) c = '?';
-    }
-    fail(path, "corrupt or truncated JPEG data (" + failure + ")");
+    fail(path, "corrupt or truncated JPEG data (" + ascii_reason(errors.message) + ")");
   }
   jpeg_create_decompress(&info);
   info.progress = &progress;
@@ -300,13 +307,7 @@ torch::Tensor decode_image(std::string_view bytes, const std::string& path) {
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
       stbi_load_from_memory(pixel_data, pixel_len, &w, &h, &channels, 3), stbi_image_free);
   if (!pixels) {
-    // stb puts a bad PNG chunk's four type bytes, as found in the file,
-    // into its reason: a line break or a terminal escape from a hostile
-    // file would end up on the user's screen (found by fuzz/image_fuzz).
-    std::string reason = stbi_failure_reason() ? stbi_failure_reason() : "";
-    for (char& c : reason) {
-      if (c < 0x20 || c > 0x7E) c = '?';  // stb's own reasons are plain ASCII
-    }
+    const std::string reason = ascii_reason(stbi_failure_reason() ? stbi_failure_reason() : "");
     fail(path, std::string("corrupt or truncated ") + format + " data" +
                    (reason.empty() ? "" : " (" + reason + ")"));
   }

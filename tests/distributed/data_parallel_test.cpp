@@ -25,6 +25,7 @@ namespace cifar {
 namespace {
 
 using testing::BackgroundProcess;
+using testing::find_free_loopback_port;
 using testing::TempDir;
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
@@ -53,6 +54,20 @@ nlohmann::json read_json(const fs::path& path) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("cannot read " + path.string());
   return nlohmann::json::parse(in);
+}
+
+// `world` ranks started by hand with torchrun's variables, meeting at
+// 127.0.0.1:port, where rank 0 hosts the TCPStore.
+std::vector<std::unique_ptr<BackgroundProcess>> start_torchrun_ranks(const std::vector<std::string>& args, int world,
+                                                                     int port) {
+  std::vector<std::unique_ptr<BackgroundProcess>> ranks;
+  for (int r = 0; r < world; ++r) {
+    ranks.push_back(std::make_unique<BackgroundProcess>(
+        args, std::vector<std::string>{"RANK=" + std::to_string(r), "WORLD_SIZE=" + std::to_string(world),
+                                       "LOCAL_RANK=" + std::to_string(r), "LOCAL_WORLD_SIZE=" + std::to_string(world),
+                                       "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + std::to_string(port)}));
+  }
+  return ranks;
 }
 
 int count(const std::string& text, const std::string& needle) {
@@ -128,13 +143,7 @@ TEST(DataParallel, TorchrunStyleRanksTrainAndEvaluate) {
   // --sync-bn takes the averaging path for the batch-norm statistics.
   const auto args = tiny_run(dir, {"--model-type", "cnn", "--epochs", "1", "--train-limit", "256", "--batch-size",
                                    "64", "--early-stopping-patience", "0", "--sync-bn"});
-  std::vector<std::unique_ptr<BackgroundProcess>> ranks;
-  for (int r = 0; r < 2; ++r) {
-    ranks.push_back(std::make_unique<BackgroundProcess>(
-        args, std::vector<std::string>{"RANK=" + std::to_string(r), "WORLD_SIZE=2", "LOCAL_RANK=" + std::to_string(r),
-                                       "LOCAL_WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1",
-                                       "MASTER_PORT=" + std::to_string(port)}));
-  }
+  auto ranks = start_torchrun_ranks(args, 2, port);
   ASSERT_EQ(ranks[0]->wait(120), 0) << ranks[0]->output();
   ASSERT_EQ(ranks[1]->wait(120), 0) << ranks[1]->output();
   const std::string out0 = ranks[0]->output(), out1 = ranks[1]->output();
@@ -305,13 +314,7 @@ TEST(DataParallel, LocalLauncherListensOnLoopbackOnly) {
 TEST(DataParallel, GarbageOnTheRendezvousPortNeitherCrashesNorStallsTheGroup) {
   TempDir dir("garbage");
   const int port = find_free_loopback_port();
-  std::vector<std::unique_ptr<BackgroundProcess>> ranks;
-  for (int r = 0; r < 2; ++r) {
-    ranks.push_back(std::make_unique<BackgroundProcess>(
-        long_cnn_run(dir, 3, {"--dist-timeout", "30"}),
-        std::vector<std::string>{"RANK=" + std::to_string(r), "WORLD_SIZE=2", "LOCAL_RANK=" + std::to_string(r),
-                                 "LOCAL_WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + std::to_string(port)}));
-  }
+  auto ranks = start_torchrun_ranks(long_cnn_run(dir, 3, {"--dist-timeout", "30"}), 2, port);
   ASSERT_NE(ranks[0]->wait_for("Epoch 1/3", 120), "") << ranks[0]->output();
   std::mt19937 rng(7);
   std::vector<int> silent;

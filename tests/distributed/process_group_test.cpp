@@ -11,14 +11,15 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "common/error.h"
-#include "distributed/launcher.h"
 #include "distributed/process_group.h"
 #include "models/net.h"
+#include "test_util.h"
 
 namespace cifar {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using testing::find_free_loopback_port;
 
 DistEnvironment env_for(int rank, int world, int port) {
   DistEnvironment e;
