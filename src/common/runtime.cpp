@@ -65,4 +65,9 @@ void configure_determinism(bool deterministic) {
   at::globalContext().setDeterministicCuDNN(deterministic);
 }
 
+torch::Tensor to_device_async(const torch::Tensor& t, const torch::Device& device) {
+  if (!device.is_cuda() || !t.is_cpu()) return t.to(device);
+  return t.pin_memory().to(device, /*non_blocking=*/true);
+}
+
 }  // namespace cifar

@@ -28,6 +28,14 @@ bool cpu_has_native_bf16();
 // for the quick preset on the 2-core Xeon of docs/BENCHMARKS.md).
 bool use_bf16_autocast(const std::string& mixed_precision, const torch::Device& device);
 
+// `t`, a host tensor, on `device` without making the host wait for it. On
+// CUDA a copy from pageable memory synchronises the stream, so each small
+// per-step copy (batch indices, augmentation draws, normalisation
+// constants) would leave the GPU idle until the host queued more work; a
+// copy from pinned memory is asynchronous, and the caching host allocator
+// keeps the pinned block until the copy has run. Elsewhere a plain to().
+torch::Tensor to_device_async(const torch::Tensor& t, const torch::Device& device);
+
 // Deterministic kernels and no cuDNN autotuning when asked (REFERENCE #9).
 void configure_determinism(bool deterministic);
 

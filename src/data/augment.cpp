@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "common/runtime.h"
+
 namespace cifar {
 
 uint64_t step_seed(uint64_t seed, int64_t epoch, int64_t step, uint64_t stream) {
@@ -19,7 +21,7 @@ uint64_t step_seed(uint64_t seed, int64_t epoch, int64_t step, uint64_t stream) 
 }
 
 torch::Tensor flip_where(const torch::Tensor& x, const torch::Tensor& mask) {
-  auto m = mask.to(x.device()).view({-1, 1, 1, 1});
+  auto m = to_device_async(mask, x.device()).view({-1, 1, 1, 1});
   return torch::where(m, x.flip({3}), x);
 }
 
@@ -29,8 +31,8 @@ torch::Tensor shift_images(const torch::Tensor& x, const torch::Tensor& dy, cons
   auto padded = torch::constant_pad_nd(x, {pad, pad, pad, pad}, 0.0);
   auto opts = torch::TensorOptions().dtype(torch::kInt64).device(x.device());
   // Output row i of image b reads padded row i + pad - dy[b].
-  auto rows = torch::arange(h, opts).view({1, h}) + (pad - dy.to(x.device())).view({b, 1});
-  auto cols = torch::arange(w, opts).view({1, w}) + (pad - dx.to(x.device())).view({b, 1});
+  auto rows = torch::arange(h, opts).view({1, h}) + (pad - to_device_async(dy, x.device())).view({b, 1});
+  auto cols = torch::arange(w, opts).view({1, w}) + (pad - to_device_async(dx, x.device())).view({b, 1});
   auto out = padded.gather(2, rows.view({b, 1, h, 1}).expand({b, c, h, w + 2 * pad}));
   return out.gather(3, cols.view({b, 1, 1, w}).expand({b, c, h, w}));
 }
@@ -53,7 +55,7 @@ torch::Tensor Augmenter::apply(const torch::Tensor& x, uint64_t seed) const {
     auto sx = torch::where(flip, -torch::ones({b}), torch::ones({b}));
     auto cos = torch::cos(angle) * scale, sin = torch::sin(angle) * scale;
     auto theta = torch::stack({torch::stack({cos * sx, -sin, tx}, 1), torch::stack({sin * sx, cos, ty}, 1)}, 1);
-    auto grid = torch::nn::functional::affine_grid(theta.to(x.device(), x.scalar_type()), x.sizes().vec(), false);
+    auto grid = torch::nn::functional::affine_grid(to_device_async(theta, x.device()).to(x.scalar_type()), x.sizes().vec(), false);
     out = torch::nn::functional::grid_sample(
         x, grid,
         torch::nn::functional::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kReflection).align_corners(false));
@@ -74,7 +76,7 @@ torch::Tensor Augmenter::apply(const torch::Tensor& x, uint64_t seed) const {
     auto xs = torch::arange(w, torch::kInt64).view({1, 1, w});
     auto y0 = cy - side / 2, x0 = cx - side / 2;
     auto hole = (ys >= y0) & (ys < y0 + side) & (xs >= x0) & (xs < x0 + side);
-    out = out.masked_fill(hole.unsqueeze(1).to(x.device()), 0.0);
+    out = out.masked_fill(to_device_async(hole.unsqueeze(1), x.device()), 0.0);
   }
   return out;
 }

@@ -5,6 +5,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/runtime.h"
 
 namespace cifar {
 namespace fs = std::filesystem;
@@ -18,7 +19,7 @@ ImageSet ImageSet::slice(int64_t begin, int64_t end) const {
 }
 
 ImageSet ImageSet::select(const torch::Tensor& indices) const {
-  auto idx = indices.to(images.device());
+  auto idx = to_device_async(indices, images.device());
   return {images.index_select(0, idx), labels.index_select(0, idx)};
 }
 

@@ -1,6 +1,7 @@
 #include "data/dataset.h"
 
 #include "common/error.h"
+#include "common/runtime.h"
 
 namespace cifar {
 
@@ -31,9 +32,10 @@ Splits make_splits(const Cifar10& data, const DataConfig& config, uint64_t seed)
 }
 
 torch::Tensor normalize_images(const torch::Tensor& images_u8, const Normalization& norm) {
-  auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(images_u8.device());
-  auto mean = torch::tensor(std::vector<float>(norm.mean.begin(), norm.mean.end()), opts).view({1, 3, 1, 1});
-  auto inv_std = 1.0 / torch::tensor(std::vector<float>(norm.std.begin(), norm.std.end()), opts).view({1, 3, 1, 1});
+  std::vector<float> constants(norm.mean.begin(), norm.mean.end());
+  constants.insert(constants.end(), norm.std.begin(), norm.std.end());
+  auto c = to_device_async(torch::tensor(constants), images_u8.device()).view({2, 1, 3, 1, 1});
+  auto mean = c[0], inv_std = 1.0 / c[1];
   return (images_u8.to(torch::kFloat32).mul_(1.0 / 255.0).sub_(mean)).mul_(inv_std);
 }
 

@@ -11,6 +11,8 @@
 #include <torch/csrc/distributed/c10d/Work.hpp>
 
 #include <cstdlib>
+#include <type_traits>
+#include <utility>
 
 #include "common/torch_compat.h"
 
@@ -70,6 +72,35 @@ inline c10d::TCPStoreOptions tcp_store_options(bool is_server, int world_size, s
   o.waitWorkers = true;
   o.timeout = timeout;
   return o;
+}
+
+namespace detail {
+template <class T, class = void>
+struct HasShutdown : std::false_type {};
+// Access is part of the check: a private shutdown() counts as none.
+template <class T>
+struct HasShutdown<T, std::void_t<decltype(std::declval<T&>().shutdown())>> : std::true_type {};
+
+// A template, so that the call is not compiled where it does not exist.
+template <class Group>
+void shutdown_if(CollectiveBackend& pg) {
+  if constexpr (HasShutdown<Group>::value) {
+    if (auto* group = dynamic_cast<Group*>(&pg)) group->shutdown();
+  }
+}
+}  // namespace detail
+
+// A group that ended normally, shut down before it is destroyed: 2.x's
+// ProcessGroupNCCL otherwise warns at exit that destroy_process_group() was
+// not called and aborts its communicators. Its shutdown() became public
+// during 2.x, with and without arguments, so whether to call it is asked of
+// the class itself rather than of a version number. Gloo needs nothing.
+inline void shutdown_backend(CollectiveBackend& pg) {
+#if CIFAR10_C10D_NCCL
+  detail::shutdown_if<c10d::ProcessGroupNCCL>(pg);
+#else
+  (void)pg;
+#endif
 }
 
 }  // namespace cifar::compat

@@ -186,7 +186,14 @@ class C10dContext final : public DistributedContext {
         bucket_bytes_(bucket_bytes) {}
 
   ~C10dContext() override {
-    if (!broken_) return;
+    if (!broken_) {
+      try {
+        compat::shutdown_backend(*pg_);
+      } catch (const std::exception& e) {
+        std::cerr << "warning: " << rank_text(env_) << ": closing the " << backend_ << " group: " << first_line(e) << "\n";
+      }
+      return;
+    }
     // A group with a dead or hung peer cannot be shut down: its destructor
     // joins worker threads that may still be waiting on that peer. The
     // process is about to exit with an error, so leave it be.

@@ -41,6 +41,14 @@ class Callback {
   virtual void on_train_begin(TrainContext&) {}
   virtual void on_epoch_begin(int /*epoch*/, TrainContext&) {}
   virtual void on_batch_begin(int64_t /*step_in_epoch*/, TrainContext&) {}
+  // `running` holds the epoch's running metrics and "batch_loss" (the mean
+  // loss of the steps since the last reading) on steps where the trainer
+  // read them from the device, and is empty on the others. A reading makes
+  // the host wait for the GPU, so the trainer reads when a callback asks
+  // here (ctx.global_step() already counts this step), at an epoch's last
+  // step, when a stop signal came, and at least every few tenths of a
+  // second; with several ranks, every step.
+  virtual bool wants_batch_logs(int64_t /*step_in_epoch*/, const TrainContext&) const { return false; }
   virtual void on_batch_end(int64_t /*step_in_epoch*/, const Logs& /*running*/, TrainContext&) {}
   // `logs` holds the epoch's train and val metrics and "lr".
   virtual void on_epoch_end(int /*epoch*/, Logs& /*logs*/, TrainContext&) {}

@@ -1,17 +1,25 @@
 #include "training/metrics.h"
 
 namespace cifar {
+namespace {
 
-void MetricSums::add(const torch::Tensor& logits, const torch::Tensor& labels, double mean_loss) {
+// float64 [4] on the logits' device: loss sum, top-1 hits, top-3 hits, count.
+torch::Tensor batch_sums(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& mean_loss) {
   torch::NoGradGuard no_grad;
   const int64_t b = labels.size(0);
   const int64_t k = std::min<int64_t>(3, logits.size(1));
   auto top = std::get<1>(logits.topk(k, 1));
-  auto hits = top.eq(labels.view({-1, 1}));
-  correct += hits.select(1, 0).sum().item<double>();
-  top3 += hits.any(1).sum().item<double>();
-  loss_sum += mean_loss * static_cast<double>(b);
-  count += static_cast<double>(b);
+  auto hits = top.eq(labels.to(top.device()).view({-1, 1}));
+  const auto f64 = torch::kFloat64;
+  return torch::stack({mean_loss.detach().to(top.device(), f64) * static_cast<double>(b),
+                       hits.select(1, 0).sum().to(f64), hits.any(1).sum().to(f64),
+                       torch::full({}, static_cast<double>(b), top.options().dtype(f64))});
+}
+
+}  // namespace
+
+void MetricSums::add(const torch::Tensor& logits, const torch::Tensor& labels, double mean_loss) {
+  merge(from_tensor(batch_sums(logits, labels, torch::tensor(mean_loss, torch::kFloat64))));
 }
 
 void MetricSums::merge(const MetricSums& o) {
@@ -37,5 +45,21 @@ MetricSums MetricSums::from_tensor(const torch::Tensor& t) {
   const double* p = c.data_ptr<double>();
   return {p[0], p[1], p[2], p[3]};
 }
+
+void DeviceMetricSums::reset(const torch::Device& device) {
+  sums_ = torch::zeros({4}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
+}
+
+void DeviceMetricSums::add(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& mean_loss) {
+  if (!sums_.defined()) reset(logits.device());
+  sums_.add_(batch_sums(logits, labels, mean_loss));
+}
+
+void DeviceMetricSums::assign(const MetricSums& sums) {
+  const auto device = sums_.defined() ? sums_.device() : torch::Device(torch::kCPU);
+  sums_ = sums.to_tensor().to(device);
+}
+
+MetricSums DeviceMetricSums::read() const { return sums_.defined() ? MetricSums::from_tensor(sums_) : MetricSums{}; }
 
 }  // namespace cifar

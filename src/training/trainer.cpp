@@ -102,7 +102,7 @@ void Trainer::train_step(int epoch, int64_t step, const torch::Tensor& indices) 
       }
       auto loss = loss_fn(logits, ys[i]);
       (loss * (static_cast<double>(xs[i].size(0)) * dist_.world_size() / static_cast<double>(global_n))).backward();
-      epoch_sums_.add(logits.detach(), ys[i], loss.item<double>());
+      epoch_sums_.add(logits.detach(), ys[i], loss.detach());
     }
   }
   dist_.sync_gradients(model_->parameters());
@@ -114,24 +114,29 @@ void Trainer::train_step(int epoch, int64_t step, const torch::Tensor& indices) 
 bool Trainer::train_epoch(int epoch) {
   auto order = epoch_order(train_.size(), static_cast<uint64_t>(config_.run.seed), epoch);
   const int64_t first = epoch == start_epoch_ ? start_step_ : 0;
-  if (first == 0) epoch_sums_ = MetricSums{};
+  if (first == 0) epoch_sums_.reset(device_);
+  MetricSums last_read = epoch_sums_.read();
+  auto read_at = Clock::now();
   model_->train();
   for (int64_t step = first; step < steps_per_epoch_; ++step) {
     in_batch_ = true;
     for (auto& cb : callbacks_) cb->on_batch_begin(step, *this);
     auto indices = rank_batch(order, step, config_.train.batch_size, dist_.rank(), dist_.world_size());
-    const double before = epoch_sums_.loss_sum, before_n = epoch_sums_.count;
     train_step(epoch, step, indices);
     step_in_epoch_ = step + 1;
-    Logs running = epoch_sums_.to_logs();
-    running["batch_loss"] = (epoch_sums_.loss_sum - before) / std::max(1.0, epoch_sums_.count - before_n);
-    if (dist_.world_size() > 1) {
-      // Callbacks see global numbers (REFERENCE #7): the epoch's sums and
-      // this step's loss, summed over ranks in one 48-byte all-reduce. A
-      // NaN on any rank thus reaches TerminateOnNaN on every rank.
-      auto sums = torch::cat({epoch_sums_.to_tensor(), torch::tensor({epoch_sums_.loss_sum - before,
-                                                                      epoch_sums_.count - before_n}, torch::kFloat64)});
-      dist_.all_reduce_sum(sums);
+    Logs running;
+    if (should_read_running_logs(step, read_at)) {
+      const MetricSums now = epoch_sums_.read();
+      read_at = Clock::now();
+      // The epoch's sums, then the loss of the steps since the last reading
+      // as a sum and a count.
+      auto sums = torch::cat({now.to_tensor(), torch::tensor({now.loss_sum - last_read.loss_sum,
+                                                              now.count - last_read.count}, torch::kFloat64)});
+      last_read = now;
+      // Callbacks see global numbers (REFERENCE #7), summed over ranks in
+      // one 48-byte all-reduce. A NaN on any rank thus reaches
+      // TerminateOnNaN on every rank.
+      if (dist_.world_size() > 1) dist_.all_reduce_sum(sums);
       running = MetricSums::from_tensor(sums.slice(0, 0, 4)).to_logs();
       running["batch_loss"] = sums[4].item<double>() / std::max(1.0, sums[5].item<double>());
     }
@@ -139,13 +144,31 @@ bool Trainer::train_epoch(int epoch) {
     in_batch_ = false;
     if (int sig = agreed_stop_signal()) {
       stop_reason_ = "interrupted by " + signal_name(sig);
+      // A NaN found at this same step leaves the last good checkpoint be.
+      const bool diverged = abandon_epoch_;
       stop_requested_ = abandon_epoch_ = true;
-      save_checkpoint((std::filesystem::path(config_.run.output_dir) / "checkpoints" / "latest_model.pt").string());
+      if (!diverged) save_checkpoint((std::filesystem::path(config_.run.output_dir) / "checkpoints" / "latest_model.pt").string());
       return false;
     }
     if (abandon_epoch_) return false;
   }
   return true;
+}
+
+// Reading the running metrics makes the host wait for the device, which on
+// a GPU leaves it idle while the next step is queued, so a step reads them
+// only when they will be used: a callback asks (the progress bar about to
+// redraw, TensorBoard's batch scalars), the epoch ends, a stop signal came
+// (a mid-epoch checkpoint follows: no undetected NaN may reach it), or
+// kReadInterval passed, which bounds how late TerminateOnNaN sees a
+// diverged loss. Several ranks read every step, together: the all-reduce
+// of their sums is a collective.
+bool Trainer::should_read_running_logs(int64_t step, Clock::time_point last_read) const {
+  constexpr auto kReadInterval = std::chrono::milliseconds(250);
+  if (dist_.world_size() > 1 || step + 1 >= steps_per_epoch_ || stop_signal() != 0) return true;
+  if (Clock::now() - last_read >= kReadInterval) return true;
+  return std::any_of(callbacks_.begin(), callbacks_.end(),
+                     [&](const auto& cb) { return cb->wants_batch_logs(step, *this); });
 }
 
 // Every rank must leave the loop after the same step, or the ones still
@@ -208,7 +231,7 @@ FitResult Trainer::fit() {
     if (!train_epoch(epoch)) break;
     result.train_seconds += seconds_since(t_epoch);
     result.images_trained += (global_step_ - images_before) * config_.train.batch_size;
-    auto sums = epoch_sums_.to_tensor();
+    auto sums = epoch_sums_.read().to_tensor();
     dist_.all_reduce_sum(sums);
     Logs logs = MetricSums::from_tensor(sums).to_logs();
     logs.merge(validate());
@@ -249,7 +272,7 @@ void Trainer::save_checkpoint(const std::string& path) {
   auto meta = run_state();
   // The partial epoch's sums are global, so a run can resume with another
   // number of processes; every rank takes part in the reduction.
-  auto partial = epoch_sums_.to_tensor();
+  auto partial = epoch_sums_.read().to_tensor();
   dist_.all_reduce_sum(partial);
   if (meta["step_in_epoch"].get<int64_t>() > 0) {
     auto p = MetricSums::from_tensor(partial);
@@ -274,9 +297,10 @@ void Trainer::resume(const std::string& path) {
   start_epoch_ = point.epoch;
   start_step_ = point.step_in_epoch;
   global_step_ = point.global_step;
+  epoch_sums_.reset(device_);
   if (point.partial && is_writer()) {
     const auto& p = *point.partial;
-    epoch_sums_ = MetricSums{p[0], p[1], p[2], p[3]};
+    epoch_sums_.assign(MetricSums{p[0], p[1], p[2], p[3]});
   }
   try {
     for (auto& cb : callbacks_) {

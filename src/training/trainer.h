@@ -2,6 +2,7 @@
 // each epoch, steps over the augmented training split, then validation,
 // then the callbacks; resumable mid-epoch from a complete checkpoint.
 #pragma once
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -56,6 +57,8 @@ class Trainer final : public TrainContext {
  private:
   bool train_epoch(int epoch);  // false when the epoch was abandoned
   void train_step(int epoch, int64_t step, const torch::Tensor& indices);
+  using Clock = std::chrono::steady_clock;
+  bool should_read_running_logs(int64_t step, Clock::time_point last_read) const;
   int agreed_stop_signal();  // the stop signal, agreed across ranks; 0 = go on
   Logs validate();
   torch::Tensor loss_fn(const torch::Tensor& logits, const torch::Tensor& labels) const;
@@ -80,7 +83,7 @@ class Trainer final : public TrainContext {
   int epoch_ = 0;
   int64_t step_in_epoch_ = 0;
   int64_t global_step_ = 0;
-  MetricSums epoch_sums_;
+  DeviceMetricSums epoch_sums_;  // this rank's, this epoch
   bool in_batch_ = false;
   bool stop_requested_ = false;
   bool abandon_epoch_ = false;

@@ -107,6 +107,19 @@ TEST(Train, SigtermFinishesTheStepSavesAndResumesExactly) {
   expect_bit_identical(straight / "checkpoints/latest_model.pt", latest);
 }
 
+// A learning rate that makes the loss NaN within a few steps: the run stops
+// at the first reading of the loss, exits 1, and saves no checkpoint of the
+// broken weights.
+TEST(Train, DivergedLossStopsTheRunWithExitOneAndNoCheckpoint) {
+  TempDir out("nan");
+  auto r = run_cifar10(tiny_run(out.path(), {"--epochs", "3", "--optimizer", "sgd", "--learning-rate", "1e30"}));
+  ASSERT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("Training stopped: loss became"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(out / "checkpoints/latest_model.pt"));
+  EXPECT_FALSE(fs::exists(out / "checkpoints/best_model.pt"));
+  EXPECT_EQ(read_json(out / "results/training_summary.json")["epochs_run"].get<int>(), 0) << r.output;
+}
+
 // The quickstart's settings (fast net, bf16 autocast where the CPU has it,
 // channels-last, TTA) on a slice: the same seed gives the same weights and
 // the same test figures to the last digit; another seed does not.

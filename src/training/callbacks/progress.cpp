@@ -37,13 +37,17 @@ void ProgressBar::on_epoch_begin(int epoch, TrainContext& ctx) {
   if (interactive_) out_ << "Epoch " << epoch + 1 << "/" << ctx.epochs() << "\n" << std::flush;
 }
 
+// Redraw at most ~10 times a second: a terminal write per step costs, and
+// so does reading the running loss from a GPU.
+bool ProgressBar::wants_batch_logs(int64_t step, const TrainContext& ctx) const {
+  return interactive_ && ctx.is_writer() && (step + 1 >= ctx.steps_per_epoch() || seconds_since(last_draw_) >= 0.1);
+}
+
 void ProgressBar::on_batch_end(int64_t step, const Logs& running, TrainContext& ctx) {
   if (!ctx.is_writer()) return;
   images_ += ctx.batch_size();
-  if (!interactive_) return;
+  if (!interactive_ || !wants_batch_logs(step, ctx)) return;
   const int64_t total = ctx.steps_per_epoch();
-  // Redraw at most ~10 times a second: a terminal write per step costs.
-  if (step + 1 < total && seconds_since(last_draw_) < 0.1) return;
   last_draw_ = std::chrono::steady_clock::now();
   const double elapsed = seconds_since(epoch_start_);
   const double eta = elapsed / static_cast<double>(step + 1) * static_cast<double>(total - step - 1);

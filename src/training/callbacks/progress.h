@@ -14,6 +14,7 @@ class ProgressBar : public Callback {
   ProgressBar(std::ostream& out, bool interactive) : out_(out), interactive_(interactive) {}
   std::string name() const override { return "progress"; }
   void on_epoch_begin(int epoch, TrainContext& ctx) override;
+  bool wants_batch_logs(int64_t step_in_epoch, const TrainContext& ctx) const override;
   void on_batch_end(int64_t step_in_epoch, const Logs& running, TrainContext& ctx) override;
   void on_epoch_end(int epoch, Logs& logs, TrainContext& ctx) override;
 

@@ -67,12 +67,16 @@ void TensorBoardCallback::on_epoch_begin(int epoch, TrainContext& ctx) {
   begin_epoch_scale(epoch, ctx);
 }
 
-void TensorBoardCallback::on_batch_end(int64_t, const Logs& running, TrainContext& ctx) {
-  if (!batch_ || update_freq_ == 0) return;
+// Keras counts steps from 1 and logs when step % update_freq == 0; the
+// last-step check keeps micro-batches of one step from logging twice.
+bool TensorBoardCallback::wants_batch_logs(int64_t, const TrainContext& ctx) const {
   const int64_t step = ctx.global_step();
-  // Keras counts steps from 1 and logs when step % update_freq == 0; the
-  // last-step check keeps micro-batches of one step from logging twice.
-  if (step <= 0 || step % update_freq_ != 0 || step == last_batch_step_) return;
+  return batch_ && update_freq_ > 0 && step > 0 && step % update_freq_ == 0 && step != last_batch_step_;
+}
+
+void TensorBoardCallback::on_batch_end(int64_t step_in_epoch, const Logs& running, TrainContext& ctx) {
+  if (!wants_batch_logs(step_in_epoch, ctx) || running.empty()) return;
+  const int64_t step = ctx.global_step();
   for (const auto& [key, value] : running) batch_->add_scalar("batch_" + key, value, step);
   last_batch_step_ = step;
   // One write every update_freq steps costs nothing and keeps the curve live.

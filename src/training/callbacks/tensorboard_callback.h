@@ -29,6 +29,7 @@ class TensorBoardCallback : public Callback {
   std::string name() const override { return "tensorboard"; }
   void on_train_begin(TrainContext& ctx) override;
   void on_epoch_begin(int epoch, TrainContext& ctx) override;
+  bool wants_batch_logs(int64_t step_in_epoch, const TrainContext& ctx) const override;
   void on_batch_end(int64_t step_in_epoch, const Logs& running, TrainContext& ctx) override;
   void on_epoch_end(int epoch, Logs& logs, TrainContext& ctx) override;
   void on_train_end(const Logs& last, TrainContext& ctx) override;
