@@ -1,5 +1,6 @@
 #include "evaluation/evaluate.h"
 
+#include "common/runtime.h"
 #include "common/torch_compat.h"
 #include "data/augment.h"
 
@@ -30,7 +31,7 @@ torch::Tensor predict_logits(Net& model, const torch::Tensor& images_u8, const N
   std::vector<torch::Tensor> outputs;
   for (int64_t begin = 0; begin < n; begin += options.batch_size) {
     const int64_t end = std::min(n, begin + options.batch_size);
-    auto x = normalize_images(images_u8.slice(0, begin, end).to(options.device), norm)
+    auto x = normalize_images(to_device_async(images_u8.slice(0, begin, end), options.device), norm)
                  .contiguous(at::MemoryFormat::ChannelsLast);
     compat::AutocastGuard autocast(options.autocast, options.device.type());
     torch::Tensor logits;
@@ -44,10 +45,11 @@ torch::Tensor predict_logits(Net& model, const torch::Tensor& images_u8, const N
     } else {
       logits = model.forward(x).to(torch::kFloat32);
     }
-    outputs.push_back(logits.to(torch::kCPU));
+    outputs.push_back(logits);
   }
   if (was_training) model.train();
-  return outputs.empty() ? torch::empty({0, 0}) : torch::cat(outputs);
+  // One copy back at the end: a copy per batch would wait for each batch.
+  return outputs.empty() ? torch::empty({0, 0}) : torch::cat(outputs).to(torch::kCPU);
 }
 
 SplitEvaluation evaluate_split(Net& model, const ImageSet& set, const Normalization& norm,
