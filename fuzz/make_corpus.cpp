@@ -165,7 +165,7 @@ void tensorboard(const fs::path& dir) {
     framed += static_cast<char>(payload.size()) + payload;
   }
   put(dir / "payloads.bin", framed);
-  fs::remove_all(logs);
+  remove_tree(logs);
 }
 
 }  // namespace

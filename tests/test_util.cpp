@@ -17,6 +17,8 @@
 #include <mutex>
 #include <thread>
 
+#include "common/atomic_file.h"
+
 namespace cifar::testing {
 namespace fs = std::filesystem;
 
@@ -51,8 +53,7 @@ TempDir::TempDir(const std::string& tag) {
 }
 
 TempDir::~TempDir() {
-  std::error_code ec;
-  fs::remove_all(path_, ec);
+  remove_tree(path_);
 }
 
 void write_bytes(const fs::path& path, const std::string& bytes) {

@@ -1,6 +1,7 @@
 #include "common/atomic_file.h"
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -162,6 +163,16 @@ std::string read_file(const fs::path& path) {
   ss << in.rdbuf();
   if (in.bad()) throw UserError("cannot read " + path.string() + ": " + errno_text());
   return ss.str();
+}
+
+void remove_tree(const fs::path& path) noexcept {
+  // Children before their folder (FTW_DEPTH); links as links (FTW_PHYS).
+  // Errors are skipped: what cannot be removed stays, as with remove_all(ec).
+  auto remove_entry = [](const char* entry, const struct stat*, int, struct FTW*) -> int {
+    (void)::remove(entry);
+    return 0;
+  };
+  (void)::nftw(path.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 }  // namespace cifar

@@ -20,4 +20,14 @@ std::string read_file(const std::filesystem::path& path);
 // Creates a folder (and parents); throws UserError naming it if it cannot.
 void ensure_dir(const std::filesystem::path& dir);
 
+// Removes `path` and everything under it, best effort (scratch folders);
+// symbolic links are removed, never followed. POSIX nftw rather than
+// std::filesystem::remove_all: PyTorch's 2.5+ wheels export their own
+// statically linked copy of libstdc++'s std::filesystem (pytorch/pytorch
+// issue 133437), so in a process linked to them the system's remove_all runs
+// part of its walk in that other copy. On the H200 image every remove_all of
+// a non-empty folder then crashed (SIGSEGV), while single-folder listings,
+// done wholly in one copy, worked.
+void remove_tree(const std::filesystem::path& path) noexcept;
+
 }  // namespace cifar

@@ -45,8 +45,7 @@ void replace_all(std::string& text, const std::string& from, const std::string& 
 struct RemoveOnExit {
   fs::path path;
   ~RemoveOnExit() {
-    std::error_code ec;
-    if (!path.empty()) fs::remove_all(path, ec);
+    if (!path.empty()) remove_tree(path);
   }
 };
 

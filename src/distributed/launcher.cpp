@@ -15,6 +15,7 @@
 #include <iostream>
 #include <optional>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "models/registry.h"
 
@@ -91,8 +92,7 @@ class RendezvousFolder {
     path_ = pattern;
   }
   ~RendezvousFolder() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
+    remove_tree(path_);
   }
   RendezvousFolder(const RendezvousFolder&) = delete;
   RendezvousFolder& operator=(const RendezvousFolder&) = delete;

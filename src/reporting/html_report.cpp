@@ -247,23 +247,31 @@ void per_class_table(std::ostringstream& out, const json& per_class) {
   out << "</table>\n";
 }
 
-// PNGs under results_dir, known plots first in pipeline order, then the
-// rest by path.
+// PNGs in results_dir and its direct subfolders, known plots first in
+// pipeline order, then the rest by path. Two levels listed one folder at a
+// time rather than with recursive_directory_iterator, which mixes two
+// copies of libstdc++ in processes linked to PyTorch's wheels (see
+// remove_tree in common/atomic_file.h).
 std::vector<fs::path> find_plots(const fs::path& results_dir) {
   std::vector<fs::path> found;
-  std::error_code ec;
-  fs::recursive_directory_iterator it(results_dir, fs::directory_options::skip_permission_denied, ec);
-  for (const fs::recursive_directory_iterator end; !ec && it != end; it.increment(ec)) {
-    std::error_code type_ec;
-    const bool is_dir = it->is_directory(type_ec);
-    const std::string name = it->path().filename().string();
-    if (!name.empty() && name[0] == '.') {  // temporaries and hidden folders
-      if (is_dir) it.disable_recursion_pending();
-      continue;
+  std::vector<fs::path> subfolders;
+  auto scan = [&](const fs::path& dir, bool top) {
+    std::error_code ec;
+    for (fs::directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end; !ec && it != end;
+         it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (name.empty() || name[0] == '.') continue;  // temporaries and hidden folders
+      std::error_code type_ec;
+      if (it->is_directory(type_ec)) {
+        // Linked folders are not entered, as the recursive iterator did not.
+        if (top && !it->is_symlink(type_ec)) subfolders.push_back(it->path());
+      } else if (it->is_regular_file(type_ec) && it->path().extension() == ".png") {
+        found.push_back(it->path());
+      }
     }
-    if (is_dir && it.depth() >= 1) it.disable_recursion_pending();
-    if (it->is_regular_file(type_ec) && it->path().extension() == ".png") found.push_back(it->path());
-  }
+  };
+  scan(results_dir, true);
+  for (const auto& dir : subfolders) scan(dir, false);
   auto rank = [](const fs::path& p) {
     size_t i = 0;
     for (; i < std::size(kKnownPlots); ++i) {

@@ -66,5 +66,23 @@ TEST(AtomicFile, UnreadableFileIsNamed) {
   }
 }
 
+// Scratch folders go with everything in them; a link inside is removed as
+// a link, and what it points to is left alone.
+TEST(RemoveTree, RemovesNestedFilesButNotWhatALinkPointsTo) {
+  testing::TempDir tmp("tree");
+  const fs::path keep = tmp / "keep", tree = tmp / "tree";
+  write_file_atomic(keep / "precious.txt", "mine");
+  write_file_atomic(tree / "a/b/c.bin", "x");
+  write_file_atomic(tree / "top.txt", "y");
+  fs::create_directory_symlink(keep, tree / "a/link");
+  remove_tree(tree);
+  EXPECT_FALSE(fs::exists(tree));
+  EXPECT_EQ(read_file(keep / "precious.txt"), "mine");
+  remove_tree(tmp / "never-was");  // nothing there: no error, no throw
+  remove_tree(keep / "precious.txt");  // a single file
+  EXPECT_FALSE(fs::exists(keep / "precious.txt"));
+  EXPECT_TRUE(fs::exists(keep));
+}
+
 }  // namespace
 }  // namespace cifar
