@@ -3,14 +3,14 @@
 # -DCIFAR10_SANITIZE=ON) in build-sanitize/ and runs them. Too slow for CI
 # on two cores (a full instrumented build plus tests); run it before a
 # release or after touching parsers and file handling.
-#   scripts/sanitize.sh [CTEST_LABEL_REGEX]   default: config|data|training|evaluation|reporting|models
+#   scripts/sanitize.sh [CTEST_LABEL_REGEX]   default: common|config|data|training|evaluation|reporting|models
 # LibTorch, protobuf and the other Debian libraries are not instrumented:
 # ASan still checks every access our code makes (and their malloc/free and
 # memcpy), not the accesses inside them. See docs/RELIABILITY.md.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${SANITIZE_BUILD_DIR:-$root/build-sanitize}"
-labels="${1:-config|data|training|evaluation|reporting|models}"
+labels="${1:-common|config|data|training|evaluation|reporting|models}"
 
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCIFAR10_SANITIZE=ON >/dev/null
 ninja -C "$build" -j "$(nproc)"

@@ -172,6 +172,18 @@ struct GradientBuckets {
   }
 };
 
+// What a broken group's threads may still touch, never destroyed: the
+// vector is allocated once and not freed, so no destructor runs at exit.
+struct AbandonedGroup {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<Backend> pg;
+  std::shared_ptr<GradientBuckets> buckets;
+};
+std::vector<AbandonedGroup>& abandoned_groups() {
+  static auto* groups = new std::vector<AbandonedGroup>;
+  return *groups;
+}
+
 class C10dContext final : public DistributedContext {
  public:
   C10dContext(c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<Backend> pg, DistEnvironment env,
@@ -196,10 +208,9 @@ class C10dContext final : public DistributedContext {
     }
     // A group with a dead or hung peer cannot be shut down: its destructor
     // joins worker threads that may still be waiting on that peer. The
-    // process is about to exit with an error, so leave it be.
-    (void)pg_.release();
-    (void)store_.release();
-    if (buckets_) (void)new std::shared_ptr<GradientBuckets>(std::move(buckets_));
+    // process is about to exit with an error, so it is left to the exit,
+    // held where leak checkers see it is still in use.
+    abandoned_groups().push_back({std::move(store_), std::move(pg_), std::move(buckets_)});
   }
 
   int rank() const override { return env_.rank; }
