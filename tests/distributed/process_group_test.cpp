@@ -11,6 +11,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "common/error.h"
+#include "distributed/c10d_compat.h"
 #include "distributed/process_group.h"
 #include "models/net.h"
 #include "test_util.h"
@@ -75,6 +76,27 @@ class TinyNet : public Net {
   torch::nn::Linear a{nullptr}, b{nullptr};
   torch::nn::BatchNorm1d norm{nullptr};
 };
+
+// Whether a group is shut down at exit is asked of its class (NCCL's
+// shutdown() became public during 2.x, with and without arguments). The
+// trait is all this CPU build can check; the NCCL call itself runs on GPUs.
+struct PublicShutdown {
+  void shutdown() {}
+};
+struct ShutdownWithDefaultArgument {
+  void shutdown(int /*reason*/ = 0) {}
+};
+class PrivateShutdown {
+  void shutdown() {}
+};
+struct NoShutdown {};
+
+TEST(ProcessGroup, ShutdownIsCalledOnlyWhereTheClassOffersOnePublicly) {
+  EXPECT_TRUE(compat::detail::HasShutdown<PublicShutdown>::value);
+  EXPECT_TRUE(compat::detail::HasShutdown<ShutdownWithDefaultArgument>::value);
+  EXPECT_FALSE(compat::detail::HasShutdown<PrivateShutdown>::value);
+  EXPECT_FALSE(compat::detail::HasShutdown<NoShutdown>::value);
+}
 
 TEST(ProcessGroup, WorldSizeOneWithAutoNeedsNoRendezvous) {
   DistConfig c;  // backend auto
