@@ -2,7 +2,9 @@
 // loop: Trainer::fit with every callback of a real run, against a bare
 // forward/backward/step loop over the same batches and augmentation.
 // Also the share of a step spent assembling the batch (select, normalise,
-// augment, channels-last), exact on CPU where every op is synchronous.
+// augment, channels-last), exact on CPU where every op is synchronous, and
+// the optimiser step alone: torch::optim's per-tensor kernels against the
+// foreach ones the trainer uses (training/optim.h).
 // Usage: bench_training MODEL [IMAGES] [BATCH] [PRESET]   (data from $CIFAR10_DATA_ROOT)
 //   PRESET (e.g. quick) sets the rest of the configuration first.
 #include <chrono>
@@ -86,7 +88,7 @@ int main(int argc, char** argv) {
       auto x = augmenter.apply(normalize_images(batch.images, norm), step_seed(42, 0, step))
                    .contiguous(at::MemoryFormat::ChannelsLast);
       assembly += seconds_since(d0);
-      optimizer->zero_grad();
+      clear_gradients(*optimizer);
       torch::Tensor logits;
       {
         compat::AutocastGuard autocast(bf16, device.type());
@@ -102,6 +104,26 @@ int main(int argc, char** argv) {
     if (last_loss.defined()) (void)last_loss.item<double>();
     bare = seconds_since(t0);
   }
+
+  // The optimiser step alone on the model's parameters, with fixed gradients.
+  size_t tensors = 0;
+  auto ms_per_step = [&](StepKernels kernels) {
+    auto model = fresh_model(spec, splits.train);
+    model->to(device);
+    tensors = model->parameters().size();
+    auto optimizer = make_optimizer(config.train, *model, kernels);
+    torch::manual_seed(2);
+    for (auto& p : model->parameters()) p.mutable_grad() = torch::randn_like(p) * 1e-3;
+    const auto wait = [&] { (void)model->parameters().front().sum().item<double>(); };
+    for (int i = 0; i < 3; ++i) optimizer->step();
+    wait();
+    const int reps = 50;
+    const auto t0 = Clock::now();
+    for (int i = 0; i < reps; ++i) optimizer->step();
+    wait();
+    return seconds_since(t0) / reps * 1e3;
+  };
+  const double per_tensor_ms = ms_per_step(StepKernels::kPerTensor), foreach_ms = ms_per_step(StepKernels::kForeach);
 
   // The full loop: the Trainer with a real run's callbacks (checkpoints,
   // CSV, TensorBoard, history, progress) on the same number of steps.
@@ -122,6 +144,8 @@ int main(int argc, char** argv) {
             << "bare loop:       " << bare << " s, " << n / bare << " img/s" << (bf16 ? " (bf16 autocast)" : "") << "\n"
             << "batch assembly:  " << assembly << " s, " << assembly / bare * 100 << "% of the bare loop"
             << (device.is_cuda() ? " (CUDA: launch time only)" : "") << "\n"
+            << "optimizer step:  " << config.train.optimizer << ", per-tensor " << per_tensor_ms << " ms, foreach "
+            << foreach_ms << " ms (" << tensors << " tensors)\n"
             << "trainer steps:   " << full_steps << " s, " << n / full_steps << " img/s, overhead "
             << (full_steps / bare - 1) * 100 << "%\n"
             << "trainer epoch:   " << full_epoch << " s (with validation of " << splits.val.size()

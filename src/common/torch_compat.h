@@ -5,6 +5,10 @@
 #include <torch/version.h>
 #include <ATen/autocast_mode.h>
 
+#include <sstream>
+#include <string>
+#include <type_traits>
+
 #define CIFAR_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) ||        \
    (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
@@ -56,6 +60,20 @@ class AutocastGuard {
   bool cpu_;
   bool prev_ = false;
 };
+
+// torch::optim keys each parameter's state by its TensorImpl's address: as
+// text in 1.x (c10::guts::to_string, which is operator<< of the pointer), as
+// the pointer itself in 2.x. Asked of the map's key type, not of a version.
+template <class Key>
+Key optimizer_state_key(const at::Tensor& param) {
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream os;
+    os << param.unsafeGetTensorImpl();
+    return os.str();
+  } else {
+    return param.unsafeGetTensorImpl();
+  }
+}
 
 inline std::string torch_version() {
   return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +

@@ -299,8 +299,8 @@ class C10dContext final : public DistributedContext {
     torch::NoGradGuard no_grad;
     // Buckets whose hooks did not all fire (a rank with no samples this
     // step, a parameter unused by the forward pass, a backward run without
-    // begin_backward) take the local gradient as it stands: zero_grad's
-    // zeros plus whatever the passes accumulated.
+    // begin_backward) take the local gradient as it stands: whatever the
+    // passes accumulated, zeros where there is none.
     for (size_t i = b.next_launch; i < b.buckets.size(); ++i) {
       auto& bucket = b.buckets[i];
       for (size_t k : bucket.params) {

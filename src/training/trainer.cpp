@@ -71,7 +71,7 @@ torch::Tensor Trainer::loss_fn(const torch::Tensor& logits, const torch::Tensor&
 
 void Trainer::train_step(int epoch, int64_t step, const torch::Tensor& indices) {
   const uint64_t seed = static_cast<uint64_t>(config_.run.seed);
-  optimizer_->zero_grad();
+  clear_gradients(*optimizer_);
   // A short last batch split over many ranks can leave a rank with nothing;
   // it still takes part in the gradient all-reduce, with zeros.
   const int64_t n = indices.size(0);
