@@ -2,13 +2,19 @@
 // loop: Trainer::fit with every callback of a real run, against a bare
 // forward/backward/step loop over the same batches and augmentation.
 // Also the share of a step spent assembling the batch (select, normalise,
-// augment, channels-last), exact on CPU where every op is synchronous, and
-// the optimiser step alone: torch::optim's per-tensor kernels against the
-// foreach ones the trainer uses (training/optim.h).
-// Usage: bench_training MODEL [IMAGES] [BATCH] [PRESET]   (data from $CIFAR10_DATA_ROOT)
+// augment, channels-last), exact on CPU where every op is synchronous; the
+// ATen ops one step dispatches (a proxy for a GPU's launch overhead); and
+// the optimiser step alone, time and ops: torch::optim's per-tensor kernels
+// against the foreach ones the trainer uses on a GPU (training/optim.h).
+// Usage: bench_training MODEL [IMAGES] [BATCH] [PRESET]   (data from $CIFAR10_DATA_ROOT;
+//   with BENCH_OP_NAMES set, also the ops one bare-loop step dispatches)
 //   PRESET (e.g. quick) sets the rest of the configuration first.
+#include <ATen/record_function.h>
+
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <optional>
 #include <iostream>
 
 #include "common/runtime.h"
@@ -40,6 +46,53 @@ NetPtr fresh_model(const ModelSpec& spec, const ImageSet& train) {
   return model;
 }
 
+// Top-level ATen ops dispatched while a counter lives, on every thread
+// (backward runs on the autograd engine's threads on a GPU): each costs the
+// host a dispatch and, on a GPU, at least one kernel launch, so the count is
+// a proxy for a step's launch overhead that the CPU can measure. Ops run
+// inside other ops (the per-tensor ops of a _foreach_ op on the CPU) are not
+// counted.
+class OpCounter {
+ public:
+  OpCounter() : start_(top_level_.load()) {
+    handle_ = at::addGlobalCallback(at::RecordFunctionCallback(&enter, &leave).scopes({at::RecordScope::FUNCTION}));
+  }
+  ~OpCounter() { at::removeCallback(handle_); }
+  OpCounter(const OpCounter&) = delete;
+  OpCounter& operator=(const OpCounter&) = delete;
+  int64_t ops() const { return top_level_.load() - start_; }
+
+ private:
+  static std::unique_ptr<at::ObserverContext> enter(const at::RecordFunction& fn) {
+    if (depth_++ == 0) {
+      ++top_level_;
+      if (std::getenv("BENCH_OP_NAMES")) {
+        std::lock_guard<std::mutex> lock(names_mutex_);
+        ++names_[fn.name()];
+      }
+    }
+    return nullptr;
+  }
+  static void leave(const at::RecordFunction&, at::ObserverContext*) { --depth_; }
+
+  static thread_local int depth_;
+  static std::atomic<int64_t> top_level_;
+
+ public:
+  // With BENCH_OP_NAMES set: how often each op ran, for finding what a step
+  // dispatches.
+  static std::mutex names_mutex_;
+  static std::map<std::string, int64_t> names_;
+
+ private:
+  int64_t start_;
+  at::CallbackHandle handle_;
+};
+thread_local int OpCounter::depth_ = 0;
+std::atomic<int64_t> OpCounter::top_level_{0};
+std::mutex OpCounter::names_mutex_;
+std::map<std::string, int64_t> OpCounter::names_;
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -70,6 +123,7 @@ int main(int argc, char** argv) {
 
   // Bare loop: what any training script must do per step.
   double bare = 0, assembly = 0;
+  int64_t step_ops = 0;
   const bool bf16 = use_bf16_autocast(config.train.mixed_precision, device);
   {
     auto model = fresh_model(spec, splits.train);
@@ -82,6 +136,9 @@ int main(int argc, char** argv) {
     const auto t0 = Clock::now();
     torch::Tensor last_loss;
     for (int64_t step = 0; step < steps_per_epoch(n, b); ++step) {
+      // The second step: the first allocates the optimiser's state.
+      std::optional<OpCounter> counting;
+      if (step == 1) counting.emplace();
       const auto d0 = Clock::now();
       auto batch = train.select(rank_batch(order, step, b, 0, 1));
       // Channels-last, as the trainer feeds its models.
@@ -98,6 +155,10 @@ int main(int argc, char** argv) {
       loss.backward();
       optimizer->step();
       last_loss = loss.detach();
+      if (counting) {
+        step_ops = counting->ops();
+        for (const auto& [name, count] : OpCounter::names_) std::cout << "  " << count << " " << name << "\n";
+      }
     }
     // One wait at the end, as the trainer now waits only when it reads its
     // metrics: on a GPU the steps run queued behind the host.
@@ -105,9 +166,10 @@ int main(int argc, char** argv) {
     bare = seconds_since(t0);
   }
 
-  // The optimiser step alone on the model's parameters, with fixed gradients.
+  // The optimiser step alone on the model's parameters, with fixed gradients:
+  // milliseconds and top-level ops per step.
   size_t tensors = 0;
-  auto ms_per_step = [&](StepKernels kernels) {
+  auto time_step = [&](StepKernels kernels) {
     auto model = fresh_model(spec, splits.train);
     model->to(device);
     tensors = model->parameters().size();
@@ -117,13 +179,20 @@ int main(int argc, char** argv) {
     const auto wait = [&] { (void)model->parameters().front().sum().item<double>(); };
     for (int i = 0; i < 3; ++i) optimizer->step();
     wait();
+    int64_t ops = 0;
+    {
+      OpCounter counter;
+      optimizer->step();
+      ops = counter.ops();
+    }
     const int reps = 50;
     const auto t0 = Clock::now();
     for (int i = 0; i < reps; ++i) optimizer->step();
     wait();
-    return seconds_since(t0) / reps * 1e3;
+    return std::make_pair(seconds_since(t0) / reps * 1e3, ops);
   };
-  const double per_tensor_ms = ms_per_step(StepKernels::kPerTensor), foreach_ms = ms_per_step(StepKernels::kForeach);
+  const auto [per_tensor_ms, per_tensor_ops] = time_step(StepKernels::kPerTensor);
+  const auto [foreach_ms, foreach_ops] = time_step(StepKernels::kForeach);
 
   // The full loop: the Trainer with a real run's callbacks (checkpoints,
   // CSV, TensorBoard, history, progress) on the same number of steps.
@@ -142,10 +211,12 @@ int main(int argc, char** argv) {
   std::cout << "model=" << spec.type << (spec.type == "resnet" ? std::to_string(spec.depth) : "") << " images=" << n
             << " batch=" << b << " threads=" << threads << " device=" << device.str() << "\n"
             << "bare loop:       " << bare << " s, " << n / bare << " img/s" << (bf16 ? " (bf16 autocast)" : "") << "\n"
+            << "ops per step:    " << step_ops << " top-level ATen ops in a bare-loop step\n"
             << "batch assembly:  " << assembly << " s, " << assembly / bare * 100 << "% of the bare loop"
             << (device.is_cuda() ? " (CUDA: launch time only)" : "") << "\n"
-            << "optimizer step:  " << config.train.optimizer << ", per-tensor " << per_tensor_ms << " ms, foreach "
-            << foreach_ms << " ms (" << tensors << " tensors)\n"
+            << "optimizer step:  " << config.train.optimizer << " on " << tensors << " tensors, per-tensor "
+            << per_tensor_ms << " ms (" << per_tensor_ops << " ops), foreach " << foreach_ms << " ms (" << foreach_ops
+            << " ops)\n"
             << "trainer steps:   " << full_steps << " s, " << n / full_steps << " img/s, overhead "
             << (full_steps / bare - 1) * 100 << "%\n"
             << "trainer epoch:   " << full_epoch << " s (with validation of " << splits.val.size()
