@@ -393,7 +393,11 @@ class C10dContext final : public DistributedContext {
   void sync_gradients_unbucketed(const std::vector<torch::Tensor>& params) {
     std::vector<torch::Tensor> grads;
     for (const auto& p : params) {
-      if (p.grad().defined()) grads.push_back(p.grad());
+      if (!p.requires_grad()) continue;
+      // No gradient counts as zeros, as in the bucketed path: every rank
+      // must all-reduce the same tensors, whether it had samples or not.
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+      grads.push_back(p.grad());
     }
     if (grads.empty()) return;
     for (auto& g : flatten_by_type(grads)) {

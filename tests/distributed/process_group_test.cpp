@@ -193,6 +193,23 @@ void check_gradients_and_buffers(bool sync_bn) {
   });
 }
 
+// Without prepare_model the gradients go unbucketed; a rank whose batch was
+// empty has no gradients at all (they are dropped between steps) and must
+// still take part, with zeros, or the other ranks wait on it.
+TEST(ProcessGroup, UnbucketedRankWithoutGradientsTakesPartWithZeros) {
+  run_ranks(2, [&](int r, const DistEnvironment& env) {
+    auto net = std::make_shared<TinyNet>();
+    auto ctx = make_distributed_context(gloo(10), env, torch::kCPU);
+    auto params = net->parameters();
+    for (auto& p : params) p.mutable_grad() = r == 0 ? torch::ones_like(p) : torch::Tensor();
+    ctx->sync_gradients(params);
+    for (size_t i = 0; i < params.size(); ++i) {
+      ASSERT_TRUE(params[i].grad().defined()) << "parameter " << i << " on rank " << r;
+      EXPECT_TRUE(torch::equal(params[i].grad(), torch::full_like(params[i], 0.5))) << "parameter " << i << " on rank " << r;
+    }
+  });
+}
+
 TEST(ProcessGroup, BucketedGradientsAreTheRankAverage) { check_gradients_and_buffers(false); }
 TEST(ProcessGroup, SyncBnAveragesRunningStatistics) { check_gradients_and_buffers(true); }
 
