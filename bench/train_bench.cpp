@@ -55,12 +55,21 @@ NetPtr fresh_model(const ModelSpec& spec, const ImageSet& train) {
 class OpCounter {
  public:
   OpCounter() : start_(top_level_.load()) {
+    names_.clear();
     handle_ = at::addGlobalCallback(at::RecordFunctionCallback(&enter, &leave).scopes({at::RecordScope::FUNCTION}));
   }
   ~OpCounter() { at::removeCallback(handle_); }
   OpCounter(const OpCounter&) = delete;
   OpCounter& operator=(const OpCounter&) = delete;
   int64_t ops() const { return top_level_.load() - start_; }
+
+  // With BENCH_OP_NAMES set, the last counter's ops by name: what a step
+  // dispatches, to find what could go.
+  static void print_names(const char* what) {
+    if (names_.empty()) return;
+    std::cout << "ops of one " << what << ":\n";
+    for (const auto& [name, count] : names_) std::cout << "  " << count << " " << name << "\n";
+  }
 
  private:
   static std::unique_ptr<at::ObserverContext> enter(const at::RecordFunction& fn) {
@@ -77,14 +86,8 @@ class OpCounter {
 
   static thread_local int depth_;
   static std::atomic<int64_t> top_level_;
-
- public:
-  // With BENCH_OP_NAMES set: how often each op ran, for finding what a step
-  // dispatches.
   static std::mutex names_mutex_;
   static std::map<std::string, int64_t> names_;
-
- private:
   int64_t start_;
   at::CallbackHandle handle_;
 };
@@ -92,6 +95,25 @@ thread_local int OpCounter::depth_ = 0;
 std::atomic<int64_t> OpCounter::top_level_{0};
 std::mutex OpCounter::names_mutex_;
 std::map<std::string, int64_t> OpCounter::names_;
+
+// The ops of the trainer's second step with its callbacks: from the start of
+// step 1 to the start of step 2 (added first, it runs before the others).
+class StepOps final : public Callback {
+ public:
+  std::string name() const override { return "StepOps"; }
+  void on_batch_begin(int64_t step, TrainContext&) override {
+    if (step == 1) counter_.emplace();
+    if (step == 2 && counter_) {
+      ops = counter_->ops();
+      counter_.reset();
+      OpCounter::print_names("trainer step");
+    }
+  }
+  int64_t ops = 0;
+
+ private:
+  std::optional<OpCounter> counter_;
+};
 
 }  // namespace
 
@@ -157,7 +179,7 @@ int main(int argc, char** argv) {
       last_loss = loss.detach();
       if (counting) {
         step_ops = counting->ops();
-        for (const auto& [name, count] : OpCounter::names_) std::cout << "  " << count << " " << name << "\n";
+        OpCounter::print_names("bare-loop step");
       }
     }
     // One wait at the end, as the trainer now waits only when it reads its
@@ -197,11 +219,13 @@ int main(int argc, char** argv) {
   // The full loop: the Trainer with a real run's callbacks (checkpoints,
   // CSV, TensorBoard, history, progress) on the same number of steps.
   double full_steps = 0, full_epoch = 0;
+  auto trainer_ops = std::make_shared<StepOps>();
   {
     auto model = fresh_model(spec, splits.train);
     auto dist = make_single_process_context();
     Trainer trainer(config, splits, model, spec, device, *dist);
     std::shared_ptr<History> history;
+    trainer.add_callback(trainer_ops);
     for (auto& cb : make_callbacks(config, RunPaths(config.run.output_dir), history)) trainer.add_callback(cb);
     const auto t0 = Clock::now();
     auto fit = trainer.fit();
@@ -211,7 +235,8 @@ int main(int argc, char** argv) {
   std::cout << "model=" << spec.type << (spec.type == "resnet" ? std::to_string(spec.depth) : "") << " images=" << n
             << " batch=" << b << " threads=" << threads << " device=" << device.str() << "\n"
             << "bare loop:       " << bare << " s, " << n / bare << " img/s" << (bf16 ? " (bf16 autocast)" : "") << "\n"
-            << "ops per step:    " << step_ops << " top-level ATen ops in a bare-loop step\n"
+            << "ops per step:    " << step_ops << " top-level ATen ops in a bare-loop step, " << trainer_ops->ops
+            << " in a trainer step with its callbacks\n"
             << "batch assembly:  " << assembly << " s, " << assembly / bare * 100 << "% of the bare loop"
             << (device.is_cuda() ? " (CUDA: launch time only)" : "") << "\n"
             << "optimizer step:  " << config.train.optimizer << " on " << tensors << " tensors, per-tensor "
