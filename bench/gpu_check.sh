@@ -79,7 +79,7 @@ mkdir -p /tmp/runs
 
 if [ "$phase" = main ]; then
 stamp "ResNet-18 throughput: ours (bench_training) and PyTorch eager on this machine"
-timeout 120 $b/bench_training resnet18 20000 512 2>&1 | grep -E "^(model|bare|optimizer|trainer)" | tee -a "$out/summary.txt"
+timeout 120 $b/bench_training resnet18 20000 512 2>&1 | grep -E "^(model|bare|ops|optimizer|trainer)" | tee -a "$out/summary.txt"
 # The foreach optimisers against torch::optim on this GPU (to float precision).
 timeout 60 $b/test_training --gtest_filter='Optimizers.*' 2>&1 | grep -E "^\[ +(OK|FAILED|SKIPPED) " | tee -a "$out/summary.txt"
 timeout 120 python3 "$root/bench/resnet18_torch.py" | tee -a "$out/summary.txt"
