@@ -214,4 +214,18 @@ void clear_gradients(torch::optim::Optimizer& optimizer) {
   }
 }
 
+void clip_gradients(const std::vector<torch::Tensor>& params, double max_norm) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> grads, norms;
+  for (const auto& p : params) {
+    if (!p.grad().defined()) continue;
+    grads.push_back(p.grad());
+    norms.push_back(p.grad().norm(2));
+  }
+  if (grads.empty()) return;
+  const auto total = norms.size() == 1 ? norms[0] : torch::stack(norms).norm(2);
+  const auto scale = torch::clamp_max(max_norm / (total + 1e-6), 1.0);
+  for (auto& g : grads) g.mul_(scale);
+}
+
 }  // namespace cifar

@@ -37,4 +37,9 @@ void set_learning_rate(torch::optim::Optimizer& optimizer, double lr);
 // undefined one as zeros (the all-reduce, clipping, the optimisers).
 void clear_gradients(torch::optim::Optimizer& optimizer);
 
+// Scales the gradients so their global L2 norm is at most `max_norm`:
+// torch::nn::utils::clip_grad_norm_'s arithmetic, without the read of the
+// norm it returns, which makes the host wait for a GPU at every step.
+void clip_gradients(const std::vector<torch::Tensor>& params, double max_norm);
+
 }  // namespace cifar

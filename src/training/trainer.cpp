@@ -106,7 +106,7 @@ void Trainer::train_step(int epoch, int64_t step, const torch::Tensor& indices) 
     }
   }
   dist_.sync_gradients(model_->parameters());
-  if (config_.train.grad_clip > 0) torch::nn::utils::clip_grad_norm_(model_->parameters(), config_.train.grad_clip);
+  if (config_.train.grad_clip > 0) clip_gradients(model_->parameters(), config_.train.grad_clip);
   optimizer_->step();
   ++global_step_;
 }

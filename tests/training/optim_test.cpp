@@ -165,6 +165,33 @@ TEST(Optimizers, ForeachContinuesFromStateTorchOptimWrote) {
   }
 }
 
+TEST(Optimizers, ClipGradientsMatchesLibTorchsClipGradNorm) {
+  // Both where the clip scales (max norm below the gradients' norm) and
+  // where it leaves them as they are.
+  for (double max_norm : {0.05, 1e6}) {
+    SCOPED_TRACE(max_norm);
+    const Case c{"resnet", 20, "sgd", false};
+    auto ours = make_model(c), theirs = make_model(c);
+    auto oa = make_optimizer(train_config(c), *ours), ob = make_optimizer(train_config(c), *theirs);
+    train_step(*ours, *oa, 0, true);  // a step, then the gradients of the next
+    train_step(*theirs, *ob, 0, true);
+    for (auto* net : {&ours, &theirs}) {
+      torch::manual_seed(7);
+      auto x = torch::randn({8, 3, 32, 32});
+      torch::nn::functional::cross_entropy((*net)->forward(x), torch::randint(0, 10, {8})).backward();
+    }
+    const auto before = ours->parameters().back().grad().clone();
+    clip_gradients(ours->parameters(), max_norm);
+    torch::nn::utils::clip_grad_norm_(theirs->parameters(), max_norm);
+    const auto pa = ours->parameters(), pb = theirs->parameters();
+    for (size_t i = 0; i < pa.size(); ++i) {
+      ASSERT_EQ(pa[i].grad().defined(), pb[i].grad().defined()) << i;
+      if (pa[i].grad().defined()) EXPECT_TRUE(torch::equal(pa[i].grad(), pb[i].grad())) << "gradient " << i;
+    }
+    EXPECT_EQ(torch::equal(before, pa.back().grad()), max_norm > 1) << "clipping scaled when it should not, or not when it should";
+  }
+}
+
 TEST(Optimizers, ClearGradientsLeavesNoGradient) {
   const Case c{"cnn", 0, "adam", false};
   auto model = make_model(c);
