@@ -106,16 +106,19 @@ class ForeachAdam final : public Base {
  private:
   State& state_of(const torch::Tensor& p, bool amsgrad) {
     using Key = typename std::decay_t<decltype(this->state_)>::key_type;
-    auto& slot = this->state_[compat::optimizer_state_key<Key>(p)];
-    if (!slot) {
+    const auto key = compat::optimizer_state_key<Key>(p);
+    auto it = this->state_.find(key);
+    if (it == this->state_.end()) {
+      // Built whole before it is stored: a failed allocation leaves no
+      // empty entry for a later checkpoint to trip on.
       auto state = std::make_unique<State>();
       state->step(0);
       state->exp_avg(torch::zeros_like(p, at::MemoryFormat::Preserve));
       state->exp_avg_sq(torch::zeros_like(p, at::MemoryFormat::Preserve));
       if (amsgrad) state->max_exp_avg_sq(torch::zeros_like(p, at::MemoryFormat::Preserve));
-      slot = std::move(state);
+      it = this->state_.emplace(key, std::move(state)).first;
     }
-    return static_cast<State&>(*slot);
+    return static_cast<State&>(*it->second);
   }
 
   bool cuda_only_;
@@ -144,16 +147,17 @@ class ForeachSGD final : public torch::optim::SGD {
         using Key = std::decay_t<decltype(state_)>::key_type;
         Tensors bufs, running_bufs, running_d_p;
         for (size_t i = 0; i < params.size(); ++i) {
-          auto& slot = state_[compat::optimizer_state_key<Key>(params[i])];
-          if (!slot) {
+          const auto key = compat::optimizer_state_key<Key>(params[i]);
+          auto it = state_.find(key);
+          if (it == state_.end()) {
             auto state = std::make_unique<torch::optim::SGDParamState>();
             state->momentum_buffer(d_p[i].detach().clone());
-            slot = std::move(state);
+            it = state_.emplace(key, std::move(state)).first;
           } else {
-            running_bufs.push_back(static_cast<torch::optim::SGDParamState&>(*slot).momentum_buffer());
+            running_bufs.push_back(static_cast<torch::optim::SGDParamState&>(*it->second).momentum_buffer());
             running_d_p.push_back(d_p[i]);
           }
-          bufs.push_back(static_cast<torch::optim::SGDParamState&>(*slot).momentum_buffer());
+          bufs.push_back(static_cast<torch::optim::SGDParamState&>(*it->second).momentum_buffer());
         }
         if (!running_bufs.empty()) {
           at::_foreach_mul_(running_bufs, o.momentum());
