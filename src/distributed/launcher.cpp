@@ -17,6 +17,8 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/runtime.h"
+#include "distributed/process_group.h"
 #include "models/registry.h"
 
 extern char** environ;
@@ -277,8 +279,10 @@ int local_workers_to_start(const Config& config, const EnvMap& env) {
 }
 
 int launch_local_workers(int workers, const Config& config, int argc, const char* const* argv) {
-  // Fail once, here, rather than once per worker.
+  // Fail once, here, rather than once per worker: an unknown model, or a
+  // device or process group this build or machine lacks.
   if (config.run.load_model.empty() && config.run.resume.empty()) make_spec(config.model, {}, {}, {});
+  checked_backend(config.dist.backend, resolve_device(config.run.device));
   Supervisor supervisor(workers, argc, argv);
   return supervisor.run();
 }

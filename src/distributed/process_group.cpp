@@ -490,25 +490,36 @@ c10::intrusive_ptr<Backend> make_nccl(const c10::intrusive_ptr<c10d::Store>& sto
 
 }  // namespace
 
-std::unique_ptr<DistributedContext> make_distributed_context(const DistConfig& config, const DistEnvironment& env,
-                                                             const torch::Device& device, size_t bucket_bytes) {
-  if (env.world_size == 1 && config.backend == "auto") return make_single_process_context();
+bool has_backend(const std::string& backend) {
+  if (backend == "gloo") return CIFAR10_C10D_GLOO;
+  if (backend == "nccl") return CIFAR10_C10D_NCCL;
+  return false;
+}
+
+std::string checked_backend(const std::string& requested, const torch::Device& device) {
   // Gloo also reduces CUDA tensors (slower, through host memory), so a CUDA
   // build without NCCL still trains on several GPUs.
-  const std::string backend = config.backend != "auto"                ? config.backend
-                              : device.is_cuda() && CIFAR10_C10D_NCCL ? "nccl"
-                                                                      : "gloo";
+  const std::string backend = requested != "auto"                      ? requested
+                              : device.is_cuda() && has_backend("nccl") ? "nccl"
+                                                                        : "gloo";
   if (backend == "nccl" && !device.is_cuda()) {
     throw UserError("--dist-backend nccl needs CUDA devices, but this rank runs on " + device.str() +
                     " (hint: --dist-backend gloo for CPU training)");
   }
-  if (backend == "nccl" && !CIFAR10_C10D_NCCL) {
+  if (backend == "nccl" && !has_backend("nccl")) {
     throw UserError("this LibTorch build has no NCCL process group (hint: --dist-backend gloo)");
   }
-  if (backend == "gloo" && !CIFAR10_C10D_GLOO) {
+  if (backend == "gloo" && !has_backend("gloo")) {
     throw UserError("this build of cifar10 has no Gloo process group (LibTorch " + compat::torch_version() +
                     " without the gloo headers; hint: --dist-backend nccl on CUDA)");
   }
+  return backend;
+}
+
+std::unique_ptr<DistributedContext> make_distributed_context(const DistConfig& config, const DistEnvironment& env,
+                                                             const torch::Device& device, size_t bucket_bytes) {
+  if (env.world_size == 1 && config.backend == "auto") return make_single_process_context();
+  const std::string backend = checked_backend(config.backend, device);
   const milliseconds timeout = std::chrono::seconds(config.timeout);
 
   c10::intrusive_ptr<c10d::Store> store;

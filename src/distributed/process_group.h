@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <string>
 
 #include "config/config.h"
 #include "distributed/context.h"
@@ -21,6 +22,16 @@ namespace cifar {
 // enough that the first buckets finish while the backward pass is still
 // computing the rest.
 constexpr size_t kGradientBucketBytes = 25u << 20;
+
+// Whether this build has the c10d process group `backend` ("gloo" or
+// "nccl"): the CUDA LibTorch wheels ship without Gloo's headers, Debian's
+// CPU LibTorch without NCCL.
+bool has_backend(const std::string& backend);
+
+// The backend a rank on `device` uses for --dist-backend `requested`
+// ("auto": NCCL on CUDA where the build has it, else Gloo). Throws
+// UserError for one this build lacks or that cannot drive `device`.
+std::string checked_backend(const std::string& requested, const torch::Device& device);
 
 // World size 1 with backend "auto": the single-process context, no
 // rendezvous. Otherwise a c10d group: rank 0 hosts a TCPStore at

@@ -18,6 +18,7 @@
 #include "common/error.h"
 #include "distributed/launcher.h"
 #include "models/registry.h"
+#include "require_gloo.h"
 #include "test_util.h"
 #include "training/checkpoint.h"
 
@@ -37,6 +38,8 @@ std::vector<std::string> tiny_run(const TempDir& dir, std::vector<std::string> e
                                    "--test-limit",    "101",
                                    "--skip-visualization",
                                    "--threads",       "1",
+                                   // Gloo on CPU ranks, on GPU machines too.
+                                   "--device",        "cpu",
                                    "--seed",          "7"};
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
@@ -100,6 +103,7 @@ int run(const std::vector<std::string>& args, std::string* output = nullptr, int
 // been weighted by its own batch instead of the global one, the weights
 // would differ far beyond 1e-5.
 TEST(DataParallel, TwoAndThreeRanksTrainExactlyAsOne) {
+  SKIP_WITHOUT_GLOO();
   const std::vector<std::string> same = {
       "--model-type", "mlp", "--dropout-rate", "0", "--rotation", "0", "--translation", "0", "--zoom", "0",
       "--no-flip", "--optimizer", "sgd", "--learning-rate", "0.05", "--lr-schedule", "constant",
@@ -138,6 +142,7 @@ TEST(DataParallel, TwoAndThreeRanksTrainExactlyAsOne) {
 // (101 images: shards of 51 and 50) is evaluated once in total, giving the
 // numbers one process gives for the same weights.
 TEST(DataParallel, TorchrunStyleRanksTrainAndEvaluate) {
+  SKIP_WITHOUT_GLOO();
   TempDir dir("torchrun");
   const int port = find_free_loopback_port();
   // --sync-bn takes the averaging path for the batch-norm statistics.
@@ -176,6 +181,7 @@ TEST(DataParallel, TorchrunStyleRanksTrainAndEvaluate) {
 // report it), rank 0 writes one latest_model.pt, and everyone exits 143.
 // One process then resumes that 2-rank checkpoint and finishes the run.
 TEST(DataParallel, SigtermStopsEveryRankAtOneStepAndOneRankResumes) {
+  SKIP_WITHOUT_GLOO();
   TempDir dir("sigterm");
   BackgroundProcess launcher(long_cnn_run(dir, 3, {"--nproc-per-node", "2", "--dist-timeout", "30"}));
   ASSERT_NE(launcher.wait_for("Epoch 1/3", 120), "") << launcher.output();
@@ -204,6 +210,7 @@ TEST(DataParallel, SigtermStopsEveryRankAtOneStepAndOneRankResumes) {
 // Fail fast: SIGKILL one worker and the launcher stops the other and exits
 // non-zero naming the rank, with no second error from the survivor.
 TEST(DataParallel, LauncherStopsTheGroupWhenOneWorkerIsKilled) {
+  SKIP_WITHOUT_GLOO();
   TempDir dir("killed");
   BackgroundProcess launcher(long_cnn_run(dir, 50, {"--nproc-per-node", "2"}));
   const std::string pid0 = launcher.wait_for("rank 0 pid (\\d+)", 60);
@@ -226,6 +233,7 @@ TEST(DataParallel, LauncherStopsTheGroupWhenOneWorkerIsKilled) {
 // A hung peer (SIGSTOP): the other rank's next collective gives up after
 // --dist-timeout with a one-line error, the launcher stops the group.
 TEST(DataParallel, HungPeerFailsTheGroupWithinTheTimeout) {
+  SKIP_WITHOUT_GLOO();
   TempDir dir("hung");
   BackgroundProcess launcher(long_cnn_run(dir, 50, {"--nproc-per-node", "2", "--dist-timeout", "5"}));
   const std::string pid1 = launcher.wait_for("rank 1 pid (\\d+)", 60);
@@ -291,6 +299,7 @@ bool is_loopback_hex(const std::string& a) {
 // through a FileStore (c10d's TCPStore would listen on every interface
 // whatever MASTER_ADDR says), and Gloo's sockets are on loopback.
 TEST(DataParallel, LocalLauncherListensOnLoopbackOnly) {
+  SKIP_WITHOUT_GLOO();
   TempDir dir("listen");
   BackgroundProcess launcher(long_cnn_run(dir, 3, {"--nproc-per-node", "2"}));
   const std::string pid0 = launcher.wait_for("rank 0 pid (\\d+)", 60);
@@ -312,6 +321,7 @@ TEST(DataParallel, LocalLauncherListensOnLoopbackOnly) {
 // would try to allocate), and silent connections left open. The store
 // (LibTorch's) must neither crash nor stall the group: the run finishes.
 TEST(DataParallel, GarbageOnTheRendezvousPortNeitherCrashesNorStallsTheGroup) {
+  SKIP_WITHOUT_GLOO();
   TempDir dir("garbage");
   const int port = find_free_loopback_port();
   auto ranks = start_torchrun_ranks(long_cnn_run(dir, 3, {"--dist-timeout", "30"}), 2, port);
@@ -347,6 +357,7 @@ TEST(DataParallel, GarbageOnTheRendezvousPortNeitherCrashesNorStallsTheGroup) {
 // A rank that fails before training (here: no data and an unreachable
 // download) takes the group down with its error printed once.
 TEST(DataParallel, EarlyFailureIsReportedOnce) {
+  SKIP_WITHOUT_GLOO();  // the group forms before the data is read
   TempDir dir("early");
   auto args = tiny_run(dir, {"--model-type", "cnn", "--epochs", "1", "--nproc-per-node", "2"});
   args[1] = (dir / "no-data").string();  // --data-dir
@@ -366,6 +377,17 @@ TEST(DataParallel, BadModelNameFailsBeforeAnyWorkerStarts) {
   EXPECT_EQ(launcher.wait(30), kExitBadInput);
   const std::string out = launcher.output();
   EXPECT_NE(out.find("unknown --model-type 'nosuchnet'"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Starting"), std::string::npos) << out;
+}
+
+TEST(DataParallel, ProcessGroupTheRanksCannotUseFailsBeforeAnyWorkerStarts) {
+  TempDir dir("badbackend");
+  BackgroundProcess launcher(tiny_run(dir, {"--dist-backend", "nccl", "--nproc-per-node", "2"}));  // on CPU ranks
+  EXPECT_EQ(launcher.wait(30), kExitBadInput);
+  const std::string out = launcher.output();
+  EXPECT_NE(out.find("error: --dist-backend nccl needs CUDA devices, but this rank runs on cpu"), std::string::npos)
+      << out;
+  EXPECT_EQ(count(out, "error:"), 1) << out;
   EXPECT_EQ(out.find("Starting"), std::string::npos) << out;
 }
 

@@ -14,6 +14,7 @@
 #include "distributed/c10d_compat.h"
 #include "distributed/process_group.h"
 #include "models/net.h"
+#include "require_gloo.h"
 #include "test_util.h"
 
 namespace cifar {
@@ -106,6 +107,7 @@ TEST(ProcessGroup, WorldSizeOneWithAutoNeedsNoRendezvous) {
 }
 
 TEST(ProcessGroup, CollectivesOverThreeRanks) {
+  SKIP_WITHOUT_GLOO();
   run_ranks(3, [](int r, const DistEnvironment& env) {
     auto ctx = make_distributed_context(gloo(30), env, torch::kCPU);
     EXPECT_EQ(ctx->backend(), "gloo");
@@ -197,6 +199,7 @@ void check_gradients_and_buffers(bool sync_bn) {
 // empty has no gradients at all (they are dropped between steps) and must
 // still take part, with zeros, or the other ranks wait on it.
 TEST(ProcessGroup, UnbucketedRankWithoutGradientsTakesPartWithZeros) {
+  SKIP_WITHOUT_GLOO();
   run_ranks(2, [&](int r, const DistEnvironment& env) {
     auto net = std::make_shared<TinyNet>();
     auto ctx = make_distributed_context(gloo(10), env, torch::kCPU);
@@ -210,12 +213,19 @@ TEST(ProcessGroup, UnbucketedRankWithoutGradientsTakesPartWithZeros) {
   });
 }
 
-TEST(ProcessGroup, BucketedGradientsAreTheRankAverage) { check_gradients_and_buffers(false); }
-TEST(ProcessGroup, SyncBnAveragesRunningStatistics) { check_gradients_and_buffers(true); }
+TEST(ProcessGroup, BucketedGradientsAreTheRankAverage) {
+  SKIP_WITHOUT_GLOO();
+  check_gradients_and_buffers(false);
+}
+TEST(ProcessGroup, SyncBnAveragesRunningStatistics) {
+  SKIP_WITHOUT_GLOO();
+  check_gradients_and_buffers(true);
+}
 
 // torchrun's agent hosts the store (TORCHELASTIC_USE_AGENT_STORE=True):
 // rank 0 must join it, not try to listen on the same port.
 TEST(ProcessGroup, JoinsAStoreHostedByTorchrunsAgent) {
+  SKIP_WITHOUT_GLOO();
   const int port = find_free_loopback_port();
   c10d::TCPStoreOptions options;
   options.port = static_cast<uint16_t>(port);
@@ -235,6 +245,7 @@ TEST(ProcessGroup, JoinsAStoreHostedByTorchrunsAgent) {
 }
 
 TEST(ProcessGroup, HungPeerTimesOutWithAClearError) {
+  SKIP_WITHOUT_GLOO();
   run_ranks(2, [](int r, const DistEnvironment& env) {
     auto ctx = make_distributed_context(gloo(2), env, torch::kCPU);
     if (r == 1) {
@@ -261,6 +272,7 @@ TEST(ProcessGroup, HungPeerTimesOutWithAClearError) {
 }
 
 TEST(ProcessGroup, MissingRankFailsTheRendezvous) {
+  SKIP_WITHOUT_GLOO();
   const int port = find_free_loopback_port();
   const auto t0 = Clock::now();
   try {
