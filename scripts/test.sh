@@ -6,5 +6,12 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/setup.sh"
 "$root/scripts/build.sh"
 export CIFAR10_DATA_ROOT="$("$root/scripts/data.sh")"
+# The tests read the real data and never download it: without it, one line
+# here rather than a hundred failing tests.
+if [ ! -s "$CIFAR10_DATA_ROOT/cifar-10-batches-bin/test_batch.bin" ]; then
+  echo "error: no CIFAR-10 data in $CIFAR10_DATA_ROOT/cifar-10-batches-bin (the tests never download it;" \
+    "hint: run scripts/run.sh once, which downloads it there, or set CIFAR10_DATA_ROOT to a folder holding it)" >&2
+  exit 2
+fi
 cd "${BUILD_DIR:-$root/build}"
 ctest --output-on-failure -j "$(nproc)" "$@"
