@@ -48,6 +48,136 @@ torch::serialize::InputArchive archive_from(std::string_view bytes, const std::s
 // LibTorch's messages quote the archive's bytes (a TorchScript token) raw.
 std::string torch_message(const std::string& what) { return printable(first_line(what)); }
 
+// Optimiser state by each parameter's place (group g, index i), in records
+// "group_<g>/param_<i>". torch::optim's own save() keys it by the
+// parameter's address, written as hex text by 1.x and read back as a
+// decimal number by 2.x: a 1.x checkpoint resumed on 2.x loses its moments
+// and then crashes. A place means the same in every version, and the
+// state's own fields (step, exp_avg, ...) are written by torch::optim's
+// per-state serialize(), whose field names both versions share.
+std::string group_record(size_t g) { return "group_" + std::to_string(g); }
+std::string param_record(size_t i) { return "param_" + std::to_string(i); }
+
+using StateKey = std::decay_t<decltype(std::declval<torch::optim::Optimizer&>().state())>::key_type;
+StateKey state_key(const torch::Tensor& param) { return compat::optimizer_state_key<StateKey>(param); }
+
+// The --optimizer name of `optimizer` (the classes optim.cpp builds derive
+// from these three), and an empty state of the kind it keeps.
+std::string optimizer_kind(const torch::optim::Optimizer& optimizer) {
+  if (dynamic_cast<const torch::optim::AdamW*>(&optimizer)) return "adamw";
+  if (dynamic_cast<const torch::optim::Adam*>(&optimizer)) return "adam";
+  if (dynamic_cast<const torch::optim::SGD*>(&optimizer)) return "sgd";
+  throw std::logic_error("checkpoints keep the state of Adam, AdamW and SGD only");
+}
+
+std::unique_ptr<torch::optim::OptimizerParamState> empty_state(const std::string& kind) {
+  if (kind == "adamw") return std::make_unique<torch::optim::AdamWParamState>();
+  if (kind == "adam") return std::make_unique<torch::optim::AdamParamState>();
+  return std::make_unique<torch::optim::SGDParamState>();
+}
+
+std::string optimizer_archive_bytes(torch::optim::Optimizer& optimizer) {
+  torch::serialize::OutputArchive archive;
+  const auto& groups = optimizer.param_groups();
+  archive.write("kind", c10::IValue(optimizer_kind(optimizer)));
+  archive.write("groups", c10::IValue(static_cast<int64_t>(groups.size())));
+  for (size_t g = 0; g < groups.size(); ++g) {
+    torch::serialize::OutputArchive group, options;
+    groups[g].options().serialize(options);
+    group.write("options", options);
+    group.write("params", c10::IValue(static_cast<int64_t>(groups[g].params().size())));
+    for (size_t i = 0; i < groups[g].params().size(); ++i) {
+      auto it = optimizer.state().find(state_key(groups[g].params()[i]));
+      if (it == optimizer.state().end()) continue;  // no step has touched it yet
+      torch::serialize::OutputArchive state;
+      it->second->serialize(state);
+      group.write(param_record(i), state);
+    }
+    archive.write(group_record(g), group);
+  }
+  std::ostringstream out(std::ios::binary);
+  archive.save_to(out);
+  return out.str();
+}
+
+// The state tensors the optimisers we build keep, each of which must be
+// shaped like its parameter.
+std::vector<torch::Tensor> state_tensors(const torch::optim::OptimizerParamState& state) {
+  if (auto* a = dynamic_cast<const torch::optim::AdamParamState*>(&state)) {
+    return {a->exp_avg(), a->exp_avg_sq(), a->max_exp_avg_sq()};
+  }
+  if (auto* w = dynamic_cast<const torch::optim::AdamWParamState*>(&state)) {
+    return {w->exp_avg(), w->exp_avg_sq(), w->max_exp_avg_sq()};
+  }
+  if (auto* s = dynamic_cast<const torch::optim::SGDParamState*>(&state)) return {s->momentum_buffer()};
+  return {};
+}
+
+int64_t read_count(torch::serialize::InputArchive& archive, const char* key) {
+  c10::IValue v;
+  archive.read(key, v);
+  check_input(v.isInt() && v.toInt() >= 0 && v.toInt() <= (INT64_C(1) << 32), std::string("bad '") + key + "' count");
+  return v.toInt();
+}
+
+void load_optimizer_archive(torch::serialize::InputArchive& archive, torch::optim::Optimizer& optimizer,
+                            const std::string& path) {
+  const std::string kind = optimizer_kind(optimizer);
+  c10::IValue saved_kind;
+  archive.read("kind", saved_kind);
+  check_input(saved_kind.isString(), "bad optimiser kind");
+  if (saved_kind.toStringRef() != kind) {
+    throw UserError("optimiser state in " + path + " is " + printable(saved_kind.toStringRef()) +
+                    "'s, this run's optimiser is " + kind + " (hint: resume with --optimizer " +
+                    printable(saved_kind.toStringRef()) + ")");
+  }
+  auto& groups = optimizer.param_groups();
+  const int64_t saved_groups = read_count(archive, "groups");
+  if (saved_groups != static_cast<int64_t>(groups.size())) {
+    throw UserError("optimiser state in " + path + " has " + std::to_string(saved_groups) +
+                    " parameter groups, this run's optimiser " + std::to_string(groups.size()) +
+                    " (hint: resume with the model and optimiser that wrote it)");
+  }
+  // Read whole before any of it is applied: a bad record leaves the
+  // optimiser as it was.
+  std::vector<std::pair<StateKey, std::unique_ptr<torch::optim::OptimizerParamState>>> states;
+  std::vector<std::unique_ptr<torch::optim::OptimizerOptions>> options;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    torch::serialize::InputArchive group, group_options;
+    archive.read(group_record(g), group);
+    const auto& params = groups[g].params();
+    const int64_t saved_params = read_count(group, "params");
+    if (saved_params != static_cast<int64_t>(params.size())) {
+      throw UserError("optimiser state in " + path + " has " + std::to_string(saved_params) +
+                      " parameters in group " + std::to_string(g) + ", this run's optimiser " +
+                      std::to_string(params.size()) + " (hint: resume with the model that wrote it)");
+    }
+    group.read("options", group_options);
+    options.push_back(groups[g].options().clone());
+    options.back()->serialize(group_options);
+    for (size_t i = 0; i < params.size(); ++i) {
+      torch::serialize::InputArchive record;
+      if (!group.try_read(param_record(i), record)) continue;
+      auto state = empty_state(kind);
+      state->serialize(record);
+      for (const auto& t : state_tensors(*state)) {
+        if (!t.defined()) continue;
+        check_within_storage(t, path, "an optimiser state tensor");
+        if (t.sizes() != params[i].sizes() || t.scalar_type() != params[i].scalar_type()) {
+          throw UserError("optimiser state in " + path + " does not match this run: parameter " + std::to_string(i) +
+                          " of group " + std::to_string(g) + " is " + c10::toString(params[i].scalar_type()) +
+                          c10::str(params[i].sizes()) + ", its state " + c10::toString(t.scalar_type()) +
+                          c10::str(t.sizes()));
+        }
+      }
+      states.emplace_back(state_key(params[i]), std::move(state));
+    }
+  }
+  optimizer.state().clear();
+  for (auto& [key, state] : states) optimizer.state()[key] = std::move(state);
+  for (size_t g = 0; g < groups.size(); ++g) groups[g].set_options(std::move(options[g]));
+}
+
 }  // namespace
 
 void save_checkpoint(const std::string& path, Net& model, const ModelSpec& spec,
@@ -59,7 +189,7 @@ void save_checkpoint(const std::string& path, Net& model, const ModelSpec& spec,
   torch::serialize::OutputArchive root;
   root.write("meta", c10::IValue(meta.dump()));
   root.write("model", bytes_to_tensor(archive_bytes(model)));
-  if (optimizer) root.write("optimizer", bytes_to_tensor(archive_bytes(*optimizer)));
+  if (optimizer) root.write("optimizer", bytes_to_tensor(optimizer_archive_bytes(*optimizer)));
   std::ostringstream out(std::ios::binary);
   root.save_to(out);
   write_file_atomic(path, out.str());
@@ -199,18 +329,23 @@ void load_optimizer_state(const CheckpointData& data, torch::optim::Optimizer& o
   }
   try {
     auto archive = archive_from(data.optimizer_bytes, path, device);
+    if (data.meta.value("version", 1) >= 2) {
+      load_optimizer_archive(archive, optimizer, path);
+      return;
+    }
+    // Version 1 kept torch::optim's own layout, keyed by address: text a
+    // 2.x LibTorch misreads when 1.x wrote it (the other way round works).
+    const auto by = data.meta.find("torch_version");
+    const std::string written_by = by != data.meta.end() && by->is_string() ? by->get<std::string>() : "";
+    if (TORCH_VERSION_MAJOR >= 2 && written_by.rfind("1.", 0) == 0) {
+      throw UserError("optimiser state in " + path + " was written by LibTorch " + written_by +
+                      " in a layout this build's LibTorch " + compat::torch_version() +
+                      " misreads (hint: resume it with a cifar10 built on LibTorch " + written_by +
+                      ", or start from its weights with --load-model)");
+    }
     optimizer.load(archive);
-    // The state tensors the optimisers we build (optim.cpp) keep.
     for (const auto& [key, state] : optimizer.state()) {
-      std::vector<torch::Tensor> tensors;
-      if (auto* a = dynamic_cast<torch::optim::AdamParamState*>(state.get())) {
-        tensors = {a->exp_avg(), a->exp_avg_sq(), a->max_exp_avg_sq()};
-      } else if (auto* w = dynamic_cast<torch::optim::AdamWParamState*>(state.get())) {
-        tensors = {w->exp_avg(), w->exp_avg_sq(), w->max_exp_avg_sq()};
-      } else if (auto* s = dynamic_cast<torch::optim::SGDParamState*>(state.get())) {
-        tensors = {s->momentum_buffer()};
-      }
-      for (const auto& t : tensors) check_within_storage(t, path, "an optimiser state tensor");
+      for (const auto& t : state_tensors(*state)) check_within_storage(t, path, "an optimiser state tensor");
     }
   } catch (const UserError&) {
     throw;

@@ -14,7 +14,9 @@
 
 namespace cifar {
 
-constexpr int kCheckpointVersion = 1;
+// 2: optimiser state by parameter place (readable by any LibTorch); 1: in
+// torch::optim's own layout, keyed by address.
+constexpr int kCheckpointVersion = 2;
 constexpr const char* kCheckpointFormat = "cifar10-checkpoint";
 
 struct CheckpointData {

@@ -73,7 +73,8 @@ TEST(HostileCheckpoint, ANewerFormatVersionIsRefusedWithBothVersions) {
   for (const std::string flag : {"--resume", "--load-model"}) {
     const auto line = refusal(testing::run_cifar10(cnn_run(tmp / "out", {flag, newer.string()})));
     EXPECT_EQ(line, "error: checkpoint " + newer.string() +
-                        " has format version 99, newer than this cifar10 reads (1); upgrade cifar10")
+                        " has format version 99, newer than this cifar10 reads (" +
+                        std::to_string(kCheckpointVersion) + "); upgrade cifar10")
         << flag;
   }
 }

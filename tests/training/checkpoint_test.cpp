@@ -5,6 +5,7 @@
 #include "checkpoint_fixtures.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/torch_compat.h"
 #include "models/registry.h"
 #include "test_util.h"
 #include "training/callbacks/early_stopping.h"
@@ -117,6 +118,142 @@ TEST(Checkpoint, EveryModelAndOptimiserWeBuildPassesTheChecksAndRoundTrips) {
   }
 }
 
+// A model of `type` and an optimiser that has taken two steps on it, with a
+// learning rate no default has.
+struct Stepped {
+  ModelSpec spec;
+  NetPtr model;
+  TrainConfig config;
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  Stepped(const std::string& type, int width, const std::string& optimizer_name) {
+    ModelConfig mc;
+    mc.model_type = type;
+    mc.width = width;
+    spec = make_spec(mc, kClasses, {0.5, 0.5, 0.5}, {0.25, 0.25, 0.25});
+    torch::manual_seed(11);
+    model = build_model(spec);
+    config.optimizer = optimizer_name;
+    config.nesterov = optimizer_name == "sgd";
+    optimizer = make_optimizer(config, *model);
+    model->train();
+    for (int i = 0; i < 2; ++i) {
+      clear_gradients(*optimizer);
+      model->forward(torch::randn({4, 3, 32, 32})).logsumexp(1).sum().backward();
+      optimizer->step();
+    }
+    set_learning_rate(*optimizer, 0.0123);
+  }
+};
+
+using StateKey = std::decay_t<decltype(std::declval<torch::optim::Optimizer&>().state())>::key_type;
+
+// Each parameter's state in `a` and `b`, compared field by field.
+void expect_same_state(torch::optim::Optimizer& a, torch::optim::Optimizer& b) {
+  ASSERT_EQ(a.param_groups().size(), b.param_groups().size());
+  size_t compared = 0;
+  for (size_t g = 0; g < a.param_groups().size(); ++g) {
+    const auto& pa = a.param_groups()[g].params();
+    const auto& pb = b.param_groups()[g].params();
+    ASSERT_EQ(pa.size(), pb.size());
+    for (size_t i = 0; i < pa.size(); ++i) {
+      auto sa = a.state().find(compat::optimizer_state_key<StateKey>(pa[i]));
+      auto sb = b.state().find(compat::optimizer_state_key<StateKey>(pb[i]));
+      ASSERT_EQ(sa == a.state().end(), sb == b.state().end()) << g << "/" << i;
+      if (sa == a.state().end()) continue;
+      ++compared;
+      if (auto* adam = dynamic_cast<torch::optim::AdamParamState*>(sa->second.get())) {
+        auto& other = dynamic_cast<torch::optim::AdamParamState&>(*sb->second);
+        EXPECT_EQ(adam->step(), other.step());
+        EXPECT_TRUE(torch::equal(adam->exp_avg(), other.exp_avg()));
+        EXPECT_TRUE(torch::equal(adam->exp_avg_sq(), other.exp_avg_sq()));
+      } else if (auto* adamw = dynamic_cast<torch::optim::AdamWParamState*>(sa->second.get())) {
+        auto& other = dynamic_cast<torch::optim::AdamWParamState&>(*sb->second);
+        EXPECT_EQ(adamw->step(), other.step());
+        EXPECT_TRUE(torch::equal(adamw->exp_avg(), other.exp_avg()));
+        EXPECT_TRUE(torch::equal(adamw->exp_avg_sq(), other.exp_avg_sq()));
+      } else {
+        auto& sgd = dynamic_cast<torch::optim::SGDParamState&>(*sa->second);
+        auto& other = dynamic_cast<torch::optim::SGDParamState&>(*sb->second);
+        EXPECT_TRUE(torch::equal(sgd.momentum_buffer(), other.momentum_buffer()));
+      }
+    }
+  }
+  EXPECT_GT(compared, 0u);
+  EXPECT_EQ(compared, a.state().size());
+}
+
+TEST(Checkpoint, OptimiserStateIsKeptByPlaceAndComesBackExactly) {
+  // torch::optim's own layout keys the state by address, which 1.x writes
+  // as hex text and 2.x reads as a decimal number; ours names places only.
+  for (const auto& [type, optimizer] : {std::pair<std::string, std::string>{"cnn", "adam"}, {"resnet", "adamw"},
+                                        {"fast", "sgd"}}) {
+    SCOPED_TRACE(type + "/" + optimizer);
+    Stepped before(type, type == "fast" ? 16 : 0, optimizer);
+    TempDir tmp("by_place");
+    const auto file = (tmp / "m.pt").string();
+    save_checkpoint(file, *before.model, before.spec, before.optimizer.get(), nlohmann::json::object());
+    const auto data = read_checkpoint(file);
+    EXPECT_EQ(data.meta.at("version"), kCheckpointVersion);
+    std::istringstream in(data.optimizer_bytes);
+    torch::serialize::InputArchive archive;
+    archive.load_from(in);
+    auto keys = archive.keys();
+    std::sort(keys.begin(), keys.end());
+    EXPECT_EQ(keys, (std::vector<std::string>{"group_0", "group_1", "groups", "kind"}));
+
+    auto model = build_model(before.spec);
+    load_model_state(data, *model, file);
+    auto after = make_optimizer(before.config, *model);
+    load_optimizer_state(data, *after, file);
+    expect_same_state(*before.optimizer, *after);
+    // The groups' options too (torch::optim's own layout did not restore them).
+    for (const auto& group : after->param_groups()) EXPECT_EQ(group.options().get_lr(), 0.0123);
+  }
+}
+
+TEST(Checkpoint, VersionOneOptimiserStateStillResumes) {
+  // Checkpoints written before the state was kept by place hold
+  // torch::optim's own archive; this LibTorch wrote it, so it reads it.
+  Stepped before("cnn", 0, "adam");
+  torch::serialize::OutputArchive archive;
+  before.optimizer->save(archive);
+  std::ostringstream torch_layout(std::ios::binary);
+  archive.save_to(torch_layout);
+  TempDir tmp("v1");
+  const auto file = (tmp / "m.pt").string();
+  save_checkpoint(file, *before.model, before.spec, nullptr, nlohmann::json::object());
+  auto data = read_checkpoint(file);
+  data.meta["version"] = 1;
+  const auto v1 = testing::checkpoint_bytes(data.meta, data.model_bytes, torch_layout.str());
+  const auto parsed = parse_checkpoint(v1, "v1.pt");
+  auto after = make_optimizer(before.config, *before.model);
+  load_optimizer_state(parsed, *after, "v1.pt");
+  expect_same_state(*before.optimizer, *after);
+}
+
+TEST(Checkpoint, OptimiserStateOfAnotherModelIsRefusedAndChangesNothing) {
+  Stepped narrow("fast", 16, "sgd");
+  TempDir tmp("other");
+  const auto file = (tmp / "m.pt").string();
+  save_checkpoint(file, *narrow.model, narrow.spec, narrow.optimizer.get(), nlohmann::json::object());
+  const auto data = read_checkpoint(file);
+
+  Stepped wide("fast", 24, "sgd");  // as many parameters, other shapes
+  const auto lr_before = get_learning_rate(*wide.optimizer);
+  EXPECT_TRUE(contains(refusal([&] { load_optimizer_state(data, *wide.optimizer, "m.pt"); }),
+                       "optimiser state in m.pt does not match this run: parameter "));
+  EXPECT_EQ(get_learning_rate(*wide.optimizer), lr_before);
+  EXPECT_FALSE(wide.optimizer->state().empty());
+
+  Stepped cnn("cnn", 0, "sgd");  // another parameter count
+  EXPECT_TRUE(contains(refusal([&] { load_optimizer_state(data, *cnn.optimizer, "m.pt"); }),
+                       "optimiser state in m.pt has "));
+
+  Stepped adam("fast", 16, "adam");  // the model that wrote it, another optimiser
+  EXPECT_EQ(refusal([&] { load_optimizer_state(data, *adam.optimizer, "m.pt"); }),
+            "optimiser state in m.pt is sgd's, this run's optimiser is adam (hint: resume with --optimizer sgd)");
+}
+
 TEST(Checkpoint, MetaOfTheWrongShapeIsRefusedInPlainWords) {
   // Each of these once escaped as a json type_error (exit 1, jargon).
   EXPECT_TRUE(contains(meta_refusal([](auto& m) { m = nlohmann::json::array({1, 2}); }),
@@ -126,7 +263,8 @@ TEST(Checkpoint, MetaOfTheWrongShapeIsRefusedInPlainWords) {
   EXPECT_TRUE(contains(meta_refusal([](auto& m) { m["version"] = 1e300; }), "no valid format version"));
   EXPECT_TRUE(contains(meta_refusal([](auto& m) { m["version"] = 0; }), "no valid format version"));
   EXPECT_EQ(meta_refusal([](auto& m) { m["version"] = 99; }),
-            "checkpoint hostile.pt has format version 99, newer than this cifar10 reads (1); upgrade cifar10");
+            "checkpoint hostile.pt has format version 99, newer than this cifar10 reads (" +
+                std::to_string(kCheckpointVersion) + "); upgrade cifar10");
   EXPECT_TRUE(contains(meta_refusal([](auto& m) { m.erase("spec"); }), "has no model description"));
 }
 
