@@ -53,7 +53,11 @@ cmake -S . -B $b -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch
   -DProtobuf_PROTOC_EXECUTABLE="$sys/usr/bin/protoc" -DPKG_CONFIG_EXECUTABLE="$pkgconf" \
   -DCIFAR10_NCCL_INCLUDE_DIR="$nccl_inc" >"$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
 stamp "build"
-ninja -k 0 -C $b all bench_training >>"$out/build.log" 2>&1 || { grep -E "error|FAILED" "$out/build.log" | grep -v "^In file" | sort -u | head -30; exit 1; }
+build_errors() { grep -E "error|FAILED" "$out/build.log" | grep -v "^In file" | sort -u | head -30; }
+# The binary and the benchmark first: a test that fails to compile on this
+# LibTorch must not cost the benchmarks of a device session.
+ninja -C $b cifar10 bench_training >>"$out/build.log" 2>&1 || { build_errors; exit 1; }
+ninja -k 0 -C $b all >>"$out/build.log" 2>&1 || { echo "some tests did not build:"; build_errors; } | tee -a "$out/summary.txt"
 $b/cifar10 --version
 
 summary() {  # NAME SUMMARY_JSON
@@ -80,8 +84,9 @@ mkdir -p /tmp/runs
 if [ "$phase" = main ]; then
 stamp "ResNet-18 throughput: ours (bench_training) and PyTorch eager on this machine"
 timeout 120 $b/bench_training resnet18 20000 512 2>&1 | grep -E "^(model|bare|ops|optimizer|trainer)" | tee -a "$out/summary.txt"
-# The foreach optimisers against torch::optim on this GPU (to float precision).
-timeout 60 $b/test_training --gtest_filter='Optimizers.*' 2>&1 | grep -E "^\[ +(OK|FAILED|SKIPPED) " | tee -a "$out/summary.txt"
+# The foreach optimisers against torch::optim on this GPU (to float
+# precision), and checkpoints' optimiser state on this LibTorch.
+timeout 60 $b/test_training --gtest_filter='Optimizers.*:Checkpoint.*' 2>&1 | grep -E "^\[ +(OK|FAILED|SKIPPED) " | tee -a "$out/summary.txt"
 timeout 120 python3 "$root/bench/resnet18_torch.py" | tee -a "$out/summary.txt"
 
 # The README's main command (quick preset) and the speed-run net.
@@ -105,6 +110,19 @@ done
 train fast64_e10 --preset quick --width 64 --epochs 10 --batch-size 512 --learning-rate 0.4
 # ResNet-18 with the original's recipe: whole epochs, augmentation included.
 train resnet18_adam_e3 --model-type resnet --epochs 3 --batch-size 512
+# A checkpoint the CPU build (LibTorch 1.13) wrote, resumed here (2.x).
+if [ -s "$dev/ckpt_cpu/checkpoints/latest_model.pt" ]; then
+  stamp "resume a LibTorch 1.13 checkpoint"
+  timeout 90 $b/cifar10 --resume "$dev/ckpt_cpu/checkpoints/latest_model.pt" --preset quick --width 16 --epochs 2 \
+    --train-limit 1024 --validation-size 256 --test-limit 200 --device cuda --data-dir /tmp/c10 \
+    --output-dir /tmp/runs/resume_cpu --skip-visualization >/tmp/runs-resume_cpu.log 2>&1
+  echo "resume_cpu_checkpoint: exit $? $(grep -E '^(error|Test)' /tmp/runs-resume_cpu.log | tail -1)" |
+    tee -a "$out/summary.txt"
+fi
+# --deterministic on CUDA: every model family twice, bit for bit.
+stamp "deterministic runs on CUDA"
+timeout 120 $b/test_e2e --gtest_filter='Train.DeterministicFlagRepeatsRunsBitExactly' 2>&1 |
+  grep -E "^\[ +(OK|FAILED) |Failure|error" | head -20 | tee -a "$out/summary.txt"
 else
 stamp "ctest"
 (cd $b && timeout "${CTEST_SECONDS:-240}" ctest -j 12 --timeout 120 >"$out/ctest.log" 2>&1)

@@ -18,4 +18,15 @@ skip="gcc-12-base libc-dev-bin libc6 libc6-dev libcrypt-dev libcrypt1 libgcc-s1 
 closure=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces \
   --no-enhances $packages | grep -v '^[ <]' | sort -u | grep -vxF -f <(tr -s ' \n' '\n' <<<"$skip"))
 (cd "$dev/debs" && apt-get download $closure >/dev/null)
+# A checkpoint this machine's build (Debian's LibTorch 1.13) writes, for the
+# GPU build (LibTorch 2.x) to resume with the same flags (bench/gpu_check.sh):
+# the optimiser state must cross versions.
+if [ -x "$root/build/cifar10" ]; then
+  rm -rf "$dev/ckpt_cpu"
+  "$root/build/cifar10" --preset quick --width 16 --epochs 1 --train-limit 1024 --validation-size 256 \
+    --test-limit 200 --device cpu --skip-visualization --data-dir "$("$root/scripts/data.sh")" \
+    --output-dir "$dev/ckpt_cpu" >/dev/null
+else
+  echo "no build/cifar10: the cross-version resume check will be skipped (run scripts/build.sh first)" >&2
+fi
 du -sh "$dev"

@@ -2,6 +2,7 @@
 
 #include <sched.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -60,6 +61,11 @@ bool use_bf16_autocast(const std::string& mixed_precision, const torch::Device& 
 }
 
 void configure_determinism(bool deterministic) {
+  // cuBLAS repeats its results only with a fixed workspace, and LibTorch in
+  // deterministic mode refuses CUDA matmuls without one. cuBLAS reads the
+  // variable when its first handle is made: this runs before any model
+  // work. A value the user set is kept.
+  if (deterministic) ::setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0);
   at::globalContext().setDeterministicAlgorithms(deterministic, /*warn_only=*/false);
   at::globalContext().setBenchmarkCuDNN(!deterministic);
   at::globalContext().setDeterministicCuDNN(deterministic);

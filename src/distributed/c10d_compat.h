@@ -26,10 +26,14 @@
 #define CIFAR10_C10D_GLOO 0
 #endif
 
-// NCCL: USE_C10D_NCCL comes from the torch_cuda target of a CUDA build. The
-// header exists in CPU builds too (Debian ships it), but declares nothing
-// without the macro, so both are needed.
-#if defined(USE_C10D_NCCL) && __has_include(<torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>)
+// NCCL: USE_C10D_NCCL comes from the torch_cuda target of a CUDA build, for
+// every file that links it, but only process_group.cpp has nccl.h on its
+// include path (CMakeLists.txt), so only a file that also has
+// CIFAR10_WITH_NCCL asks for it; elsewhere (the trait's test) this header
+// stays NCCL-free. ProcessGroupNCCL.hpp exists in CPU builds too (Debian
+// ships it) but declares nothing without USE_C10D_NCCL.
+#if defined(CIFAR10_WITH_NCCL) && defined(USE_C10D_NCCL) && \
+    __has_include(<torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>)
 #include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #define CIFAR10_C10D_NCCL 1

@@ -342,7 +342,9 @@ class C10dContext final : public DistributedContext {
       work->wait(timeout_);
     } catch (const std::exception& e) {
       std::string detail = first_line(e);
-      if (detail.find("timed out") != std::string::npos || detail.find("Timed out") != std::string::npos) {
+      // Gloo says "timed out"; NCCL's work "ran for N milliseconds before timing out".
+      if (detail.find("timed out") != std::string::npos || detail.find("Timed out") != std::string::npos ||
+          detail.find("before timing out") != std::string::npos) {
         detail = "no answer within --dist-timeout " + std::to_string(timeout_.count() / 1000) + " s (" + detail + ")";
       }
       fail(what, detail);

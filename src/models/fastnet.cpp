@@ -61,7 +61,7 @@ FastNet::FastNet(const ModelSpec& spec) {
   block1 = register_module("block1", ConvGroup(2 * kPatchDims, w));
   block2 = register_module("block2", ConvGroup(w, 4 * w));
   block3 = register_module("block3", ConvGroup(4 * w, 4 * w));
-  pool = register_module("pool", nn::AdaptiveMaxPool2d(1));
+  pool = register_module("pool", GlobalMaxPool());
   flatten = register_module("flatten", nn::Flatten());
   head = register_module("head", nn::Linear(nn::LinearOptions(4 * w, spec.num_classes()).bias(false)));
 }

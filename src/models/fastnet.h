@@ -33,6 +33,15 @@ class ConvGroupImpl : public torch::nn::Module {
 };
 TORCH_MODULE(ConvGroup);
 
+// The global max pool as a reduction: forward equal to AdaptiveMaxPool2d(1),
+// but its backward is elementwise, where adaptive max pooling's CUDA
+// backward has no deterministic kernel and --deterministic would refuse it.
+class GlobalMaxPoolImpl : public torch::nn::Module {
+ public:
+  torch::Tensor forward(const torch::Tensor& x) { return x.amax({2, 3}, /*keepdim=*/true); }
+};
+TORCH_MODULE(GlobalMaxPool);
+
 class FastNet : public Net {
  public:
   explicit FastNet(const ModelSpec& spec);
@@ -48,7 +57,7 @@ class FastNet : public Net {
   ConvGroup block1{nullptr};
   ConvGroup block2{nullptr};
   ConvGroup block3{nullptr};
-  torch::nn::AdaptiveMaxPool2d pool{nullptr};
+  GlobalMaxPool pool{nullptr};
   torch::nn::Flatten flatten{nullptr};
   torch::nn::Linear head{nullptr};
 };

@@ -141,6 +141,39 @@ TEST(Train, QuickPresetIsDeterministicForASeed) {
   EXPECT_NE(test_a["loss"], read_json(c / "results/training_summary.json")["test"]["loss"]);
 }
 
+// --deterministic: two runs with one seed give the same weights and test
+// figures. On a GPU this is what proves every op the models use has a
+// deterministic CUDA kernel (LibTorch refuses one that has none) and that
+// cuBLAS got its fixed workspace; there every model family runs, here the
+// quick preset.
+TEST(Train, DeterministicFlagRepeatsRunsBitExactly) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> runs{{"cpu", {"--preset", "quick"}}};
+  if (torch::cuda::is_available()) {
+    for (const auto& model : {std::vector<std::string>{"--preset", "quick"},
+                              std::vector<std::string>{"--model-type", "resnet", "--depth", "20"},
+                              std::vector<std::string>{"--model-type", "efficientnet"},
+                              std::vector<std::string>{"--model-type", "cnn"}}) {
+      runs.emplace_back("cuda", model);
+    }
+  }
+  for (const auto& [device, model] : runs) {
+    SCOPED_TRACE(device + " " + model.back());
+    TempDir a("det_a"), b("det_b");
+    for (const TempDir* dir : {&a, &b}) {
+      auto flags = model;
+      flags.insert(flags.end(), {"--deterministic", "--device", device, "--epochs", "1", "--train-limit", "512",
+                                 "--validation-size", "128", "--test-limit", "200", "--seed", "5", "--data-dir",
+                                 testing::data_root().string(), "--output-dir", dir->path().string(),
+                                 "--skip-visualization"});
+      auto r = run_cifar10(flags);
+      ASSERT_EQ(r.exit_code, 0) << r.output;
+    }
+    expect_bit_identical(a / "checkpoints/latest_model.pt", b / "checkpoints/latest_model.pt");
+    EXPECT_EQ(read_json(a / "results/training_summary.json")["test"],
+              read_json(b / "results/training_summary.json")["test"]);
+  }
+}
+
 TEST(Train, SkipTrainingEvaluatesASavedModel) {
   TempDir out("eval");
   auto r = run_cifar10(tiny_run(out.path(), {"--epochs", "1"}));
