@@ -113,10 +113,17 @@ std::vector<torch::Tensor> state_tensors(const torch::optim::OptimizerParamState
   return {};
 }
 
-int64_t read_count(torch::serialize::InputArchive& archive, const char* key) {
+UserError damaged_optimizer_state(const std::string& path, const std::string& what) {
+  return UserError("optimiser state in " + path + " is damaged: " + what +
+                   " (hint: resume from another checkpoint, or start from its weights with --load-model)");
+}
+
+int64_t read_count(torch::serialize::InputArchive& archive, const char* key, const std::string& path) {
   c10::IValue v;
   archive.read(key, v);
-  check_input(v.isInt() && v.toInt() >= 0 && v.toInt() <= (INT64_C(1) << 32), std::string("bad '") + key + "' count");
+  if (!v.isInt() || v.toInt() < 0 || v.toInt() > (INT64_C(1) << 32)) {
+    throw damaged_optimizer_state(path, std::string("bad '") + key + "' count");
+  }
   return v.toInt();
 }
 
@@ -125,14 +132,14 @@ void load_optimizer_archive(torch::serialize::InputArchive& archive, torch::opti
   const std::string kind = optimizer_kind(optimizer);
   c10::IValue saved_kind;
   archive.read("kind", saved_kind);
-  check_input(saved_kind.isString(), "bad optimiser kind");
+  if (!saved_kind.isString()) throw damaged_optimizer_state(path, "bad optimiser kind");
   if (saved_kind.toStringRef() != kind) {
     throw UserError("optimiser state in " + path + " is " + printable(saved_kind.toStringRef()) +
                     "'s, this run's optimiser is " + kind + " (hint: resume with --optimizer " +
                     printable(saved_kind.toStringRef()) + ")");
   }
   auto& groups = optimizer.param_groups();
-  const int64_t saved_groups = read_count(archive, "groups");
+  const int64_t saved_groups = read_count(archive, "groups", path);
   if (saved_groups != static_cast<int64_t>(groups.size())) {
     throw UserError("optimiser state in " + path + " has " + std::to_string(saved_groups) +
                     " parameter groups, this run's optimiser " + std::to_string(groups.size()) +
@@ -146,7 +153,7 @@ void load_optimizer_archive(torch::serialize::InputArchive& archive, torch::opti
     torch::serialize::InputArchive group, group_options;
     archive.read(group_record(g), group);
     const auto& params = groups[g].params();
-    const int64_t saved_params = read_count(group, "params");
+    const int64_t saved_params = read_count(group, "params", path);
     if (saved_params != static_cast<int64_t>(params.size())) {
       throw UserError("optimiser state in " + path + " has " + std::to_string(saved_params) +
                       " parameters in group " + std::to_string(g) + ", this run's optimiser " +

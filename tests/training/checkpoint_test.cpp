@@ -254,6 +254,56 @@ TEST(Checkpoint, OptimiserStateOfAnotherModelIsRefusedAndChangesNothing) {
             "optimiser state in m.pt is sgd's, this run's optimiser is adam (hint: resume with --optimizer sgd)");
 }
 
+TEST(Checkpoint, HostileOptimiserRecordsAreRefusedInOneLine) {
+  Stepped run("fast", 16, "sgd");
+  TempDir tmp("hostile_optim");
+  const auto file = (tmp / "m.pt").string();
+  save_checkpoint(file, *run.model, run.spec, nullptr, nlohmann::json::object());
+  const auto good = read_checkpoint(file);
+  const auto state_before = run.optimizer->state().size();
+  // An optimiser record built by `fill`, in an otherwise good checkpoint.
+  auto refused = [&](const std::function<void(torch::serialize::OutputArchive&)>& fill) {
+    torch::serialize::OutputArchive archive;
+    fill(archive);
+    std::ostringstream out(std::ios::binary);
+    archive.save_to(out);
+    const auto data = parse_checkpoint(testing::checkpoint_bytes(good.meta, good.model_bytes, out.str()), "h.pt");
+    const auto why = refusal([&] { load_optimizer_state(data, *run.optimizer, "h.pt"); });
+    EXPECT_TRUE(contains(why, "h.pt")) << why;
+    EXPECT_EQ(run.optimizer->state().size(), state_before);
+    return why;
+  };
+  const auto groups_of = [](int64_t n, const std::function<void(torch::serialize::OutputArchive&)>& group) {
+    return [n, group](torch::serialize::OutputArchive& a) {
+      a.write("kind", c10::IValue(std::string("sgd")));
+      a.write("groups", c10::IValue(n));
+      for (int64_t g = 0; g < std::min<int64_t>(n, 2); ++g) {  // as many as fit a claim
+        torch::serialize::OutputArchive one;
+        group(one);
+        a.write("group_" + std::to_string(g), one);
+      }
+    };
+  };
+  EXPECT_TRUE(contains(refused([](auto& a) { a.write("kind", c10::IValue(int64_t{42})); }), "bad optimiser kind"));
+  EXPECT_TRUE(contains(refused([](auto& a) { a.write("groups", c10::IValue(int64_t{2})); }), "h.pt"));
+  EXPECT_TRUE(contains(refused(groups_of(-1, [](auto&) {})), "bad 'groups' count"));
+  EXPECT_TRUE(contains(refused(groups_of(INT64_C(1) << 40, [](auto&) {})), "bad 'groups' count"));
+  EXPECT_TRUE(contains(refused(groups_of(2, [](auto& g) { g.write("params", c10::IValue(std::string("x"))); })),
+                       "bad 'params' count"));
+  // A momentum buffer that is not a tensor, in the group's first place.
+  const auto real_sizes = [&](size_t g) { return static_cast<int64_t>(run.optimizer->param_groups()[g].params().size()); };
+  int64_t group_index = 0;
+  EXPECT_TRUE(contains(refused(groups_of(2, [&](auto& g) {
+                         torch::serialize::OutputArchive options, state;
+                         torch::optim::SGDOptions(0.1).serialize(options);
+                         g.write("options", options);
+                         g.write("params", c10::IValue(real_sizes(group_index++)));
+                         state.write("momentum_buffer", c10::IValue(std::string("not a tensor")));
+                         g.write("param_0", state);
+                       })),
+                       "optimiser state in h.pt does not match this run"));
+}
+
 TEST(Checkpoint, MetaOfTheWrongShapeIsRefusedInPlainWords) {
   // Each of these once escaped as a json type_error (exit 1, jargon).
   EXPECT_TRUE(contains(meta_refusal([](auto& m) { m = nlohmann::json::array({1, 2}); }),
