@@ -34,8 +34,10 @@ class ConvGroupImpl : public torch::nn::Module {
 TORCH_MODULE(ConvGroup);
 
 // The global max pool as a reduction: forward equal to AdaptiveMaxPool2d(1),
-// but its backward is elementwise, where adaptive max pooling's CUDA
-// backward has no deterministic kernel and --deterministic would refuse it.
+// but its backward is elementwise (tied maxima share the gradient rather
+// than one taking it all), where adaptive max pooling's CUDA backward has no
+// deterministic kernel and --deterministic would refuse it. Speed on the CPU
+// measured the same (docs/BENCHMARKS.md).
 class GlobalMaxPoolImpl : public torch::nn::Module {
  public:
   torch::Tensor forward(const torch::Tensor& x) { return x.amax({2, 3}, /*keepdim=*/true); }
