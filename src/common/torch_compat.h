@@ -64,7 +64,10 @@ class AutocastGuard {
 // torch::optim keys each parameter's state by its TensorImpl's address: as
 // text in 1.x (c10::guts::to_string, which is operator<< of the pointer), as
 // the pointer itself in 2.x. Asked of the map's key type, not of a version.
-template <class Key>
+using OptimizerStateKey = std::decay_t<decltype(std::declval<torch::optim::Optimizer&>().state())>::key_type;
+
+// A template only so that the branch for the other version is not compiled.
+template <class Key = OptimizerStateKey>
 Key optimizer_state_key(const at::Tensor& param) {
   if constexpr (std::is_same_v<Key, std::string>) {
     std::ostringstream os;

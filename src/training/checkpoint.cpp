@@ -58,9 +58,6 @@ std::string torch_message(const std::string& what) { return printable(first_line
 std::string group_record(size_t g) { return "group_" + std::to_string(g); }
 std::string param_record(size_t i) { return "param_" + std::to_string(i); }
 
-using StateKey = std::decay_t<decltype(std::declval<torch::optim::Optimizer&>().state())>::key_type;
-StateKey state_key(const torch::Tensor& param) { return compat::optimizer_state_key<StateKey>(param); }
-
 // The --optimizer name of `optimizer` (the classes optim.cpp builds derive
 // from these three), and an empty state of the kind it keeps.
 std::string optimizer_kind(const torch::optim::Optimizer& optimizer) {
@@ -87,7 +84,7 @@ std::string optimizer_archive_bytes(torch::optim::Optimizer& optimizer) {
     group.write("options", options);
     group.write("params", c10::IValue(static_cast<int64_t>(groups[g].params().size())));
     for (size_t i = 0; i < groups[g].params().size(); ++i) {
-      auto it = optimizer.state().find(state_key(groups[g].params()[i]));
+      auto it = optimizer.state().find(compat::optimizer_state_key(groups[g].params()[i]));
       if (it == optimizer.state().end()) continue;  // no step has touched it yet
       torch::serialize::OutputArchive state;
       it->second->serialize(state);
@@ -147,7 +144,7 @@ void load_optimizer_archive(torch::serialize::InputArchive& archive, torch::opti
   }
   // Read whole before any of it is applied: a bad record leaves the
   // optimiser as it was.
-  std::vector<std::pair<StateKey, std::unique_ptr<torch::optim::OptimizerParamState>>> states;
+  std::vector<std::pair<compat::OptimizerStateKey, std::unique_ptr<torch::optim::OptimizerParamState>>> states;
   std::vector<std::unique_ptr<torch::optim::OptimizerOptions>> options;
   for (size_t g = 0; g < groups.size(); ++g) {
     torch::serialize::InputArchive group, group_options;
@@ -177,7 +174,7 @@ void load_optimizer_archive(torch::serialize::InputArchive& archive, torch::opti
                           c10::str(t.sizes()));
         }
       }
-      states.emplace_back(state_key(params[i]), std::move(state));
+      states.emplace_back(compat::optimizer_state_key(params[i]), std::move(state));
     }
   }
   optimizer.state().clear();

@@ -105,8 +105,7 @@ class ForeachAdam final : public Base {
 
  private:
   State& state_of(const torch::Tensor& p, bool amsgrad) {
-    using Key = typename std::decay_t<decltype(this->state_)>::key_type;
-    const auto key = compat::optimizer_state_key<Key>(p);
+    const auto key = compat::optimizer_state_key(p);
     auto it = this->state_.find(key);
     if (it == this->state_.end()) {
       // Built whole before it is stored: a failed allocation leaves no
@@ -144,10 +143,9 @@ class ForeachSGD final : public torch::optim::SGD {
       if (params.empty()) continue;
       if (o.weight_decay() != 0) d_p = at::_foreach_add(d_p, params, o.weight_decay());
       if (o.momentum() != 0) {
-        using Key = std::decay_t<decltype(state_)>::key_type;
         Tensors bufs, running_bufs, running_d_p;
         for (size_t i = 0; i < params.size(); ++i) {
-          const auto key = compat::optimizer_state_key<Key>(params[i]);
+          const auto key = compat::optimizer_state_key(params[i]);
           auto it = state_.find(key);
           if (it == state_.end()) {
             auto state = std::make_unique<torch::optim::SGDParamState>();

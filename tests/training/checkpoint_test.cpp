@@ -145,8 +145,6 @@ struct Stepped {
   }
 };
 
-using StateKey = std::decay_t<decltype(std::declval<torch::optim::Optimizer&>().state())>::key_type;
-
 // Each parameter's state in `a` and `b`, compared field by field.
 void expect_same_state(torch::optim::Optimizer& a, torch::optim::Optimizer& b) {
   ASSERT_EQ(a.param_groups().size(), b.param_groups().size());
@@ -156,8 +154,8 @@ void expect_same_state(torch::optim::Optimizer& a, torch::optim::Optimizer& b) {
     const auto& pb = b.param_groups()[g].params();
     ASSERT_EQ(pa.size(), pb.size());
     for (size_t i = 0; i < pa.size(); ++i) {
-      auto sa = a.state().find(compat::optimizer_state_key<StateKey>(pa[i]));
-      auto sb = b.state().find(compat::optimizer_state_key<StateKey>(pb[i]));
+      auto sa = a.state().find(compat::optimizer_state_key(pa[i]));
+      auto sb = b.state().find(compat::optimizer_state_key(pb[i]));
       ASSERT_EQ(sa == a.state().end(), sb == b.state().end()) << g << "/" << i;
       if (sa == a.state().end()) continue;
       ++compared;

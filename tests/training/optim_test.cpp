@@ -58,8 +58,7 @@ void train_step(Net& model, torch::optim::Optimizer& optimizer, int step, bool d
 }
 
 std::vector<torch::Tensor> state_tensors(const torch::optim::Optimizer& optimizer, const torch::Tensor& p) {
-  using Key = std::decay_t<decltype(optimizer.state())>::key_type;
-  const auto it = optimizer.state().find(compat::optimizer_state_key<Key>(p));
+  const auto it = optimizer.state().find(compat::optimizer_state_key(p));
   if (it == optimizer.state().end()) return {};
   const auto* s = it->second.get();
   if (const auto* a = dynamic_cast<const torch::optim::AdamParamState*>(s)) {
