@@ -17,6 +17,7 @@
 #include <optional>
 #include <iostream>
 
+#include "common/error.h"
 #include "common/runtime.h"
 #include "common/torch_compat.h"
 #include "config/cli.h"
@@ -115,13 +116,7 @@ class StepOps final : public Callback {
   std::optional<OpCounter> counter_;
 };
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::cerr << "usage: bench_training MODEL [IMAGES] [BATCH] [PRESET]\n";
-    return 2;
-  }
+int run_bench(int argc, char** argv) {
   const char* root = std::getenv("CIFAR10_DATA_ROOT");
   Config config;
   if (argc > 4) apply_preset(config, argv[4]);
@@ -247,4 +242,22 @@ int main(int argc, char** argv) {
             << "trainer epoch:   " << full_epoch << " s (with validation of " << splits.val.size()
             << " images and epoch-end callbacks)\n";
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << "usage: bench_training MODEL [IMAGES] [BATCH] [PRESET]   (data from $CIFAR10_DATA_ROOT)\n";
+    return 2;
+  }
+  // The same one-line errors as cifar10 (a missing data folder is the usual one).
+  try {
+    return run_bench(argc, argv);
+  } catch (const c10::Error& e) {
+    std::cerr << "error: LibTorch: " << first_line(e.what_without_backtrace()) << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+  }
+  return 1;
 }
