@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
         return cifar::run_predict(cmd.predict);
       case CommandLine::Command::kTrain:
         if (const int workers = cifar::local_workers_to_start(cmd.config, cifar::process_environment())) {
+          cifar::check_run_inputs(cmd.config);
           return cifar::launch_local_workers(workers, cmd.config, argc, argv);
         }
         return cifar::run_pipeline(cmd.config);

@@ -107,7 +107,11 @@ void fsync_dir(const fs::path& dir) {
 void ensure_dir(const fs::path& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) throw UserError("cannot create folder " + dir.string() + ": " + ec.message(), kExitBadInput);
+  if (ec) {
+    throw UserError("cannot create folder " + dir.string() + ": " + ec.message() +
+                        " (hint: choose a path under a folder you can write to)",
+                    kExitBadInput);
+  }
 }
 
 void write_file_atomic(const fs::path& path, std::string_view bytes) {
@@ -118,8 +122,11 @@ void write_file_atomic(const fs::path& path, std::string_view bytes) {
       (dir / (temp_prefix(path) + host_name() + "." + std::to_string(::getpid()) + ".XXXXXX")).string();
   int fd = ::mkstemp(tmpl.data());
   if (fd < 0) {
-    throw UserError("cannot create a temporary file beside " + path.string() + ": " +
-                        errno_text(),
+    // The file is written beside its target and renamed, so it is the
+    // folder that must be writable, not only the file.
+    throw UserError("cannot create a temporary file beside " + path.string() + ": " + errno_text() +
+                        " (hint: check that " + (dir.empty() ? std::string(".") : dir.string()) +
+                        " exists and is writable, or write the file elsewhere)",
                     kExitRuntime);
   }
   const fs::path tmp = tmpl;

@@ -3,9 +3,9 @@
 #include <CLI/CLI.hpp>
 #include <yaml-cpp/yaml.h>
 
-#include <cstring>
 #include <sstream>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/printable.h"
 #include "config/fields.h"
@@ -128,14 +128,45 @@ std::string cli_error(const CLI::Error& e) {
   return printable(first_line(e.what())) + " (run cifar10 --help for the flags and their defaults)";
 }
 
-std::string find_preset(int argc, const char* const* argv) {
-  std::string preset;
+// The value of `--name V` or `--name=V` (the last one), read before CLI11
+// parses: the preset and the config file shape the defaults it parses into.
+std::string find_flag_value(int argc, const char* const* argv, const std::string& name) {
+  std::string value;
   for (int i = 1; i < argc; ++i) {
-    const char* a = argv[i];
-    if (std::strcmp(a, "--preset") == 0 && i + 1 < argc) preset = argv[i + 1];
-    if (std::strncmp(a, "--preset=", 9) == 0) preset = a + 9;
+    const std::string a = argv[i];
+    if (a == name && i + 1 < argc) value = argv[i + 1];
+    if (a.rfind(name + "=", 0) == 0) value = a.substr(name.size() + 1);
   }
-  return preset;
+  return value;
+}
+
+// CLI11 words an unknown key as "INI was not able to parse KEY", whatever
+// the file's format.
+std::string config_parse_error(const CLI::ParseError& e) {
+  std::string what = first_line(e.what());
+  const std::string extra = "INI was not able to parse ";
+  if (what.rfind(extra, 0) == 0) {
+    what = "unknown key '" + what.substr(extra.size()) + "' (hint: keys are the flag names, e.g. batch-size or batch_size)";
+  }
+  return printable(what);
+}
+
+// A config file's values over the defaults, unchecked as a whole (flags may
+// still complete it); errors name the file.
+Config parse_config_values(const std::string& text, const std::string& source) {
+  Config config;
+  CLI::App app{"cifar10 configuration", "cifar10"};
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  visit_fields(config, Registrar{app});
+  app.config_formatter(std::make_shared<JsonYamlConfig>());
+  app.allow_config_extras(false);
+  std::istringstream in(text);
+  try {
+    app.parse_from_stream(in);
+  } catch (const CLI::ParseError& e) {
+    throw UserError("config file " + source + ": " + config_parse_error(e));
+  }
+  return config;
 }
 
 }  // namespace
@@ -171,20 +202,7 @@ void apply_preset(Config& c, const std::string& preset) {
 }
 
 Config parse_config_text(const std::string& text, const std::string& source) {
-  Config config;
-  CLI::App app{"cifar10 configuration", "cifar10"};
-  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  visit_fields(config, Registrar{app});
-  app.config_formatter(std::make_shared<JsonYamlConfig>());
-  app.allow_config_extras(false);
-  std::istringstream in(text);
-  try {
-    app.parse_from_stream(in);
-  } catch (const CLI::ParseError& e) {
-    std::string what = e.what();
-    if (const auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
-    throw UserError("config file " + source + ": " + printable(what));
-  }
+  Config config = parse_config_values(text, source);
   try {
     validate(config);
   } catch (const UserError& e) {
@@ -195,7 +213,15 @@ Config parse_config_text(const std::string& text, const std::string& source) {
 
 CommandLine parse_command_line(int argc, const char* const* argv) {
   CommandLine cmd;
-  apply_preset(cmd.config, find_preset(argc, argv));
+  // The config file is read once on its own first, so that its errors name
+  // it and its preset (when no --preset flag names one) applies under its
+  // values, as a flag's would.
+  std::string preset = find_flag_value(argc, argv, "--preset");
+  if (const std::string file = find_flag_value(argc, argv, "--config"); !file.empty()) {
+    const Config from_file = parse_config_values(read_file(file), file);
+    if (preset.empty()) preset = from_file.run.preset;
+  }
+  apply_preset(cmd.config, preset);
 
   CLI::App app{"cifar10: train, evaluate and serve CIFAR-10 image classifiers with LibTorch",
                "cifar10"};

@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include <cmath>
 #include <set>
 
 #include "common/error.h"
@@ -28,14 +29,24 @@ void validate(const Config& c) {
   const auto& t = c.train;
   require(t.epochs >= 0, "epochs", std::to_string(t.epochs), "must be 0 or more");
   require(t.batch_size > 0, "batch-size", std::to_string(t.batch_size), "must be at least 1");
-  require(t.learning_rate > 0, "learning-rate", std::to_string(t.learning_rate), "must be positive");
-  require(t.regularization_factor >= 0, "regularization-factor",
+  require(t.learning_rate > 0 && std::isfinite(t.learning_rate), "learning-rate", std::to_string(t.learning_rate),
+          "must be a positive number");
+  require(t.regularization_factor >= 0 && std::isfinite(t.regularization_factor), "regularization-factor",
           std::to_string(t.regularization_factor), "must be 0 or more");
   require(t.label_smoothing >= 0 && t.label_smoothing < 1, "label-smoothing",
           std::to_string(t.label_smoothing), "must be in [0, 1)");
-  require(t.grad_clip >= 0, "grad-clip", std::to_string(t.grad_clip), "must be 0 or more");
-  require(t.grad_accumulation >= 1, "grad-accumulation", std::to_string(t.grad_accumulation),
-          "must be at least 1");
+  require(t.grad_clip >= 0 && std::isfinite(t.grad_clip), "grad-clip", std::to_string(t.grad_clip),
+          "must be 0 or more");
+  require(t.grad_accumulation >= 1 && t.grad_accumulation <= t.batch_size, "grad-accumulation",
+          std::to_string(t.grad_accumulation), "must be between 1 and --batch-size (micro-batches of one image or more)");
+  require(t.momentum >= 0 && t.momentum < 1, "momentum", std::to_string(t.momentum), "must be in [0, 1)");
+  require(!(t.optimizer == "sgd" && t.nesterov && t.momentum == 0), "momentum", "0",
+          "--nesterov needs a momentum above 0");
+  require(t.step_gamma > 0 && std::isfinite(t.step_gamma), "step-gamma", std::to_string(t.step_gamma),
+          "must be a positive number");
+  require(t.plateau_patience >= 0, "plateau-patience", std::to_string(t.plateau_patience), "must be 0 or more");
+  require(t.min_lr >= 0 && std::isfinite(t.min_lr), "min-lr", std::to_string(t.min_lr), "must be 0 or more");
+  require(t.log_every >= 0, "log-every", std::to_string(t.log_every), "must be 0 or more");
   require(t.plateau_factor > 0 && t.plateau_factor < 1, "plateau-factor",
           std::to_string(t.plateau_factor), "must be in (0, 1)");
   require(t.step_size >= 1, "step-size", std::to_string(t.step_size), "must be at least 1");
@@ -65,6 +76,8 @@ void validate(const Config& c) {
   require(d.train_limit >= 0, "train-limit", std::to_string(d.train_limit), "must be 0 or more");
   require(d.test_limit >= 0, "test-limit", std::to_string(d.test_limit), "must be 0 or more");
   require_one_of<std::string>("normalization", d.normalization, {"standard", "unit"});
+  require(!(d.validation_size == 0 && t.monitor.rfind("val_", 0) == 0 && !c.run.skip_training), "monitor",
+          t.monitor, "needs validation images, and --validation-size is 0 (hint: --monitor loss or accuracy)");
 
   const auto& a = c.augment;
   require(a.rotation >= 0 && a.rotation <= 180, "rotation", std::to_string(a.rotation), "must be in [0, 180]");

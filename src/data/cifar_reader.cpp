@@ -5,6 +5,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_text.h"
 #include "common/runtime.h"
 
 namespace cifar {
@@ -81,7 +82,9 @@ std::vector<std::string> parse_class_names(std::string_view text, const std::str
   std::vector<std::string> names;
   for (std::string line; std::getline(in, line);) {
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-    if (!line.empty()) names.push_back(line);
+    // As a checkpoint will hold it (JSON): a Latin-1 name must compare equal
+    // when the checkpoint is loaded against this data again.
+    if (!line.empty()) names.push_back(valid_utf8(line));
   }
   check_input(names.size() == static_cast<size_t>(kNumClasses),
               "corrupt CIFAR-10 file " + source + ": expected 10 class names, found " +

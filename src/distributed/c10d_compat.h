@@ -73,7 +73,10 @@ inline c10d::TCPStoreOptions tcp_store_options(bool is_server, int world_size, s
   o.port = port;
   o.isServer = is_server;
   o.numWorkers = static_cast<size_t>(world_size);
-  o.waitWorkers = true;
+  // Not waiting here: the group's own rendezvous waits for every rank (up
+  // to the timeout) anyway, and 1.13's server, after waiting out the
+  // timeout for a missing rank, went on silently into a second full wait.
+  o.waitWorkers = false;
   o.timeout = timeout;
   return o;
 }

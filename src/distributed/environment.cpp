@@ -89,9 +89,12 @@ void expand_host(const std::string& list, const std::string& pattern, std::vecto
       return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
     };
     if (!digits(lo) || !digits(hi)) malformed_nodelist(list, "bad range '" + range + "'");
+    if (lo.size() > 9 || hi.size() > 9) malformed_nodelist(list, "node number too long in '" + range + "'");
     const long a = std::stol(lo), b = std::stol(hi);
     if (b < a) malformed_nodelist(list, "descending range '" + range + "'");
     for (long i = a; i <= b; ++i) {
+      // SLURM caps jobs far below this; a larger list is a corrupt variable.
+      if (out.size() >= 100000) malformed_nodelist(list, "more than 100000 hosts");
       std::string number = std::to_string(i);
       if (number.size() < lo.size()) number.insert(0, lo.size() - number.size(), '0');
       expand_host(list, prefix + number + rest, out);

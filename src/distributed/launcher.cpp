@@ -144,11 +144,15 @@ class Supervisor {
     sa.sa_flags = SA_RESTART;
     ::sigaction(SIGINT, &sa, &old_int_);
     ::sigaction(SIGTERM, &sa, &old_term_);
+    // A closed terminal or dropped ssh session: the workers stop as for
+    // SIGTERM (checkpoint, exit 143) and the launcher cleans up after them.
+    ::sigaction(SIGHUP, &sa, &old_hup_);
   }
 
   void restore_signals() {
     ::sigaction(SIGINT, &old_int_, nullptr);
     ::sigaction(SIGTERM, &old_term_, nullptr);
+    ::sigaction(SIGHUP, &old_hup_, nullptr);
     ::close(pipe_read_);
     ::close(g_signal_pipe);
     g_signal_pipe = -1;
@@ -201,6 +205,7 @@ class Supervisor {
       ::poll(&pfd, 1, 100);
       unsigned char sig = 0;
       while (::read(pipe_read_, &sig, 1) == 1) {
+        if (sig == SIGHUP) sig = SIGTERM;  // workers do not handle SIGHUP
         forwarded_ = sig;
         stop_all(sig);
       }
@@ -257,6 +262,7 @@ class Supervisor {
   int failed_rank_ = -1;
   struct sigaction old_int_ {};
   struct sigaction old_term_ {};
+  struct sigaction old_hup_ {};
 };
 
 }  // namespace

@@ -440,8 +440,13 @@ class C10dContext final : public DistributedContext {
   bool broken_ = false;
 };
 
-[[noreturn]] void rendezvous_failed(const DistEnvironment& env, const std::string& detail, int timeout_s) {
+[[noreturn]] void rendezvous_failed(const DistEnvironment& env, std::string detail, int timeout_s) {
   exit_quietly_if_launcher_stops_us(env);
+  // c10d says "Socket Timeout" or "Timed out" without saying for what.
+  if (detail.find("Timeout") != std::string::npos || detail.find("imed out") != std::string::npos ||
+      detail.find("timed out") != std::string::npos) {
+    detail = "no answer from every rank within --dist-timeout " + std::to_string(timeout_s) + " s (" + detail + ")";
+  }
   const std::string where =
       env.store_file.empty() ? env.master_addr + ":" + std::to_string(env.master_port) : env.store_file;
   std::string hint;

@@ -6,6 +6,7 @@
 #include <stb/stb_image_write.h>
 
 #include <jpeglib.h>
+#include <jerror.h>  // the warning codes
 
 #include <csetjmp>
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
@@ -168,6 +170,31 @@ PngScan scan_png(std::string_view b) {
   return scan;
 }
 
+// stb_image reads zeros past the end of a BMP, so a truncated one decodes
+// with its missing rows black instead of failing. The pixel array's extent
+// follows from the header -- it starts at bfOffBits, each row padded to 4
+// bytes -- so it is checked here. Returns the fault, or "" when the pixels
+// fit or the header is one this check does not size (RLE rows vary in
+// length; stb refuses RLE itself).
+std::string bmp_truncation_fault(std::string_view b, int64_t width, int64_t height) {
+  auto byte = [&](size_t i) -> uint32_t { return i < b.size() ? static_cast<unsigned char>(b[i]) : 0; };
+  auto le16 = [&](size_t i) { return byte(i) | byte(i + 1) << 8; };
+  auto le32 = [&](size_t i) { return le16(i) | le16(i + 2) << 16; };
+  if (b.size() < 30) return "";  // stbi_info has refused shorter headers
+  const uint32_t offset = le32(10), header = le32(14);
+  // BITMAPCOREHEADER (OS/2, 12 bytes) keeps the bit count at 24; the
+  // later headers (40 bytes and up) at 28, the compression at 30.
+  const uint32_t bits = header == 12 ? le16(24) : le16(28);
+  const uint32_t compression = header == 12 ? 0 : le32(30);
+  if (compression != 0 && compression != 3 && compression != 6) return "";  // not BI_RGB / BI_BITFIELDS
+  if (bits == 0 || bits > 32) return "";
+  const uint64_t row = (static_cast<uint64_t>(width) * bits + 31) / 32 * 4;
+  const uint64_t needed = static_cast<uint64_t>(offset) + row * static_cast<uint64_t>(height);
+  if (needed <= b.size()) return "";
+  return "corrupt or truncated BMP data (its header puts " + std::to_string(row * height) + " bytes of pixels at byte " +
+         std::to_string(offset) + "; the file ends at byte " + std::to_string(b.size()) + ")";
+}
+
 void check_tensor(const torch::Tensor& image, const char* who) {
   if (image.dim() != 3 || image.size(0) != 3 || image.scalar_type() != torch::kUInt8) {
     throw std::invalid_argument(std::string(who) + ": expected uint8 [3,H,W], got " +
@@ -186,21 +213,52 @@ struct JpegErrors {
   jpeg_error_mgr manager;  // first: libjpeg sees a jpeg_error_mgr*
   std::jmp_buf jump;
   char message[JMSG_LENGTH_MAX];
+  char warning[JMSG_LENGTH_MAX];  // the first warning, for the error line
   int scans = 0;
 };
+
+// CMYK (or YCCK, which libjpeg turns into CMYK) pixels to RGB by the naive
+// formula the other viewers use (ImageMagick without a profile, browsers):
+// R = (1-C)(1-K). Photoshop, and most software after it, store CMYK JPEGs
+// with every value inverted (255 = no ink) and mark them with an Adobe
+// APP14 segment, so with that marker the stored value is already 1-C.
+void cmyk_row_to_rgb(const uint8_t* cmyk, uint8_t* rgb, size_t width, bool inverted) {
+  for (size_t x = 0; x < width; ++x, cmyk += 4, rgb += 3) {
+    const int k = inverted ? cmyk[3] : 255 - cmyk[3];
+    for (int c = 0; c < 3; ++c) {
+      const int ink = inverted ? cmyk[c] : 255 - cmyk[c];
+      rgb[c] = static_cast<uint8_t>((ink * k + 127) / 255);
+    }
+  }
+}
 
 torch::Tensor decode_jpeg_pixels(std::string_view bytes, const std::string& path, int64_t width, int64_t height) {
   jpeg_decompress_struct info{};
   JpegErrors errors{};
   jpeg_progress_mgr progress{};
   torch::Tensor pixels = torch::empty({height, width, 3}, torch::kUInt8);
+  // A CMYK file is decoded a row at a time into this (64 KB at most).
+  std::vector<uint8_t> cmyk_row(static_cast<size_t>(width) * 4);
   info.err = jpeg_std_error(&errors.manager);
   errors.manager.error_exit = [](j_common_ptr c) {
     auto* e = reinterpret_cast<JpegErrors*>(c->err);
     (*c->err->format_message)(c, e->message);
     std::longjmp(e->jump, 1);
   };
-  errors.manager.output_message = [](j_common_ptr) {};  // warnings: libjpeg recovers, quietly
+  // libjpeg "recovers" from a warning by making up data: a truncated file
+  // decodes with its missing rows grey. The first is kept here and the
+  // file refused after decoding.
+  // Every warning passes here (libjpeg hands only the first one to
+  // output_message). Extraneous bytes between markers, common in camera
+  // files, lose nothing, so only the other warnings count; trace messages
+  // (level 0 and up) are dropped.
+  errors.manager.emit_message = [](j_common_ptr c, int level) {
+    if (level >= 0) return;
+    auto* e = reinterpret_cast<JpegErrors*>(c->err);
+    ++c->err->num_warnings;
+    if (c->err->msg_code == JWRN_EXTRANEOUS_DATA) return;
+    if (e->warning[0] == '\0') (*c->err->format_message)(c, e->warning);
+  };
   // A progressive JPEG of a few hundred bytes can hold thousands of scans,
   // each a full pass over the image (libjpeg-turbo's own advice: cap them).
   progress.progress_monitor = [](j_common_ptr c) {
@@ -219,23 +277,30 @@ torch::Tensor decode_jpeg_pixels(std::string_view bytes, const std::string& path
   info.progress = &progress;
   jpeg_mem_src(&info, reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<unsigned long>(bytes.size()));
   jpeg_read_header(&info, TRUE);
-  info.out_color_space = JCS_RGB;  // gray and YCbCr alike
+  // libjpeg converts gray and YCbCr to RGB itself, but not CMYK or YCCK
+  // (print-ready files): those come out as CMYK and are converted below.
+  const bool cmyk = info.jpeg_color_space == JCS_CMYK || info.jpeg_color_space == JCS_YCCK;
+  info.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
   if (info.image_width != width || info.image_height != height) {
     jpeg_destroy_decompress(&info);
     fail(path, "corrupt JPEG data (frame headers disagree on the size)");
   }
   jpeg_start_decompress(&info);
-  if (info.output_components != 3) {
+  if (info.output_components != (cmyk ? 4 : 3)) {
     jpeg_destroy_decompress(&info);
-    fail(path, "unsupported JPEG colour space");
+    fail(path, "unsupported JPEG colour space (hint: convert it to an RGB JPEG or a PNG)");
   }
   auto* out = pixels.data_ptr<uint8_t>();
   while (info.output_scanline < info.output_height) {
-    JSAMPROW row = out + static_cast<size_t>(info.output_scanline) * width * 3;
+    uint8_t* rgb = out + static_cast<size_t>(info.output_scanline) * width * 3;
+    JSAMPROW row = cmyk ? cmyk_row.data() : rgb;
     jpeg_read_scanlines(&info, &row, 1);
+    if (cmyk) cmyk_row_to_rgb(row, rgb, static_cast<size_t>(width), info.saw_Adobe_marker);
   }
   jpeg_finish_decompress(&info);
+  const bool warned = errors.warning[0] != '\0';
   jpeg_destroy_decompress(&info);
+  if (warned) fail(path, "corrupt or truncated JPEG data (" + ascii_reason(errors.warning) + ")");
   return pixels.permute({2, 0, 1}).contiguous();
 }
 
@@ -295,6 +360,9 @@ torch::Tensor decode_image(std::string_view bytes, const std::string& path) {
                    " pixels: image too large (" + limit + ")");
   }
   if (std::string(format) == "JPEG") return decode_jpeg_pixels(bytes, path, width, height);
+  if (std::string(format) == "BMP") {
+    if (const std::string fault = bmp_truncation_fault(bytes, width, height); !fault.empty()) fail(path, fault);
+  }
   PngScan png;
   if (std::string(format) == "PNG") {
     png = scan_png(bytes);

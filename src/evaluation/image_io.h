@@ -18,9 +18,13 @@ constexpr int64_t kMaxImageFileBytes = 256LL * 1024 * 1024;
 
 // Decodes a PNG, JPEG or BMP file to uint8 [3,H,W] at its own size.
 // Grayscale, grayscale + alpha and RGBA become RGB (alpha is dropped, not
-// composited); 16-bit PNGs are reduced to 8 bits. Throws UserError naming
-// the file if it is missing, empty, not one of those formats, corrupt, or
-// larger than the limits above (checked from the header, before decoding).
+// composited); 16-bit PNGs are reduced to 8 bits; CMYK and YCCK JPEGs are
+// converted to RGB without a colour profile (inverted values when an Adobe
+// marker says so, as Photoshop writes them). Throws UserError naming the
+// file if it is missing, empty, not one of those formats, corrupt or
+// truncated (a JPEG that libjpeg could only decode with a warning, a BMP
+// whose pixel array runs past the end of the file), or larger than the
+// limits above (checked from the header, before decoding).
 torch::Tensor decode_image_file(const std::filesystem::path& path);
 // The same decoding and limits on a file's bytes; `source` names it in errors.
 torch::Tensor decode_image(std::string_view bytes, const std::string& source);

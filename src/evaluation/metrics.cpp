@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "common/atomic_file.h"
+#include "common/json_text.h"
 
 namespace cifar {
 namespace {
@@ -12,6 +13,13 @@ torch::Tensor zeros_i64(int64_t n) { return torch::zeros({n}, torch::kInt64); }
 torch::Tensor zeros_f64(int64_t n) { return torch::zeros({n}, torch::kFloat64); }
 
 double ratio(double num, double den) { return den > 0 ? num / den : 0.0; }
+// Per-class ratios: with nothing to divide by the value does not exist, and
+// a 0 would read as "the model got every one wrong" (and pull the mean
+// down). NaN here, null in the JSON, "n/a" in the plot and the report.
+double defined_ratio(double num, double den) { return den > 0 ? num / den : std::nan(""); }
+// JSON has no NaN: nlohmann writes it as null anyway, but saying so keeps
+// the intent visible.
+nlohmann::json number_or_null(double v) { return std::isnan(v) ? nlohmann::json(nullptr) : nlohmann::json(v); }
 
 // Equal-width bins on [0,1]; 1.0 (and anything rounding above) falls in the last.
 torch::Tensor bin_of(const torch::Tensor& confidence, int64_t bins) {
@@ -198,9 +206,11 @@ EvalReport make_report(const EvalCounts& counts, const std::vector<std::string>&
       k.predicted += m[j][i];
     }
     for (int64_t j = 0; j < c; ++j) norm[i][j] = ratio(m[i][j], k.support);
-    k.recall = k.accuracy = ratio(m[i][i], k.support);
-    k.precision = ratio(m[i][i], k.predicted);
-    k.f1 = ratio(2 * k.precision * k.recall, k.precision + k.recall);
+    k.recall = k.accuracy = defined_ratio(m[i][i], k.support);
+    k.precision = defined_ratio(m[i][i], k.predicted);
+    // 2PR/(P+R) in counts, 2TP/(2TP+FP+FN): defined whenever the class was
+    // seen or predicted, even when one of P and R is not.
+    k.f1 = defined_ratio(2.0 * m[i][i], k.support + k.predicted);
     r.per_class_accuracy.push_back(k.accuracy);
     r.per_class.push_back(std::move(k));
   }
@@ -229,8 +239,12 @@ nlohmann::json results_json(const EvalReport& r, const ResultsInfo& info) {
   using nlohmann::json;
   json per_class = json::object();
   for (const auto& k : r.per_class) {
-    per_class[k.name] = {{"accuracy", k.accuracy}, {"precision", k.precision}, {"recall", k.recall},
-                         {"f1", k.f1},             {"support", k.support},     {"predicted", k.predicted}};
+    per_class[k.name] = {{"accuracy", number_or_null(k.accuracy)},
+                         {"precision", number_or_null(k.precision)},
+                         {"recall", number_or_null(k.recall)},
+                         {"f1", number_or_null(k.f1)},
+                         {"support", k.support},
+                         {"predicted", k.predicted}};
   }
   json bins = json::array();
   for (const auto& b : r.reliability) {
@@ -275,7 +289,7 @@ nlohmann::json results_json(const EvalReport& r, const ResultsInfo& info) {
 
 void write_results_json(const std::filesystem::path& path, const EvalReport& report,
                         const ResultsInfo& info) {
-  write_file_atomic(path, results_json(report, info).dump(2) + "\n");
+  write_file_atomic(path, json_text(results_json(report, info), 2) + "\n");
 }
 
 }  // namespace cifar

@@ -9,11 +9,14 @@
 //    always in the top-3, and equal logits rank the lower class index first.
 //    torch::topk is not used: CPU topk returns ties in an arbitrary order
 //    (all-zero logits over 10 classes come back as 8, 6, 7).
-//  * A ratio whose denominator is zero is 0, as scikit-learn's default
-//    zero_division=0: a class absent from the labels has accuracy, recall
-//    and F1 0; a class never predicted has precision 0; a row of an absent
-//    class in the normalised confusion matrix is all zeros. `support` and
-//    `predicted` say which case it was.
+//  * A per-class ratio whose denominator is zero does not exist: NaN in
+//    ClassMetrics and per_class_accuracy, null in the JSON, "n/a" in the
+//    plot (not scikit-learn's zero_division=0, which reads as "all wrong"
+//    and drags a mean down). A class absent from the labels has accuracy
+//    and recall NaN; a class never predicted has precision NaN; F1 is
+//    2*hits / (support + predicted), NaN only when both are 0. A row of an
+//    absent class in the normalised confusion matrix is all zeros. Whole-
+//    split ratios (accuracy, ECE, ...) of an empty split are 0.
 //  * Confidence is the softmax probability of the predicted class. Bins are
 //    equal-width on [0,1], half-open [lo, hi) except the last, which
 //    includes 1.0.
@@ -73,8 +76,8 @@ struct EvalCounts {
 
 struct ClassMetrics {
   std::string name;
-  double accuracy = 0;   // = recall: hits / support
-  double precision = 0;  // hits / predicted
+  double accuracy = 0;   // = recall: hits / support (NaN when support is 0)
+  double precision = 0;  // hits / predicted (NaN when predicted is 0)
   double recall = 0;
   double f1 = 0;
   int64_t support = 0;    // samples whose true label is this class
@@ -97,7 +100,7 @@ struct EvalReport {
   double top3_accuracy = 0;
   double loss = 0;  // mean cross-entropy
   std::vector<ClassMetrics> per_class;
-  std::vector<double> per_class_accuracy;  // [C], the same numbers as per_class[i].accuracy
+  std::vector<double> per_class_accuracy;  // [C], the same numbers as per_class[i].accuracy (NaN: no samples)
   torch::Tensor confusion;                 // int64 [C,C], row = true label
   torch::Tensor confusion_normalized;      // float64 [C,C], rows sum to 1 (or 0 if absent)
   double ece = 0;                          // sum_b count_b/N * |accuracy_b - confidence_b|
@@ -126,7 +129,8 @@ struct ResultsInfo {
 // The inference_results.json document. Keys:
 //   format ("cifar10-inference-results"), version (1),
 //   accuracy, top3_accuracy, loss, num_samples,
-//   per_class {name: {accuracy, precision, recall, f1, support, predicted}},
+//   per_class {name: {accuracy, precision, recall, f1, support, predicted}}
+//     (a ratio with nothing to divide by is null: see the conventions above),
 //   confusion_matrix {rows: "true", columns: "predicted", counts [[int]], normalized [[float]]},
 //   confidence {bins, correct: {count, mean, histogram [int]}, wrong: {...}},
 //   calibration {ece, num_bins, bins: [{lo, hi, count, accuracy, mean_confidence}]},

@@ -7,6 +7,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_text.h"
 #include "common/printable.h"
 #include "common/runtime.h"
 #include "evaluation/evaluate.h"
@@ -75,13 +76,16 @@ void write_output(const std::string& output, OutputFormat format, const std::vec
       for (const auto& [name, p] : r.top) preds.push_back({{"class", name}, {"confidence", p}});
       j.push_back({{"file", r.file}, {"predictions", std::move(preds)}});
     }
-    write_file_atomic(output, j.dump(2) + "\n");
+    write_file_atomic(output, json_text(j, 2) + "\n");
   } else if (format == OutputFormat::kCsv) {
-    std::string csv = "file,rank,class,confidence\n";
+    // A failed file keeps its row, as in the JSON: a table that silently
+    // lacks some inputs reads as if they had been classified elsewhere.
+    std::string csv = "file,rank,class,confidence,error\n";
     for (const auto& r : results) {
+      if (!r.error.empty()) csv += csv_field(r.file) + ",,,," + csv_field(r.error) + "\n";
       for (size_t i = 0; i < r.top.size(); ++i) {
         csv += csv_field(r.file) + "," + std::to_string(i + 1) + "," + csv_field(r.top[i].first) + "," +
-               fixed(r.top[i].second, 6) + "\n";
+               fixed(r.top[i].second, 6) + ",\n";
       }
     }
     write_file_atomic(output, csv);
@@ -106,9 +110,9 @@ ImageInputs expand_image_inputs(const std::vector<std::string>& inputs) {
       if (it->is_regular_file(file_ec) && is_image_name(it->path())) found.push_back(it->path());
     }
     if (ec) {
-      out.errors.push_back(input + ": cannot list folder: " + ec.message());
+      out.errors.push_back({input, input + ": cannot list folder: " + ec.message()});
     } else if (found.empty()) {
-      out.errors.push_back(input + ": folder holds no .png, .jpg, .jpeg or .bmp file");
+      out.errors.push_back({input, input + ": folder holds no .png, .jpg, .jpeg or .bmp file"});
     }
     std::sort(found.begin(), found.end());
     out.files.insert(out.files.end(), found.begin(), found.end());
@@ -132,12 +136,16 @@ int run_predict(const PredictOptions& options, std::ostream& out, std::ostream& 
   eval.batch_size = static_cast<int64_t>(kFilesPerChunk);
 
   const auto inputs = expand_image_inputs(options.inputs);
-  int failures = 0;
-  for (const auto& e : inputs.errors) {
-    err << "error: " << e << "\n";
-    ++failures;
-  }
+  // Bad inputs (missing, empty, corrupt, unsupported files; empty folders)
+  // exit 2 as bad flags do; a failure of our own (out of memory) exits 1
+  // and wins, as it says the run itself is in doubt.
+  bool bad_input = false, runtime_failure = false;
   std::vector<FileResult> results;
+  for (const auto& e : inputs.errors) {
+    err << "error: " << printable(e.message) << "\n";
+    bad_input = true;
+    results.push_back({e.input, {}, printable(e.message)});
+  }
   for (size_t begin = 0; begin < inputs.files.size(); begin += kFilesPerChunk) {
     const size_t end = std::min(inputs.files.size(), begin + kFilesPerChunk);
     std::vector<torch::Tensor> images;
@@ -150,9 +158,10 @@ int run_predict(const PredictOptions& options, std::ostream& out, std::ostream& 
         decoded.push_back(results.size());
       } catch (const std::exception& e) {
         // UserError already names the file; anything else (out of memory) does not.
-        r.error = printable(dynamic_cast<const UserError*>(&e) ? e.what() : r.file + ": " + e.what());
+        const auto* user = dynamic_cast<const UserError*>(&e);
+        r.error = printable(user ? e.what() : r.file + ": " + e.what());
         err << "error: " << r.error << "\n";
-        ++failures;
+        (user && user->exit_code() == kExitBadInput ? bad_input : runtime_failure) = true;
       }
       results.push_back(std::move(r));
     }
@@ -170,16 +179,17 @@ int run_predict(const PredictOptions& options, std::ostream& out, std::ostream& 
     for (size_t i = results.size() - (end - begin); i < results.size(); ++i) {
       const auto& r = results[i];
       if (!r.error.empty()) continue;
-      out << r.file << ":";
+      // printable(): a file name holding a line break would forge a line.
+      out << printable(r.file) << ":";
       for (size_t j = 0; j < r.top.size(); ++j) {
-        out << (j ? ", " : " ") << r.top[j].first << " " << fixed(r.top[j].second, 3);
+        out << (j ? ", " : " ") << printable(r.top[j].first) << " " << fixed(r.top[j].second, 3);
       }
       out << "\n";
     }
   }
   out.flush();
   write_output(options.output, format, results);
-  return failures > 0 ? kExitRuntime : 0;
+  return runtime_failure ? kExitRuntime : bad_input ? kExitBadInput : 0;
 }
 
 }  // namespace cifar

@@ -47,10 +47,19 @@ ModelSpec make_spec(const ModelConfig& config, const std::vector<std::string>& c
   spec.type = config.model_type;
   spec.depth = config.depth;
   // "resnet56" = resnet with depth 56.
-  const auto digits = spec.type.find_first_of("0123456789");
-  if (digits != std::string::npos && spec.type.rfind("resnet", 0) == 0) {
-    spec.depth = std::stoi(spec.type.substr(digits));
+  if (spec.type.size() > 6 && spec.type.size() <= 10 && spec.type.rfind("resnet", 0) == 0 &&
+      spec.type.find_first_not_of("0123456789", 6) == std::string::npos) {
+    const int named = std::stoi(spec.type.substr(6));
+    if (config.depth != 0 && config.depth != named) {
+      throw UserError("--model-type " + spec.type + " and --depth " + std::to_string(config.depth) +
+                      " disagree (hint: give the depth once)");
+    }
+    spec.depth = named;
     spec.type = "resnet";
+  }
+  if (spec.type != "resnet" && config.depth != 0 && builders().count(spec.type)) {
+    throw UserError("--depth " + std::to_string(config.depth) + " applies to resnet, not to --model-type " +
+                    spec.type);
   }
   if (spec.type == "resnet" && spec.depth == 0) spec.depth = 18;
   if (spec.type == "resnet") check_resnet_depth(spec.depth);

@@ -2,10 +2,13 @@
 
 #include <unistd.h>
 
+#include <fstream>
+#include <functional>
 #include <iostream>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_text.h"
 #include "common/torch_compat.h"
 #include "config/cli.h"
 #include "data/cifar_reader.h"
@@ -50,17 +53,25 @@ void print_config(const Config& config, const torch::Device& device, int threads
             << (dist.world_size() > 1 || dist.backend() != "none" ? " (" + dist.backend() + ")" : "")
             << "\nConfiguration:\n";
   const nlohmann::json j = config_to_json(config);
-  for (const auto& [key, value] : j.items()) std::cout << "  " << key << " = " << value.dump() << "\n";
+  for (const auto& [key, value] : j.items()) std::cout << "  " << key << " = " << json_text(value) << "\n";
 }
 
 // The original's visualisation stage: every plot it drew, plus the HTML
-// report that gathers them. A missing gnuplot costs the plots, not the run.
+// report that gathers them. Plots are extras: a missing or failing gnuplot
+// costs the plot it was drawing (a warning), not the run or the report.
 void visualize(const RunPaths& paths, const nlohmann::json& summary, const nlohmann::json& inference,
                const std::optional<SplitEvaluation>& evaluation, const Splits& splits, const Config& config) {
-  if (!find_gnuplot()) {
-    std::cerr << "warning: " << kGnuplotMissing << "\n";
-    return;
-  }
+  std::vector<fs::path> plots;  // this run's, so the report shows no stale one
+  const bool gnuplot = find_gnuplot().has_value();
+  if (!gnuplot) std::cerr << "warning: " << kGnuplotMissing << "\n";
+  auto draw = [&](const char* what, const std::function<fs::path()>& plot) {
+    if (!gnuplot) return;
+    try {
+      plots.push_back(plot());
+    } catch (const std::exception& e) {
+      std::cerr << "warning: no " << what << " plot: " << first_line(e.what()) << "\n";
+    }
+  };
   std::vector<Logs> history;
   if (summary.contains("history")) {
     for (const auto& row : summary["history"]) {
@@ -71,7 +82,7 @@ void visualize(const RunPaths& paths, const nlohmann::json& summary, const nlohm
       history.push_back(logs);
     }
   }
-  if (!history.empty()) plot_training_history(history, paths.results);
+  if (!history.empty()) draw("training history", [&] { return plot_training_history(history, paths.results); });
   if (evaluation) {
     const auto& r = evaluation->report;
     const int64_t c = r.confusion.size(0);
@@ -80,8 +91,8 @@ void visualize(const RunPaths& paths, const nlohmann::json& summary, const nlohm
     for (int64_t i = 0; i < c; ++i) {
       for (int64_t j = 0; j < c; ++j) matrix[i][j] = counts[i][j].item<int64_t>();
     }
-    plot_confusion_matrix(matrix, r.class_names, paths.results);
-    plot_class_accuracy(r.per_class_accuracy, r.class_names, paths.results);
+    draw("confusion matrix", [&] { return plot_confusion_matrix(matrix, r.class_names, paths.results); });
+    draw("class accuracy", [&] { return plot_class_accuracy(r.per_class_accuracy, r.class_names, paths.results); });
     // Per-image predictions cover rank 0's shard of the test set, which
     // starts at image 0.
     const int64_t n = std::min<int64_t>({kMaxPredictionSamples, splits.test.size(),
@@ -90,14 +101,18 @@ void visualize(const RunPaths& paths, const nlohmann::json& summary, const nlohm
     std::vector<int64_t> truth(labels.data_ptr<int64_t>(), labels.data_ptr<int64_t>() + n);
     std::vector<int64_t> predicted(evaluation->predicted.begin(), evaluation->predicted.begin() + n);
     std::vector<double> confidence(evaluation->confidence.begin(), evaluation->confidence.begin() + n);
-    plot_prediction_samples(splits.test.images.slice(0, 0, n), truth, predicted, confidence, r.class_names,
-                            paths.results);
-    plot_confidence_distribution(r.confidences_correct, r.confidences_wrong, paths.results);
-    plot_reliability_diagram(r.reliability, r.ece, paths.results);
+    draw("sample predictions", [&] {
+      return plot_prediction_samples(splits.test.images.slice(0, 0, n), truth, predicted, confidence, r.class_names,
+                                     paths.results);
+    });
+    draw("confidence", [&] {
+      return plot_confidence_distribution(r.confidences_correct, r.confidences_wrong, paths.results);
+    });
+    draw("reliability", [&] { return plot_reliability_diagram(r.reliability, r.ece, paths.results); });
   }
   nlohmann::json page = {{"training", summary}, {"config", config_to_json(config)}};
   if (!inference.is_null()) page["inference"] = inference;
-  write_html_report(paths.results, page);
+  write_html_report(paths.results, page, plots);
 }
 
 // Each rank evaluates its contiguous shard of the split (unpadded, so no
@@ -218,14 +233,18 @@ RunModel make_run_model(const Config& config, const Splits& splits) {
       throw UserError("checkpoint " + m.weights + " was trained on " + describe_classes(m.spec.class_names) +
                       ", but this data has " + describe_classes(splits.class_names));
     }
-    if (!config.run.resume.empty()) check_resume_model(config, m.spec, splits.class_names, m.weights);
+    if (!config.run.resume.empty() && !config.run.skip_training) {
+      check_resume_model(config, m.spec, splits.class_names, m.weights);
+    }
   } else {
     const Normalization norm = make_normalization(config.data.normalization);
     m.spec = make_spec(config.model, splits.class_names, norm.mean, norm.std);
   }
   torch::manual_seed(static_cast<uint64_t>(config.run.seed));
   m.net = build_model(m.spec);
-  if (checkpoint && config.run.resume.empty()) {
+  // A resume loads its weights with the rest of the run's state
+  // (Trainer::resume); without training there is only the weights.
+  if (checkpoint && (config.run.resume.empty() || config.run.skip_training)) {
     load_model_state(*checkpoint, *m.net, m.weights);
   } else if (!checkpoint) {
     if (!config.model.pretrained_weights.empty()) load_pretrained(*m.net, m.spec, config.model.pretrained_weights);
@@ -239,6 +258,59 @@ RunModel make_run_model(const Config& config, const Splits& splits) {
   return m;
 }
 
+// A resume into another --output-dir brings the run's best checkpoint
+// along from beside the resumed file: EarlyStopping restores the best
+// weights from it at the end, and the new folder then holds the whole run.
+void carry_best_checkpoint(const std::string& resume, const RunPaths& paths) {
+  const auto from = std::filesystem::path(resume).parent_path() / "best_model.pt";
+  const auto to = paths.checkpoints / "best_model.pt";
+  std::error_code ec;
+  if (std::filesystem::exists(to, ec) || !std::filesystem::is_regular_file(from, ec)) return;
+  write_file_atomic(to, read_file(from));
+  std::cout << "Copied the run's best checkpoint " << from.string() << " to " << to.string() << "\n";
+}
+
+void print_model_summary(const Config& config, const DistEnvironment& env) {
+  std::string weights = !config.run.resume.empty() ? config.run.resume : config.run.load_model;
+  ModelSpec spec;
+  if (!weights.empty()) {
+    spec = spec_from_json(read_checkpoint(weights).meta.at("spec"));
+  } else {
+    const Normalization norm = make_normalization(config.data.normalization);
+    spec = make_spec(config.model, std::vector<std::string>(kNumClasses, "class"), norm.mean, norm.std);
+  }
+  torch::manual_seed(static_cast<uint64_t>(config.run.seed));
+  auto model = build_model(spec);
+  if (config.model.freeze_backbone && config.model.freeze_epochs > 0) set_backbone_trainable(*model, false);
+  if (env.rank == 0) {
+    if (!weights.empty()) std::cout << "The model in " << weights << ":\n";
+    print_summary(*model, spec, std::cout);
+  }
+}
+
+// Ranks started with different flags would fail in the first collective
+// whose sizes differ, with an error from inside Gloo or NCCL (or train
+// different models without a word); so they first agree on every setting
+// but those that may differ between machines (paths, threads, device).
+void check_ranks_agree(const Config& config, DistributedContext& dist) {
+  if (dist.world_size() == 1) return;
+  nlohmann::json settings = config_to_json(config);
+  for (const char* local : {"data-dir", "data-archive", "data-url", "data-md5", "output-dir", "threads", "device",
+                            "load-model", "resume", "pretrained-weights", "nproc-per-node", "num-gpus",
+                            "strategy", "skip-visualization", "summary"}) {
+    settings.erase(local);
+  }
+  // 52 bits: exact in the float64 tensors the context reduces.
+  const auto hash = static_cast<double>(std::hash<std::string>{}(json_text(settings)) & ((uint64_t{1} << 52) - 1));
+  auto t = torch::tensor({hash, -hash}, torch::kFloat64);
+  dist.all_reduce_max(t);
+  if (t[0].item<double>() != -t[1].item<double>()) {
+    throw UserError("the " + std::to_string(dist.world_size()) +
+                    " ranks were started with different settings (hint: start every rank with the same flags and "
+                    "config file; only paths, --threads and --device may differ)");
+  }
+}
+
 // Fits the model with a real run's callbacks; records the run in `summary`.
 // Returns the exit code: 0, 1 when the loss diverged, 128+signal.
 int train_stage(const Config& config, const RunPaths& paths, const Splits& splits, RunModel& model,
@@ -247,8 +319,16 @@ int train_stage(const Config& config, const RunPaths& paths, const Splits& split
   Trainer trainer(config, splits, model.net, model.spec, device, dist);
   std::shared_ptr<History> history;
   for (auto& cb : make_callbacks(config, paths, history)) trainer.add_callback(cb);
-  if (!config.run.resume.empty()) trainer.resume(config.run.resume);
+  if (!config.run.resume.empty()) {
+    if (dist.is_writer()) carry_best_checkpoint(config.run.resume, paths);
+    dist.barrier();
+    trainer.resume(config.run.resume);
+  }
   const FitResult fit = trainer.fit();
+  // From here a signal ends the process as usual: what remains (evaluation,
+  // plots) writes each file atomically, and a run already written is kept.
+  restore_default_signals();
+  const int late_signal = fit.signal == 0 ? stop_signal() : 0;
   summary["epochs_run"] = history->epochs().size();
   summary["stop_reason"] = fit.stop_reason;
   summary["wall_seconds"] = fit.wall_seconds;
@@ -269,10 +349,44 @@ int train_stage(const Config& config, const RunPaths& paths, const Splits& split
   }
   if (!fit.stop_reason.empty() && dist.is_writer()) std::cout << "Training stopped: " << fit.stop_reason << "\n";
   if (fit.signal) return 128 + fit.signal;
+  if (late_signal) {
+    if (dist.is_writer()) std::cout << "Stopped by a signal after training; the checkpoints are complete\n";
+    return 128 + late_signal;
+  }
   return fit.diverged ? 1 : 0;
 }
 
 }  // namespace
+
+void check_run_inputs(const Config& config) {
+  const RunPaths paths(config.run.output_dir);
+  const std::pair<const char*, const std::string*> inputs[] = {{"--load-model", &config.run.load_model},
+                                                               {"--resume", &config.run.resume},
+                                                               {"--pretrained-weights", &config.model.pretrained_weights}};
+  for (const auto& [flag, path] : inputs) {
+    if (path->empty()) continue;
+    std::error_code ec;
+    const bool regular = std::filesystem::is_regular_file(*path, ec);
+    std::ifstream in(*path, std::ios::binary);
+    if (!regular || !in) {
+      throw UserError(std::string("cannot read ") + flag + " " + *path + ": " +
+                      (!std::filesystem::exists(*path, ec) ? "no such file" : regular ? "permission denied" : "not a file"));
+    }
+  }
+  // Training writes best_model.pt from its first epoch (every run starts
+  // with no best), so a --load-model of that very file would be replaced
+  // by the new run's first epoch.
+  if (!config.run.load_model.empty() && !config.run.skip_training) {
+    for (const char* name : {"best_model.pt", "latest_model.pt"}) {
+      std::error_code ec;
+      if (std::filesystem::equivalent(config.run.load_model, paths.checkpoints / name, ec)) {
+        throw UserError("--load-model " + config.run.load_model + " is the checkpoint this run writes into " +
+                        (paths.checkpoints / name).string() +
+                        ", and training would replace it (hint: pass another --output-dir, or copy the file first)");
+      }
+    }
+  }
+}
 
 int run_pipeline(const Config& config) {
   const RunPaths paths(config.run.output_dir);
@@ -281,17 +395,18 @@ int run_pipeline(const Config& config) {
   const int threads = configure_threads(config.run.threads, env.local_world_size);
   const torch::Device device = resolve_device(config.run.device, env.local_rank);
   configure_determinism(config.run.deterministic);
-  // Check the model name before reading 180 MB of data.
+  if (config.model.summary) {
+    print_model_summary(config, env);
+    return 0;
+  }
+  // Check the model name and the input files before reading 180 MB of data.
   if (config.run.load_model.empty() && config.run.resume.empty()) {
     const Normalization norm = make_normalization(config.data.normalization);
-    ModelSpec spec = make_spec(config.model, std::vector<std::string>(kNumClasses, "class"), norm.mean, norm.std);
-    if (config.model.summary) {
-      torch::manual_seed(static_cast<uint64_t>(config.run.seed));
-      if (env.rank == 0) print_summary(*build_model(spec), spec, std::cout);
-      return 0;
-    }
+    make_spec(config.model, std::vector<std::string>(kNumClasses, "class"), norm.mean, norm.std);
   }
+  check_run_inputs(config);
   auto dist = make_distributed_context(config.dist, env, device);
+  check_ranks_agree(config, *dist);
 
   if (dist->is_writer()) {
     print_config(config, device, threads, *dist);
@@ -300,7 +415,6 @@ int run_pipeline(const Config& config) {
                    "so training stays in float32, which is faster here\n";
     }
     for (const auto& dir : {paths.checkpoints, paths.logs, paths.results}) ensure_dir(dir);
-    write_file_atomic(paths.results / "config.json", config_to_json(config).dump(2) + "\n");
   }
 
   // Rank 0 downloads or extracts; the others wait, then find the files in
@@ -322,6 +436,9 @@ int run_pipeline(const Config& config) {
     std::cout << "Model: " << spec.type << (spec.type == "resnet" ? std::to_string(spec.depth) : "") << ", "
               << count_parameters(*model.net) << " parameters\n";
   }
+  // Written once the data and the model are in hand: a run that fails on
+  // its inputs leaves the previous run's record in the folder as it was.
+  if (dist->is_writer()) write_file_atomic(paths.results / "config.json", json_text(config_to_json(config), 2) + "\n");
   nlohmann::json summary = {{"model", spec_to_json(spec)},
                             {"parameters", count_parameters(*model.net)},
                             {"device", device.str()},
@@ -349,7 +466,7 @@ int run_pipeline(const Config& config) {
                        {"num_samples", r.num_samples}, {"tta", config.run.tta}};
     summary["eval_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();
     if (dist->is_writer()) {
-      write_file_atomic(paths.results / "inference_results.json", inference.dump(2) + "\n");
+      write_file_atomic(paths.results / "inference_results.json", json_text(inference, 2) + "\n");
       std::cout << "Test accuracy: " << r.accuracy * 100 << "% (top-3 " << r.top3_accuracy * 100 << "%, loss "
                 << r.loss << ") on " << r.num_samples << " images" << (config.run.tta ? " with TTA" : "");
       if (summary.contains("wall_seconds")) {
@@ -360,7 +477,7 @@ int run_pipeline(const Config& config) {
     }
   }
   if (dist->is_writer()) {
-    write_file_atomic(paths.results / "training_summary.json", summary.dump(2) + "\n");
+    write_file_atomic(paths.results / "training_summary.json", json_text(summary, 2) + "\n");
     if (!config.run.skip_visualization) visualize(paths, summary, inference, evaluation, splits, config);
     std::cout << "Results in " << paths.results.string() << (config.run.skip_visualization ? "" : " (open report.html)")
               << "\n";

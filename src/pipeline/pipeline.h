@@ -26,6 +26,12 @@ class History;
 std::vector<std::shared_ptr<Callback>> make_callbacks(const Config& config, const RunPaths& paths,
                                                       std::shared_ptr<History>& history);
 
+// The files a run starts from (--load-model, --resume, --pretrained-weights)
+// are readable, and --load-model is not a file training would overwrite:
+// checked before data is read, before any output is replaced, and by the
+// local launcher once before it starts its workers (one error, not N).
+void check_run_inputs(const Config& config);
+
 // Runs the pipeline; returns the process exit code (0, 1 when training
 // diverged, 128+signal when interrupted). Throws UserError for bad input.
 int run_pipeline(const Config& config);

@@ -163,7 +163,9 @@ void card(std::ostringstream& out, const std::string& label, const std::string& 
 void headline(std::ostringstream& out, const json* training, const json* inference, const json* config) {
   const json* metrics = member(inference, "metrics");
   const json* overall = member(inference, "overall");
-  const std::vector<const json*> test_sources = {inference, metrics, overall, training};
+  // training_summary.json repeats the test numbers under "test", which is
+  // all there is when inference_results.json is not part of the page.
+  const std::vector<const json*> test_sources = {inference, metrics, overall, member(training, "test"), training};
   std::ostringstream cards;
   if (const json* v = find_first(test_sources, {"test_accuracy", "accuracy", "top1_accuracy"})) {
     card(cards, "Test accuracy", percent_text(*v));
@@ -175,20 +177,34 @@ void headline(std::ostringstream& out, const json* training, const json* inferen
   if (const json* v = find_first(test_sources, {"test_loss", "loss"})) {
     card(cards, "Test loss", v->is_number() ? format_fixed(v->get<double>(), 4) : scalar_text(*v));
   }
-  if (const json* v = find_first(test_sources, {"ece", "expected_calibration_error"})) {
+  // The pipeline writes ECE as inference_results.json's calibration.ece.
+  const json* calibration = member(inference, "calibration");
+  if (const json* v = find_first({calibration, inference, metrics, overall, training},
+                                 {"ece", "expected_calibration_error"})) {
     card(cards, "ECE", v->is_number() ? format_fixed(v->get<double>(), 4) : scalar_text(*v));
   }
   const json* model = find_first({training, config}, {"model", "model_type", "model_name", "architecture"});
   if (model && model->is_object()) model = find_first({model}, {"type", "name"});
   if (model) card(cards, "Model", scalar_text(*model));
-  if (const json* v = find_first({training}, {"epochs_trained", "epochs_completed", "epochs"})) {
+  // training_summary.json's keys first (src/pipeline/pipeline.cpp's
+  // train_stage), then other spellings of the same numbers.
+  if (const json* v = find_first({training}, {"epochs_run", "epochs_trained", "epochs_completed", "epochs"})) {
     card(cards, "Epochs", scalar_text(*v));
   }
-  if (const json* v = find_first({training}, {"training_time_s", "training_time_seconds", "training_time",
-                                              "total_time_s", "wall_time_s", "elapsed_s"})) {
+  // wall_seconds is the whole fit (validation and checkpoints included);
+  // train_seconds only the optimiser steps.
+  if (const json* v = find_first({training}, {"wall_seconds", "train_seconds", "training_time_s",
+                                              "training_time_seconds", "training_time", "total_time_s",
+                                              "wall_time_s", "elapsed_s"})) {
     card(cards, "Training time", duration_text(*v));
   }
-  if (const json* v = find_first({training}, {"best_val_accuracy", "best_validation_accuracy"})) {
+  // best_metrics is the best epoch by --monitor (val_loss by default), the
+  // one ModelCheckpoint kept: its val_accuracy need not be the highest.
+  if (const json* v = find_first({member(training, "best_metrics")}, {"val_accuracy"})) {
+    const json* epoch = member(training, "best_epoch");
+    card(cards, epoch ? "Val accuracy (best epoch, " + scalar_text(*epoch) + ")" : "Val accuracy (best epoch)",
+         percent_text(*v));
+  } else if (const json* v = find_first({training}, {"best_val_accuracy", "best_validation_accuracy"})) {
     card(cards, "Best val accuracy", percent_text(*v));
   }
   const std::string text = cards.str();
@@ -238,13 +254,31 @@ void per_class_table(std::ostringstream& out, const json& per_class) {
   for (const auto& [name, obj] : rows) {
     out << "<tr><td>" << html_escape(name) << "</td>";
     for (const auto& c : columns) {
+      // null: a ratio with nothing to divide by (a class with no test
+      // samples has no accuracy); an absent key stays blank.
       const json* v = member(obj, c.c_str());
-      const std::string text = v ? scalar_text(*v) : "";
+      const std::string text = v ? scalar_text(*v) : obj->contains(c) ? "n/a" : "";
       out << "<td class=\"num\">" << html_escape(text) << "</td>";
     }
     out << "</tr>\n";
   }
   out << "</table>\n";
+}
+
+// Where a plot goes in the page: its index in kKnownPlots, or after them.
+size_t known_rank(const fs::path& p) {
+  size_t i = 0;
+  for (; i < std::size(kKnownPlots); ++i) {
+    if (p.stem() == kKnownPlots[i].stem) break;
+  }
+  return i;
+}
+
+// Known plots first in pipeline order, then the rest by path.
+void sort_plots(std::vector<fs::path>& plots) {
+  std::stable_sort(plots.begin(), plots.end(), [](const fs::path& a, const fs::path& b) {
+    return std::make_pair(known_rank(a), a.string()) < std::make_pair(known_rank(b), b.string());
+  });
 }
 
 // PNGs in results_dir and its direct subfolders, known plots first in
@@ -272,16 +306,7 @@ std::vector<fs::path> find_plots(const fs::path& results_dir) {
   };
   scan(results_dir, true);
   for (const auto& dir : subfolders) scan(dir, false);
-  auto rank = [](const fs::path& p) {
-    size_t i = 0;
-    for (; i < std::size(kKnownPlots); ++i) {
-      if (p.stem() == kKnownPlots[i].stem) break;
-    }
-    return i;
-  };
-  std::sort(found.begin(), found.end(), [&](const fs::path& a, const fs::path& b) {
-    return std::make_pair(rank(a), a.string()) < std::make_pair(rank(b), b.string());
-  });
+  sort_plots(found);
   return found;
 }
 
@@ -330,7 +355,8 @@ std::string base64_encode(std::string_view bytes) {
   return out;
 }
 
-void write_html_report(const fs::path& results_dir, const json& summary) {
+void write_html_report(const fs::path& results_dir, const json& summary,
+                       const std::optional<std::vector<fs::path>>& plot_files) {
   check_input(summary.is_object() || summary.is_null(),
               std::string("report summary must be a JSON object, got ") + summary.type_name());
   const json* training = member(&summary, "training");
@@ -364,7 +390,13 @@ void write_html_report(const fs::path& results_dir, const json& summary) {
     if (const json* per_class = member(inference, "per_class")) per_class_table(out, *per_class);
   }
 
-  const auto plots = find_plots(results_dir);
+  std::vector<fs::path> plots;
+  if (plot_files) {
+    plots = *plot_files;
+    sort_plots(plots);
+  } else {
+    plots = find_plots(results_dir);
+  }
   if (!plots.empty()) out << "<h2>Plots</h2>\n";
   for (const auto& png : plots) {
     const std::string rel = png.lexically_relative(results_dir).string();

@@ -70,7 +70,7 @@ std::string script_header(const PlotSize& size, int font_pt, const std::string& 
 
 // Writes the data files and the script, then renders; data first so the
 // script on disk never names a file that is not there yet.
-void render(const fs::path& out_dir, const PlotSize& size,
+fs::path render(const fs::path& out_dir, const PlotSize& size,
             const std::vector<std::pair<std::string, std::string>>& data_files,
             const std::string& script) {
   const fs::path dir = out_dir.empty() ? fs::path(".") : out_dir;
@@ -78,7 +78,9 @@ void render(const fs::path& out_dir, const PlotSize& size,
   for (const auto& [name, bytes] : data_files) write_file_atomic(dir / name, bytes);
   const fs::path gp = dir / (std::string(size.name) + ".gp");
   write_file_atomic(gp, script);
-  render_gnuplot(gp, dir / (std::string(size.name) + ".png"));
+  const fs::path png = dir / (std::string(size.name) + ".png");
+  render_gnuplot(gp, png);
+  return png;
 }
 
 void check_class_names(const std::vector<std::string>& class_names, size_t n, const std::string& what) {
@@ -111,7 +113,7 @@ int64_t epoch_tic_step(int64_t epochs) {
 
 }  // namespace
 
-void plot_training_history(const std::vector<Logs>& history, const fs::path& dir) {
+fs::path plot_training_history(const std::vector<Logs>& history, const fs::path& dir) {
   check_input(!history.empty(), "training history is empty: no epoch to plot",
               "train for at least one epoch, or skip the history plot");
   const std::array<const char*, 5> keys = {"loss", "val_loss", "accuracy", "val_accuracy", "lr"};
@@ -215,10 +217,10 @@ void plot_training_history(const std::vector<Logs>& history, const fs::path& dir
     gp << empty_panel("learning rate");
   }
   gp << "unset multiplot\n";
-  render(dir, kTrainingHistoryPlot, {{"training_history.dat", data.str()}}, gp.str());
+  return render(dir, kTrainingHistoryPlot, {{"training_history.dat", data.str()}}, gp.str());
 }
 
-void plot_confusion_matrix(const std::vector<std::vector<int64_t>>& counts,
+fs::path plot_confusion_matrix(const std::vector<std::vector<int64_t>>& counts,
                            const std::vector<std::string>& class_names, const fs::path& dir) {
   const size_t n = counts.size();
   check_input(n > 0, "confusion matrix is empty");
@@ -279,10 +281,10 @@ void plot_confusion_matrix(const std::vector<std::vector<int64_t>>& counts,
        << "with labels tc rgb variable font '," << cell_font << "'";
   }
   gp << "\n";
-  render(dir, kConfusionMatrixPlot, {{"confusion_matrix.dat", data.str()}}, gp.str());
+  return render(dir, kConfusionMatrixPlot, {{"confusion_matrix.dat", data.str()}}, gp.str());
 }
 
-void plot_class_accuracy(const std::vector<double>& accuracy, const std::vector<std::string>& class_names,
+fs::path plot_class_accuracy(const std::vector<double>& accuracy, const std::vector<std::string>& class_names,
                          const fs::path& dir) {
   const size_t n = accuracy.size();
   check_input(n > 0, "per-class accuracy is empty");
@@ -327,10 +329,10 @@ void plot_class_accuracy(const std::vector<double>& accuracy, const std::vector<
        << gp_quote("mean " + format_fixed(mean, 1) + "%");
   }
   gp << "\n";
-  render(dir, kClassAccuracyPlot, {{"class_accuracy.dat", data.str()}}, gp.str());
+  return render(dir, kClassAccuracyPlot, {{"class_accuracy.dat", data.str()}}, gp.str());
 }
 
-void plot_prediction_samples(const torch::Tensor& images_u8, const std::vector<int64_t>& true_labels,
+fs::path plot_prediction_samples(const torch::Tensor& images_u8, const std::vector<int64_t>& true_labels,
                              const std::vector<int64_t>& predicted,
                              const std::vector<double>& confidence,
                              const std::vector<std::string>& class_names, const fs::path& dir) {
@@ -416,10 +418,10 @@ void plot_prediction_samples(const torch::Tensor& images_u8, const std::vector<i
                                  std::to_string(n) + " correct (wrong ones in red)")
      << " font ',16'\n"
      << plots.str() << "\n";
-  render(dir, kPredictionSamplesPlot, {{"prediction_samples.rgb", pixels}}, gp.str());
+  return render(dir, kPredictionSamplesPlot, {{"prediction_samples.rgb", pixels}}, gp.str());
 }
 
-void plot_confidence_distribution(const std::vector<double>& correct_conf,
+fs::path plot_confidence_distribution(const std::vector<double>& correct_conf,
                                   const std::vector<double>& wrong_conf, const fs::path& dir) {
   check_input(!correct_conf.empty() || !wrong_conf.empty(),
               "confidence distribution: no predictions given");
@@ -480,10 +482,10 @@ void plot_confidence_distribution(const std::vector<double>& correct_conf,
      << kRightColour << "' title " << gp_quote(legend("correct", correct_conf.size(), right.sum))
      << ", \\\n     '' using (($1+$2)/2):6:($2-$1) with boxes lc rgb '" << kWrongColour << "' title "
      << gp_quote(legend("wrong", wrong_conf.size(), wrong.sum)) << "\n";
-  render(dir, kConfidenceDistributionPlot, {{"confidence_distribution.dat", data.str()}}, gp.str());
+  return render(dir, kConfidenceDistributionPlot, {{"confidence_distribution.dat", data.str()}}, gp.str());
 }
 
-void plot_reliability_diagram(const std::vector<ReliabilityBin>& bins, double ece, const fs::path& dir) {
+fs::path plot_reliability_diagram(const std::vector<ReliabilityBin>& bins, double ece, const fs::path& dir) {
   check_input(!bins.empty(), "reliability diagram: no bins given");
   check_input(std::isfinite(ece) && ece >= 0 && ece <= 1,
               "reliability diagram: ECE " + num(ece) + " is outside [0,1]");
@@ -533,7 +535,7 @@ void plot_reliability_diagram(const std::vector<ReliabilityBin>& bins, double ec
      << "plot " << file << " using (($1+$2)/2):($3/2):1:2:(0):3 with boxxyerror fs solid 0.6 border -1 "
      << "lc rgb 'gray60' notitle\n"
      << "unset multiplot\n";
-  render(dir, kReliabilityDiagramPlot, {{"reliability_diagram.dat", data.str()}}, gp.str());
+  return render(dir, kReliabilityDiagramPlot, {{"reliability_diagram.dat", data.str()}}, gp.str());
 }
 
 }  // namespace cifar

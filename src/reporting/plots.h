@@ -11,6 +11,9 @@
 //                raw uint8 RGB pixels, H*W*3 bytes per image, row-major)
 // Sizes are fixed (see kPlotSizes) so the report and the tests rely on them.
 //
+// Each function returns the path of the PNG it wrote (dir/<name>.png), so a
+// caller can list what this run drew (write_html_report's `plots`).
+//
 // Every function validates its inputs first (UserError naming the bad value)
 // and throws UserError with kGnuplotMissing (reporting/gnuplot.h) when
 // gnuplot is not installed; a failed render leaves any previous PNG intact.
@@ -53,26 +56,26 @@ inline constexpr int64_t kMaxPredictionSamples = 25;
 // `val_accuracy`, fractions, drawn as %) and learning rate (`lr`, log scale)
 // against the 1-based epoch. Keys missing from an epoch leave a gap; a panel
 // with no data at all says so. Throws UserError on an empty history.
-void plot_training_history(const std::vector<Logs>& history, const std::filesystem::path& dir);
+std::filesystem::path plot_training_history(const std::vector<Logs>& history, const std::filesystem::path& dir);
 
 // confusion_matrix.png: counts[true][predicted] as a heatmap coloured by the
 // fraction of each true class, counts written in the cells (up to 25
 // classes; beyond that the numbers would not fit).
-void plot_confusion_matrix(const std::vector<std::vector<int64_t>>& counts,
+std::filesystem::path plot_confusion_matrix(const std::vector<std::vector<int64_t>>& counts,
                            const std::vector<std::string>& class_names,
                            const std::filesystem::path& dir);
 
 // class_accuracy.png: one bar per class (accuracy as a fraction in [0,1],
 // drawn as %), value above each bar and the mean as a dashed line. NaN (a
 // class with no test samples) is drawn as "n/a".
-void plot_class_accuracy(const std::vector<double>& accuracy,
+std::filesystem::path plot_class_accuracy(const std::vector<double>& accuracy,
                          const std::vector<std::string>& class_names,
                          const std::filesystem::path& dir);
 
 // prediction_samples.png: the first min(N, 25) images in a square grid, each
 // titled with the true and predicted class and the confidence; wrong ones in
 // red with a red frame. images_u8: uint8 [N,3,H,W] on any device.
-void plot_prediction_samples(const torch::Tensor& images_u8, const std::vector<int64_t>& true_labels,
+std::filesystem::path plot_prediction_samples(const torch::Tensor& images_u8, const std::vector<int64_t>& true_labels,
                              const std::vector<int64_t>& predicted,
                              const std::vector<double>& confidence,
                              const std::vector<std::string>& class_names,
@@ -81,14 +84,14 @@ void plot_prediction_samples(const torch::Tensor& images_u8, const std::vector<i
 // confidence_distribution.png: histograms (20 bins over [0,1]) of the top-1
 // softmax probability of correct and of wrong predictions, each normalised to
 // its own count so both shapes show; counts and means in the legend.
-void plot_confidence_distribution(const std::vector<double>& correct_conf,
+std::filesystem::path plot_confidence_distribution(const std::vector<double>& correct_conf,
                                   const std::vector<double>& wrong_conf,
                                   const std::filesystem::path& dir);
 
 // reliability_diagram.png: accuracy per confidence bin against the diagonal
 // (perfect calibration), the gap to the mean confidence shaded, ECE in the
 // title, and the number of predictions per bin in a panel below.
-void plot_reliability_diagram(const std::vector<ReliabilityBin>& bins, double ece,
+std::filesystem::path plot_reliability_diagram(const std::vector<ReliabilityBin>& bins, double ece,
                               const std::filesystem::path& dir);
 
 }  // namespace cifar

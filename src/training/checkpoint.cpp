@@ -6,6 +6,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_text.h"
 #include "common/printable.h"
 #include "common/torch_compat.h"
 #include "models/registry.h"
@@ -191,7 +192,7 @@ void save_checkpoint(const std::string& path, Net& model, const ModelSpec& spec,
   meta["spec"] = spec_to_json(spec);
   meta["torch_version"] = compat::torch_version();
   torch::serialize::OutputArchive root;
-  root.write("meta", c10::IValue(meta.dump()));
+  root.write("meta", c10::IValue(json_text(meta)));
   root.write("model", bytes_to_tensor(archive_bytes(model)));
   if (optimizer) root.write("optimizer", bytes_to_tensor(optimizer_archive_bytes(*optimizer)));
   std::ostringstream out(std::ios::binary);

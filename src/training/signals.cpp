@@ -31,6 +31,14 @@ void install_stop_signals() {
   sigaction(SIGTERM, &sa, nullptr);
 }
 
+void restore_default_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = SIG_DFL;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
 int stop_signal() { return g_signal.load(); }
 void request_stop_signal(int signal) { g_signal.store(signal); }
 void reset_stop_signal() { g_signal.store(0); }

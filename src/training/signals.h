@@ -6,6 +6,8 @@
 namespace cifar {
 
 void install_stop_signals();
+// After training: a signal ends the process at once again.
+void restore_default_signals();
 // The signal that asked to stop, or 0.
 int stop_signal();
 // For tests and for ranks told by a peer to stop.

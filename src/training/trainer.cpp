@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "common/error.h"
+#include "common/printable.h"
 #include "common/runtime.h"
 #include "common/torch_compat.h"
 #include "config/cli.h"
@@ -48,6 +49,9 @@ Trainer::Trainer(const Config& config, const Splits& data, NetPtr model, ModelSp
   const auto& mp = config_.train.mixed_precision;
   autocast_ = use_bf16_autocast(mp, device_);
   steps_per_epoch_ = cifar::steps_per_epoch(train_.size(), config_.train.batch_size);
+  for (const auto& m : model_->modules(/*include_self=*/false)) {
+    if (m->name().find("BatchNorm") != std::string::npos) has_batch_norm_ = true;
+  }
 }
 
 Trainer::~Trainer() = default;
@@ -73,9 +77,20 @@ void Trainer::train_step(int epoch, int64_t step, const torch::Tensor& indices) 
   const uint64_t seed = static_cast<uint64_t>(config_.run.seed);
   clear_gradients(*optimizer_);
   // A short last batch split over many ranks can leave a rank with nothing;
-  // it still takes part in the gradient all-reduce, with zeros.
-  const int64_t n = indices.size(0);
-  const int64_t chunks = std::min<int64_t>(config_.train.grad_accumulation, n);
+  // it still takes part in the gradient all-reduce, with zeros. Batch norm
+  // cannot normalise a part of one image (one value per channel after the
+  // cnn's dense layer or a 1x1 feature map), so such a part is left out the
+  // same way; micro-batches hold two images or more.
+  int64_t n = indices.size(0);
+  if (n == 1 && has_batch_norm_) {
+    if (!warned_single_image_) {
+      std::cout << "note: rank " << dist_.rank() << " left out a batch part of one image (epoch " << epoch + 1
+                << ", step " << step + 1 << "): batch norm cannot normalise a single image\n";
+      warned_single_image_ = true;
+    }
+    n = 0;
+  }
+  const int64_t chunks = std::min<int64_t>(config_.train.grad_accumulation, n >= 2 ? n / 2 : n);
   dist_.begin_backward(static_cast<int>(chunks));
   if (n > 0) {
     // Dropout, stochastic depth and augmentation draw from seeds derived from
@@ -93,7 +108,8 @@ void Trainer::train_step(int epoch, int64_t step, const torch::Tensor& indices) 
     // so the result is the gradient of the global batch's mean loss even
     // when ranks hold unequal parts (at world size 1: size / n, as before).
     const int64_t global_n = std::min<int64_t>(config_.train.batch_size, train_.size() - step * config_.train.batch_size);
-    auto xs = x.chunk(chunks), ys = batch.labels.chunk(chunks);
+    // tensor_split, not chunk: exactly `chunks` parts of near-equal size.
+    auto xs = x.tensor_split(chunks), ys = batch.labels.tensor_split(chunks);
     for (size_t i = 0; i < xs.size(); ++i) {
       torch::Tensor logits;
       {
@@ -123,6 +139,7 @@ bool Trainer::train_epoch(int epoch) {
     for (auto& cb : callbacks_) cb->on_batch_begin(step, *this);
     auto indices = rank_batch(order, step, config_.train.batch_size, dist_.rank(), dist_.world_size());
     train_step(epoch, step, indices);
+    images_trained_ += std::min<int64_t>(config_.train.batch_size, train_.size() - step * config_.train.batch_size);
     step_in_epoch_ = step + 1;
     Logs running;
     if (should_read_running_logs(step, read_at)) {
@@ -144,6 +161,13 @@ bool Trainer::train_epoch(int epoch) {
     in_batch_ = false;
     if (int sig = agreed_stop_signal()) {
       stop_reason_ = "interrupted by " + signal_name(sig);
+      // On an epoch's last step the epoch is finished instead: its
+      // validation and callbacks run (the latest checkpoint among them), so
+      // a resume starts at the next epoch with nothing skipped.
+      if (step + 1 == steps_per_epoch_ && !abandon_epoch_) {
+        stop_requested_ = true;
+        return true;
+      }
       // A NaN found at this same step leaves the last good checkpoint be.
       const bool diverged = abandon_epoch_;
       stop_requested_ = abandon_epoch_ = true;
@@ -227,10 +251,10 @@ FitResult Trainer::fit() {
     }
     for (auto& cb : callbacks_) cb->on_epoch_begin(epoch, *this);
     const auto t_epoch = Clock::now();
-    const int64_t images_before = global_step_;
+    const int64_t images_before = images_trained_;
     if (!train_epoch(epoch)) break;
     result.train_seconds += seconds_since(t_epoch);
-    result.images_trained += (global_step_ - images_before) * config_.train.batch_size;
+    result.images_trained += images_trained_ - images_before;
     auto sums = epoch_sums_.read().to_tensor();
     dist_.all_reduce_sum(sums);
     Logs logs = MetricSums::from_tensor(sums).to_logs();
@@ -291,6 +315,15 @@ void Trainer::resume(const std::string& path) {
                     ", " + std::to_string(saved.num_classes()) + " classes), not the " + spec_.type +
                     " this run builds");
   }
+  // The callbacks' best values are values of the monitored metric: under
+  // another metric they would compare val_loss against val_accuracy.
+  if (meta.contains("config") && meta["config"].is_object() && meta["config"].contains("monitor") &&
+      meta["config"]["monitor"].is_string() && meta["config"]["monitor"].get<std::string>() != config_.train.monitor) {
+    throw UserError("checkpoint " + path + " monitored " + printable(meta["config"]["monitor"].get<std::string>()) +
+                    ", not " + config_.train.monitor + " (hint: resume with --monitor " +
+                    printable(meta["config"]["monitor"].get<std::string>()) +
+                    ", or start a new run from its weights with --load-model)");
+  }
   load_model_state(data, *model_, path, device_);
   load_optimizer_state(data, *optimizer_, path, device_);
   const ResumePoint point = resume_point(meta, path);
@@ -318,6 +351,10 @@ void Trainer::resume(const std::string& path) {
   step_in_epoch_ = start_step_;
   if (is_writer()) {
     std::cout << "Resuming from " << path << " at epoch " << start_epoch_ + 1 << ", step " << start_step_ << "\n";
+    if (start_epoch_ >= config_.train.epochs) {
+      std::cout << "The run finished its " << start_epoch_ << " epochs: nothing left to train (hint: a larger --epochs "
+                << "trains on)\n";
+    }
   }
 }
 

@@ -24,7 +24,7 @@ struct FitResult {
   int signal = 0;              // SIGINT/SIGTERM that interrupted the run, or 0
   double train_seconds = 0;    // wall time in training steps (no validation)
   double wall_seconds = 0;     // whole fit
-  int64_t images_trained = 0;  // images through training steps in this process
+  int64_t images_trained = 0;  // images through completed epochs' steps, all ranks together
   Logs last;                   // last epoch's logs
 };
 
@@ -76,6 +76,9 @@ class Trainer final : public TrainContext {
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
   std::vector<std::shared_ptr<Callback>> callbacks_;
   bool autocast_ = false;
+  bool has_batch_norm_ = false;
+  bool warned_single_image_ = false;
+  int64_t images_trained_ = 0;  // global images through training steps
 
   int64_t steps_per_epoch_ = 0;
   int start_epoch_ = 0;

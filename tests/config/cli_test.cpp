@@ -88,6 +88,36 @@ TEST(Cli, PresetSetsDefaultsThatFlagsStillOverride) {
   EXPECT_EQ(c.train.optimizer, "sgd");
 }
 
+// A preset named in the config file applies under the file's values and
+// the flags, as --preset does; a --preset flag still wins over the file's.
+TEST(Cli, PresetInAConfigFileApplies) {
+  testing::TempDir tmp("cli");
+  testing::write_bytes(tmp / "c.yaml", "preset: quick\nepochs: 5\n");
+  const Config c = parse({"--config", (tmp / "c.yaml").string(), "--batch-size", "64"}).config;
+  EXPECT_EQ(c.model.model_type, "fast");
+  EXPECT_EQ(c.train.lr_schedule, "onecycle");
+  EXPECT_EQ(c.train.epochs, 5);
+  EXPECT_EQ(c.train.batch_size, 64);
+  const Config full = parse({"--config", (tmp / "c.yaml").string(), "--preset", "full"}).config;
+  EXPECT_EQ(full.model.model_type, "resnet");
+}
+
+// Values no run can use, refused before any data is read.
+TEST(Cli, OutOfRangeTrainingValuesAreRefused) {
+  EXPECT_NE(parse_error({"--learning-rate", "inf"}).find("--learning-rate"), std::string::npos);
+  EXPECT_NE(parse_error({"--momentum", "-1"}).find("--momentum -1"), std::string::npos);
+  EXPECT_NE(parse_error({"--optimizer", "sgd", "--nesterov", "--momentum", "0"}).find("--nesterov"),
+            std::string::npos);
+  EXPECT_NE(parse_error({"--step-gamma", "-2"}).find("--step-gamma -2"), std::string::npos);
+  EXPECT_NE(parse_error({"--plateau-patience", "-1"}).find("--plateau-patience -1"), std::string::npos);
+  EXPECT_NE(parse_error({"--min-lr", "-1"}).find("--min-lr -1"), std::string::npos);
+  EXPECT_NE(parse_error({"--log-every", "-5"}).find("--log-every -5"), std::string::npos);
+  EXPECT_NE(parse_error({"--batch-size", "64", "--grad-accumulation", "100"}).find("--grad-accumulation 100"),
+            std::string::npos);
+  EXPECT_NE(parse_error({"--validation-size", "0"}).find("--monitor loss"), std::string::npos);
+  EXPECT_EQ(parse({"--validation-size", "0", "--monitor", "loss"}).config.data.validation_size, 0);
+}
+
 TEST(Cli, BadInputsGiveOneLine) {
   EXPECT_NE(parse_error({"--epochs", "-1"}).find("--epochs -1"), std::string::npos);
   EXPECT_NE(parse_error({"--batch-size", "0"}).find("--batch-size 0"), std::string::npos);
@@ -105,7 +135,13 @@ TEST(Cli, BadConfigFilesGiveOneLine) {
   testing::write_bytes(tmp / "bad.json", "{\"epochs\": ");
   EXPECT_NE(parse_error({"--config", (tmp / "bad.json").string()}).find("not valid JSON or YAML"), std::string::npos);
   testing::write_bytes(tmp / "unknown.json", R"({"epochz": 3})");
-  EXPECT_NE(parse_error({"--config", (tmp / "unknown.json").string()}).find("epochz"), std::string::npos);
+  const std::string unknown = parse_error({"--config", (tmp / "unknown.json").string()});
+  EXPECT_NE(unknown.find("unknown key 'epochz'"), std::string::npos) << unknown;
+  EXPECT_NE(unknown.find("unknown.json"), std::string::npos) << unknown;
+  testing::write_bytes(tmp / "type.json", R"({"epochs": "two"})");
+  const std::string type = parse_error({"--config", (tmp / "type.json").string()});
+  EXPECT_NE(type.find("type.json"), std::string::npos) << type;
+  EXPECT_NE(type.find("two"), std::string::npos) << type;
   testing::write_bytes(tmp / "neg.yaml", "epochs: -5\n");
   EXPECT_NE(parse_error({"--config", (tmp / "neg.yaml").string()}).find("--epochs -5"), std::string::npos);
 }

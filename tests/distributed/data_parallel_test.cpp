@@ -391,5 +391,39 @@ TEST(DataParallel, ProcessGroupTheRanksCannotUseFailsBeforeAnyWorkerStarts) {
   EXPECT_EQ(out.find("Starting"), std::string::npos) << out;
 }
 
+TEST(DataParallel, MissingCheckpointFailsOnceBeforeAnyWorkerStarts) {
+  TempDir dir("nockpt");
+  BackgroundProcess launcher(
+      tiny_run(dir, {"--model-type", "cnn", "--resume", (dir / "none.pt").string(), "--nproc-per-node", "2"}));
+  EXPECT_EQ(launcher.wait(30), kExitBadInput);
+  const std::string out = launcher.output();
+  EXPECT_NE(out.find("error: cannot read --resume"), std::string::npos) << out;
+  EXPECT_EQ(count(out, "error:"), 1) << out;
+  EXPECT_EQ(out.find("Starting"), std::string::npos) << out;
+}
+
+// Ranks started by hand with different batch sizes: they would fail inside
+// the first all-reduce whose sizes differ (once gloo's "EnforceNotMet" and
+// terminate); instead every rank says the settings differ, and exits 2.
+TEST(DataParallel, RanksStartedWithDifferentSettingsAreRefused) {
+  SKIP_WITHOUT_GLOO();
+  TempDir dir("mismatch");
+  const int port = find_free_loopback_port();
+  std::vector<std::unique_ptr<BackgroundProcess>> ranks;
+  for (int r = 0; r < 2; ++r) {
+    auto args = tiny_run(dir, {"--model-type", "cnn", "--epochs", "1", "--train-limit", "256", "--batch-size",
+                               r == 0 ? "64" : "32", "--threads", r == 0 ? "1" : "2"});
+    ranks.push_back(std::make_unique<BackgroundProcess>(
+        args, std::vector<std::string>{"RANK=" + std::to_string(r), "WORLD_SIZE=2", "LOCAL_RANK=" + std::to_string(r),
+                                       "LOCAL_WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1",
+                                       "MASTER_PORT=" + std::to_string(port)}));
+  }
+  for (auto& rank : ranks) {
+    EXPECT_EQ(rank->wait(120), kExitBadInput) << rank->output();
+    EXPECT_NE(rank->output().find("ranks were started with different settings"), std::string::npos)
+        << rank->output();
+  }
+}
+
 }  // namespace
 }  // namespace cifar

@@ -107,7 +107,10 @@ TEST(Environment, SlurmNodelistExpansion) {
             (std::vector<std::string>{"r1-n01", "r1-n03", "r2-n01", "r2-n03"}));
   EXPECT_EQ(expand_slurm_nodelist("x[098-101]").front(), "x098");
   EXPECT_EQ(expand_slurm_nodelist("x[098-101]").back(), "x101");
-  for (const char* bad : {"node[01-04", "node01]", "node[]", "node[04-01]", "node[a-b]", "a,,b"}) {
+  // The last two: a number past a long, and a range of a billion hosts
+  // (once "stol" and std::bad_alloc).
+  for (const char* bad : {"node[01-04", "node01]", "node[]", "node[04-01]", "node[a-b]", "a,,b",
+                          "node[01-99999999999999999999]", "n[1-999999999]"}) {
     EXPECT_THROW(expand_slurm_nodelist(bad), UserError) << bad;
   }
 }

@@ -31,7 +31,7 @@ TEST(PredictCommand, ClassifiesFilesAndReportsEachBadOne) {
   auto r = testing::run_cifar10({"predict", "--load-model", (tmp / "model.pt").string(), (tmp / "imgs").string(),
                                  (tmp / "notes.png").string(), (tmp / "missing.jpg").string(), "--output",
                                  (tmp / "out.json").string(), "--top-k", "2"});
-  EXPECT_EQ(r.exit_code, 1) << r.output;  // some files failed
+  EXPECT_EQ(r.exit_code, 2) << r.output;  // some files were bad input
   for (int i = 0; i < 3; ++i) EXPECT_NE(r.output.find("img" + std::to_string(i) + ".png: "), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("notes.png"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("missing.jpg"), std::string::npos) << r.output;

@@ -44,6 +44,13 @@ void expect_bit_identical(const fs::path& a, const fs::path& b) {
   for (size_t i = 0; i < wa.size(); ++i) EXPECT_TRUE(torch::equal(wa[i], wb[i])) << "tensor " << i;
 }
 
+std::string single_error_line(const testing::ProcessResult& r) {
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  const auto pos = r.output.find("error: ");
+  EXPECT_NE(pos, std::string::npos) << r.output;
+  return pos == std::string::npos ? "" : r.output.substr(pos, r.output.find('\n', pos) - pos);
+}
+
 TEST(Train, OneCnnEpochOnFiveThousandImagesLearns) {
   TempDir out("smoke");
   auto r = run_cifar10({"--model-type", "cnn", "--epochs", "1", "--data-dir", testing::data_root().string(),
@@ -105,6 +112,42 @@ TEST(Train, SigtermFinishesTheStepSavesAndResumesExactly) {
   }()));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   expect_bit_identical(straight / "checkpoints/latest_model.pt", latest);
+}
+
+// With one step per epoch every stop lands on an epoch's last step: that
+// epoch is finished (validated, logged, checkpointed) before the run exits,
+// so the checkpoint's "next epoch" is one the history already holds, and the
+// resumed run equals the straight one, history included.
+TEST(Train, SigtermOnAnEpochsLastStepFinishesThatEpoch) {
+  TempDir straight("straight"), cut("cut");
+  const std::vector<std::string> common{"--train-limit", "256", "--batch-size", "256", "--validation-size", "64",
+                                        "--plateau-patience", "1", "--skip-inference"};
+  auto with = [&](std::vector<std::string> extra) {
+    auto v = common;
+    v.insert(v.end(), extra.begin(), extra.end());
+    return v;
+  };
+  Child run(tiny_run(cut.path(), with({"--epochs", "40"})));
+  ASSERT_TRUE(run.wait_for_output("Epoch 2/40", 300)) << run.output();
+  run.send(SIGTERM);
+  auto r = run.wait(300);
+  ASSERT_EQ(r.exit_code, 143) << r.output;
+  const auto latest = cut / "checkpoints/latest_model.pt";
+  const auto meta = read_checkpoint(latest.string()).meta;
+  EXPECT_EQ(meta["step_in_epoch"].get<int>(), 0) << meta.dump();
+  const int done = meta["epoch"].get<int>();
+  ASSERT_GE(done, 1);
+  ASSERT_LT(done, 40) << r.output;
+  EXPECT_EQ(read_json(cut / "results/training_history.json").size(), static_cast<size_t>(done))
+      << r.output;
+
+  const std::string epochs = std::to_string(done + 1);
+  auto a = run_cifar10(tiny_run(straight.path(), with({"--epochs", epochs})));
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  auto resumed = run_cifar10(tiny_run(cut.path(), with({"--epochs", epochs, "--resume", latest.string()})));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  expect_bit_identical(straight / "checkpoints/latest_model.pt", latest);
+  EXPECT_EQ(read_json(straight / "results/training_history.json"), read_json(cut / "results/training_history.json"));
 }
 
 // A learning rate that makes the loss NaN within a few steps: the run stops
@@ -188,13 +231,110 @@ TEST(Train, SkipTrainingEvaluatesASavedModel) {
   auto results = read_json(again / "results/inference_results.json");
   EXPECT_DOUBLE_EQ(results["accuracy"].get<double>(), trained);
   EXPECT_EQ(results["model"]["type"], "cnn");
+
+  // A --resume checkpoint evaluated without training: its weights, not the
+  // seed's fresh ones.
+  TempDir third("eval3");
+  auto resumed = run_cifar10({"--skip-training", "--resume", (out / "checkpoints/best_model.pt").string(),
+                              "--data-dir", testing::data_root().string(), "--output-dir", third.path().string(),
+                              "--test-limit", "200", "--skip-visualization"});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_DOUBLE_EQ(read_json(third / "results/inference_results.json")["accuracy"].get<double>(), trained);
+
+  // --summary describes the checkpoint's model and trains nothing.
+  TempDir fourth("summary");
+  auto summary = run_cifar10({"--summary", "--load-model", (out / "checkpoints/best_model.pt").string(),
+                              "--output-dir", fourth.path().string()});
+  ASSERT_EQ(summary.exit_code, 0) << summary.output;
+  EXPECT_NE(summary.output.find("Model: cnn"), std::string::npos) << summary.output;
+  EXPECT_FALSE(fs::exists(fourth / "checkpoints"));
 }
 
-std::string single_error_line(const testing::ProcessResult& r) {
-  EXPECT_EQ(r.exit_code, 2) << r.output;
-  const auto pos = r.output.find("error: ");
-  EXPECT_NE(pos, std::string::npos) << r.output;
-  return pos == std::string::npos ? "" : r.output.substr(pos, r.output.find('\n', pos) - pos);
+// Training writes best_model.pt from its first epoch, so starting from that
+// very file would replace it; a missing --load-model is named before the
+// data is read, and the folder's previous record (config.json) stays.
+TEST(Train, LoadModelIsCheckedFirstAndNeverOverwritten) {
+  TempDir out("own");
+  ASSERT_EQ(run_cifar10(tiny_run(out.path(), {"--epochs", "1", "--skip-inference"})).exit_code, 0);
+  const auto best = out / "checkpoints/best_model.pt";
+  const std::string bytes = read_file(best), config = read_file(out / "results/config.json");
+  auto own = run_cifar10(tiny_run(out.path(), {"--epochs", "1", "--load-model", best.string()}));
+  EXPECT_NE(single_error_line(own).find("training would replace it"), std::string::npos) << own.output;
+  EXPECT_EQ(read_file(best), bytes);
+  auto missing = run_cifar10(tiny_run(out.path(), {"--epochs", "3", "--load-model", (out / "none.pt").string()}));
+  EXPECT_NE(single_error_line(missing).find("none.pt"), std::string::npos) << missing.output;
+  EXPECT_EQ(missing.output.find("Data:"), std::string::npos) << missing.output;
+  EXPECT_EQ(read_file(out / "results/config.json"), config);
+}
+
+// The MLP (no batch norm) at a learning rate too small to change its
+// validation accuracy: early stopping ends the run after epoch 2. A resume
+// of that run (as a requeue script always passes --resume) trains nothing
+// more, unless a longer patience allows it; another --monitor is refused,
+// since the saved best values belong to the first one.
+TEST(Train, ResumingAnEarlyStoppedRunKeepsItStopped) {
+  TempDir out("stopped");
+  const std::vector<std::string> flags{"--model-type", "mlp", "--optimizer", "sgd", "--learning-rate", "1e-12",
+                                       "--monitor", "val_accuracy", "--early-stopping-patience", "1",
+                                       "--skip-inference", "--epochs", "6"};
+  auto with = [&](std::vector<std::string> extra) {
+    auto v = flags;
+    v.insert(v.end(), extra.begin(), extra.end());
+    return tiny_run(out.path(), v);
+  };
+  auto first = run_cifar10(with({}));
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  ASSERT_EQ(read_json(out / "results/training_history.json").size(), 2u) << first.output;
+  const auto latest = (out / "checkpoints/latest_model.pt").string();
+
+  auto again = run_cifar10(with({"--resume", latest}));
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_NE(again.output.find("had already stopped at epoch 2"), std::string::npos) << again.output;
+  EXPECT_EQ(read_json(out / "results/training_history.json").size(), 2u);
+
+  auto other = run_cifar10(with({"--resume", latest, "--monitor", "val_loss"}));
+  EXPECT_NE(single_error_line(other).find("monitored val_accuracy"), std::string::npos) << other.output;
+
+  auto longer = run_cifar10(with({"--resume", latest, "--early-stopping-patience", "2"}));
+  ASSERT_EQ(longer.exit_code, 0) << longer.output;
+  EXPECT_EQ(read_json(out / "results/training_history.json").size(), 3u) << longer.output;
+}
+
+// A resume into a new --output-dir brings the run's best checkpoint along,
+// so restoring the best weights at the end finds them there.
+TEST(Train, ResumeIntoAnotherFolderCarriesTheBestCheckpoint) {
+  TempDir first("first"), second("second");
+  ASSERT_EQ(run_cifar10(tiny_run(first.path(), {"--epochs", "1", "--skip-inference"})).exit_code, 0);
+  auto r = run_cifar10(tiny_run(second.path(), {"--epochs", "2", "--resume",
+                                                (first / "checkpoints/latest_model.pt").string()}));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(second / "checkpoints/best_model.pt"));
+  EXPECT_NE(r.output.find("Restoring model weights"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(second / "results/inference_results.json"));
+}
+
+// 513 images in batches of 64: the last batch holds one image, which the
+// cnn's batch norm cannot normalise; it is left out with a note, not a crash.
+TEST(Train, ALastBatchOfOneImageIsLeftOutWithANote) {
+  TempDir out("one");
+  auto r = run_cifar10(tiny_run(out.path(), {"--epochs", "1", "--train-limit", "513", "--skip-inference"}));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("left out a batch part of one image"), std::string::npos) << r.output;
+}
+
+// Plots are extras: a gnuplot that fails costs its plots (warnings), not
+// the run's exit status or the report.
+TEST(Train, AFailingGnuplotCostsOnlyThePlots) {
+  TempDir out("gp");
+  testing::write_bytes(out / "bin/gnuplot", "#!/bin/sh\necho 'gnuplot: broken' >&2\nexit 1\n");
+  fs::permissions(out / "bin/gnuplot", fs::perms::owner_all);
+  auto args = tiny_run(out.path(), {"--epochs", "1"});
+  args.erase(std::find(args.begin(), args.end(), "--skip-visualization"));
+  auto r = run_cifar10(args, 600, {"PATH=" + (out / "bin").string() + ":/usr/bin:/bin"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("warning: no training history plot"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(out / "results/report.html"));
+  EXPECT_TRUE(fs::exists(out / "results/inference_results.json"));
 }
 
 TEST(Train, BadInputsStopWithOneLineAndExitTwo) {

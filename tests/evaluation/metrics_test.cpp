@@ -6,7 +6,9 @@
 
 #include "data/dataset.h"
 #include "evaluation/evaluate.h"
+#include "common/atomic_file.h"
 #include "models/registry.h"
+#include "reporting/plots.h"
 #include "test_util.h"
 
 namespace cifar {
@@ -117,22 +119,30 @@ TEST(Metrics, HandComputedReportIncludingAbsentClasses) {
   EXPECT_DOUBLE_EQ(b.recall, 0.25);
   EXPECT_DOUBLE_EQ(b.precision, 1.0 / 3);
   EXPECT_NEAR(b.f1, 2.0 / 7, 1e-12);
-  // "c" is never predicted: precision 0/0 -> 0 by convention; recall 0/3.
+  // "c" is never predicted: precision 0/0 does not exist (NaN); recall 0/3;
+  // F1 = 2*hits/(support+predicted) = 0/3.
   const auto& cc = r.per_class[2];
   EXPECT_EQ(cc.support, 3);
   EXPECT_EQ(cc.predicted, 0);
-  EXPECT_EQ(cc.precision, 0.0);
+  EXPECT_TRUE(std::isnan(cc.precision));
   EXPECT_EQ(cc.recall, 0.0);
+  EXPECT_EQ(cc.accuracy, 0.0);
   EXPECT_EQ(cc.f1, 0.0);
-  // "d" never appears as a label: accuracy/recall 0/0 -> 0; predicted twice, never right.
+  // "d" never appears as a label: accuracy/recall 0/0 do not exist (NaN), so
+  // the plot says n/a rather than 0%; predicted twice, never right, so its
+  // precision (0/2) and F1 (0/2) are a real 0.
   const auto& d = r.per_class[3];
   EXPECT_EQ(d.support, 0);
   EXPECT_EQ(d.predicted, 2);
-  EXPECT_EQ(d.accuracy, 0.0);
+  EXPECT_TRUE(std::isnan(d.accuracy));
+  EXPECT_TRUE(std::isnan(d.recall));
   EXPECT_EQ(d.precision, 0.0);
   EXPECT_EQ(d.f1, 0.0);
-  EXPECT_FALSE(std::isnan(d.f1));
-  EXPECT_EQ(r.per_class_accuracy, (std::vector<double>{0.8, 0.25, 0.0, 0.0}));
+  ASSERT_EQ(r.per_class_accuracy.size(), 4u);
+  EXPECT_EQ(r.per_class_accuracy[0], 0.8);
+  EXPECT_EQ(r.per_class_accuracy[1], 0.25);
+  EXPECT_EQ(r.per_class_accuracy[2], 0.0);  // seen and always missed: a real 0
+  EXPECT_TRUE(std::isnan(r.per_class_accuracy[3]));
 
   EXPECT_DOUBLE_EQ(r.confusion_normalized[0][0].item<double>(), 0.8);
   EXPECT_DOUBLE_EQ(r.confusion_normalized[0][1].item<double>(), 0.2);
@@ -232,6 +242,12 @@ TEST(ResultsJson, HoldsTheDocumentedKeys) {
   }
   EXPECT_EQ(j["per_class"]["d"]["support"], 0);
   EXPECT_EQ(j["per_class"]["d"]["precision"], 0.0);
+  // Ratios with nothing to divide by are null, not 0.
+  EXPECT_TRUE(j["per_class"]["d"]["accuracy"].is_null());
+  EXPECT_TRUE(j["per_class"]["d"]["recall"].is_null());
+  EXPECT_TRUE(j["per_class"]["c"]["precision"].is_null());
+  EXPECT_EQ(j["per_class"]["c"]["accuracy"], 0.0);
+  EXPECT_EQ(j["per_class"]["c"]["f1"], 0.0);
   EXPECT_EQ(j["confusion_matrix"]["counts"][1], nlohmann::json({2, 1, 0, 1}));
   EXPECT_DOUBLE_EQ(j["confusion_matrix"]["normalized"][0][1].get<double>(), 0.2);
   EXPECT_EQ(j["confidence"]["correct"]["count"], 5);
@@ -244,6 +260,39 @@ TEST(ResultsJson, HoldsTheDocumentedKeys) {
   }
   EXPECT_EQ(j["calibration"]["bins"][6]["count"], 4);
   EXPECT_NEAR(j["calibration"]["ece"].get<double>(), report.ece, 1e-12);
+}
+
+// What the pipeline does with the report (plot_class_accuracy of
+// per_class_accuracy, src/pipeline/pipeline.cpp's visualize()): the class
+// with no samples is drawn as n/a and left out of the mean, not drawn as 0%.
+TEST(ResultsJson, AClassWithoutSamplesIsNaOnThePlotAndLeftOutOfTheMean) {
+  auto report = make_report(counts_of(0, 12), kNames);
+  testing::TempDir tmp("class_accuracy");
+  plot_class_accuracy(report.per_class_accuracy, report.class_names, tmp.path());
+  const std::string script = read_file(tmp / "class_accuracy.gp");
+  const std::string data = read_file(tmp / "class_accuracy.dat");
+  EXPECT_NE(script.find("set label 4 'n/a' at 3,"), std::string::npos) << script;
+  EXPECT_EQ(script.find("set label 3 'n/a'"), std::string::npos) << "class c was seen: its 0% is real";
+  // (80% + 25% + 0%) / 3 classes with samples, not / 4.
+  EXPECT_NE(script.find("'mean 35.0%'"), std::string::npos) << script;
+  EXPECT_NE(data.find("\n3 ?\n"), std::string::npos) << data;
+  EXPECT_NE(data.find("\n2 0\n"), std::string::npos) << data;
+}
+
+TEST(ResultsJson, ClassNamesThatAreNotUtf8AreWrittenNotThrown) {
+  // A batches.meta.txt in Latin-1: "caf\xE9" made write_results_json throw
+  // nlohmann's type_error 316 and lose the whole results file.
+  std::vector<std::string> names = kNames;
+  names[0] = "caf\xE9";
+  auto report = make_report(counts_of(0, 12), names);
+  testing::TempDir tmp("results");
+  const auto path = tmp / "inference_results.json";
+  write_results_json(path, report, ResultsInfo{{{"type", "cnn"}}, "runs/\xFF.ckpt", "hand-made", false});
+  const auto j = nlohmann::json::parse(read_file(path));
+  EXPECT_EQ(j["class_names"][0], "caf\xEF\xBF\xBD");
+  EXPECT_TRUE(j["per_class"].contains("caf\xEF\xBF\xBD"));
+  EXPECT_EQ(j["checkpoint"], "runs/\xEF\xBF\xBD.ckpt");
+  EXPECT_DOUBLE_EQ(j["accuracy"].get<double>(), 5.0 / 12);
 }
 
 TEST(EvaluateSplit, MatchesPredictLogitsOnRealImages) {

@@ -2,6 +2,8 @@
 
 #include <stb/stb_image_write.h>
 
+#include <jpeglib.h>
+
 #include <fstream>
 #include <sstream>
 
@@ -209,7 +211,7 @@ TEST(Predict, EachBadFileGetsItsOwnErrorAndTheOthersStillRun) {
   opt.output = (m.tmp / "p.CSV").string();
   opt.device = "cpu";
   auto run = predict(opt);
-  EXPECT_EQ(run.code, 1);
+  EXPECT_EQ(run.code, kExitBadInput);  // bad files are bad input, as bad flags are
   EXPECT_EQ(count_lines(run.out), 2) << run.out;
   EXPECT_TRUE(contains(run.out, (dir / "good1.png").string() + ": ")) << run.out;
   EXPECT_TRUE(contains(run.out, (dir / "good2.png").string() + ": ")) << run.out;
@@ -228,9 +230,14 @@ TEST(Predict, EachBadFileGetsItsOwnErrorAndTheOthersStillRun) {
   std::ifstream in(opt.output);
   std::stringstream csv;
   csv << in.rdbuf();
-  EXPECT_EQ(count_lines(csv.str()), 1 + 2 * 3) << csv.str();
-  EXPECT_EQ(csv.str().rfind("file,rank,class,confidence\n", 0), 0u);
+  // Every input keeps its rows, in input order: 3 per good file, 1 per bad one.
+  EXPECT_EQ(count_lines(csv.str()), 1 + 2 * 3 + 7) << csv.str();
+  EXPECT_EQ(csv.str().rfind("file,rank,class,confidence,error\n", 0), 0u);
   EXPECT_TRUE(contains(csv.str(), (dir / "good2.png").string() + ",3,"));
+  EXPECT_TRUE(contains(csv.str(), "\n" + (dir / "missing.png").string() + ",,,," + (dir / "missing.png").string() +
+                                      ": file not found\n" + (dir / "text.png").string() + ",,,,"))
+      << csv.str();
+  EXPECT_LT(csv.str().find((dir / "good1.png").string() + ",3,"), csv.str().find((dir / "missing.png").string()));
 }
 
 TEST(Predict, GrayRgbaAndOddSizedImagesArePredictedAsResizedRgb) {
@@ -315,11 +322,81 @@ TEST(Predict, EmptyFolderIsAnErrorLine) {
   opt.inputs = {empty.string(), (m.tmp / "one.bmp.png").string()};
   opt.device = "cpu";
   opt.top_k = 1;
+  opt.output = (m.tmp / "p.json").string();
   auto run = predict(opt);
-  EXPECT_EQ(run.code, 1);
+  EXPECT_EQ(run.code, kExitBadInput);
   EXPECT_TRUE(contains(run.err, "error: " + empty.string() + ": folder holds no")) << run.err;
   EXPECT_EQ(count_lines(run.out), 1);
   EXPECT_EQ(std::count(run.out.begin(), run.out.end(), ','), 0) << run.out;
+  // The folder is in the output file too, under its own name.
+  const auto j = nlohmann::json::parse(read_file(opt.output));
+  ASSERT_EQ(j.size(), 2u) << j;
+  EXPECT_EQ(j[0]["file"], empty.string());
+  EXPECT_TRUE(contains(j[0]["error"].get<std::string>(), "folder holds no")) << j;
+  EXPECT_TRUE(j[1].contains("predictions")) << j;
+}
+
+// A name with a line break would forge a prediction line on stdout; a name
+// (or a class name) that is not UTF-8 made the JSON writer throw, losing
+// the output file, and a checkpoint with such a class name could not be
+// saved at all.
+TEST(Predict, OddFileAndClassNamesArePrintedSafelyAndReachTheJson) {
+  TempDir tmp("names");
+  torch::manual_seed(3);
+  ModelConfig mc;
+  mc.model_type = "cnn";
+  const auto norm = make_normalization("standard");
+  auto names = read_class_names(testing::batches_dir() / "batches.meta.txt");
+  for (auto& name : names) name = "caf\xE9 " + name;  // Latin-1, as an old meta file may be
+  const ModelSpec spec = make_spec(mc, names, norm.mean, norm.std);
+  auto model = build_model(spec);
+  save_checkpoint((tmp / "model.ckpt").string(), *model, spec, nullptr, nlohmann::json::object());
+
+  auto test = read_cifar_batch(testing::batches_dir() / "test_batch.bin").slice(0, 2);
+  const fs::path forged = tmp / "a.png\nforged.png: cat 1.000";
+  const fs::path latin1 = tmp / "caf\xE9.png";
+  write_png(forged, test.images[0]);
+  write_png(latin1, test.images[1]);
+  PredictOptions opt;
+  opt.load_model = (tmp / "model.ckpt").string();
+  opt.inputs = {forged.string(), latin1.string()};
+  opt.output = (tmp / "p.json").string();
+  opt.device = "cpu";
+  opt.top_k = 1;
+  auto run = predict(opt);
+  EXPECT_EQ(run.code, 0) << run.err;
+  EXPECT_EQ(count_lines(run.out), 2) << run.out;
+  EXPECT_EQ(run.out.rfind((tmp / "a.png?forged.png: cat 1.000: caf\xEF\xBF\xBD ").string(), 0), 0u) << run.out;
+  EXPECT_TRUE(contains(run.out, "\n" + latin1.string() + ": caf\xEF\xBF\xBD ")) << run.out;
+
+  const auto j = nlohmann::json::parse(read_file(opt.output));
+  ASSERT_EQ(j.size(), 2u);
+  EXPECT_EQ(j[0]["file"], forged.string());  // JSON escapes the line break itself
+  EXPECT_EQ(j[1]["file"], (tmp / "caf\xEF\xBF\xBD.png").string());
+  EXPECT_EQ(j[1]["predictions"][0]["class"].get<std::string>().rfind("caf\xEF\xBF\xBD ", 0), 0u) << j;
+}
+
+TEST(Predict, AnUnwritableOutputSaysWhatToDo) {
+  SavedModel m;
+  auto test = read_cifar_batch(testing::batches_dir() / "test_batch.bin").slice(0, 1);
+  write_png(m.tmp / "one.png", test.images[0]);
+  PredictOptions opt;
+  opt.load_model = m.checkpoint.string();
+  opt.inputs = {(m.tmp / "one.png").string()};
+  opt.device = "cpu";
+  // /proc takes no new files, even from root (tests may run as root, where
+  // permission bits do not stop anything).
+  opt.output = "/proc/cifar10_predict_test.csv";
+  try {
+    predict(opt);
+    FAIL() << "expected UserError";
+  } catch (const UserError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("cannot create a temporary file beside /proc/cifar10_predict_test.csv: ", 0),
+              0u)
+        << e.what();
+    EXPECT_TRUE(contains(e.what(), "(hint: check that /proc exists and is writable, or write the file elsewhere)"))
+        << e.what();
+  }
 }
 
 }  // namespace
@@ -469,6 +546,142 @@ TEST(ImageIo, AJpegHuffmanTableOverflowingStbIsRefused) {
   auto photo = torch::randint(0, 256, {48, 64, 3}, torch::kUInt8);
   ASSERT_TRUE(stbi_write_jpg((tmp / "p.jpg").c_str(), 64, 48, 3, photo.data_ptr<uint8_t>(), 90));
   EXPECT_EQ(decode_image(read_file(tmp / "p.jpg"), "p.jpg").sizes(), (std::vector<int64_t>{3, 48, 64}));
+}
+
+// A JPEG encoded by libjpeg itself, so the tests choose the colour space,
+// the Adobe marker and progressive mode. `pixels`: H*W*components bytes.
+std::string encode_jpeg(const std::vector<uint8_t>& pixels, int width, int height, int components,
+                        J_COLOR_SPACE input, J_COLOR_SPACE stored, bool adobe_marker, bool progressive) {
+  jpeg_compress_struct info{};
+  jpeg_error_mgr errors{};
+  info.err = jpeg_std_error(&errors);  // its error_exit ends the test process: fine for our own input
+  jpeg_create_compress(&info);
+  unsigned char* buffer = nullptr;
+  unsigned long size = 0;
+  jpeg_mem_dest(&info, &buffer, &size);
+  info.image_width = static_cast<JDIMENSION>(width);
+  info.image_height = static_cast<JDIMENSION>(height);
+  info.input_components = components;
+  info.in_color_space = input;
+  jpeg_set_defaults(&info);
+  jpeg_set_colorspace(&info, stored);
+  info.write_Adobe_marker = adobe_marker ? TRUE : FALSE;
+  for (int c = 0; c < info.num_components; ++c) {
+    info.comp_info[c].h_samp_factor = info.comp_info[c].v_samp_factor = 1;  // no chroma subsampling
+  }
+  jpeg_set_quality(&info, 100, TRUE);
+  if (progressive) jpeg_simple_progression(&info);
+  jpeg_start_compress(&info, TRUE);
+  while (info.next_scanline < info.image_height) {
+    JSAMPROW row = const_cast<uint8_t*>(pixels.data()) + static_cast<size_t>(info.next_scanline) * width * components;
+    jpeg_write_scanlines(&info, &row, 1);
+  }
+  jpeg_finish_compress(&info);
+  jpeg_destroy_compress(&info);
+  std::string bytes(reinterpret_cast<const char*>(buffer), size);
+  std::free(buffer);
+  return bytes;
+}
+
+// A real photo-like image: a CIFAR test image enlarged to 96x96, so the
+// files are a few KB and a cut lands well inside the pixel data.
+torch::Tensor photo() {
+  auto test = read_cifar_batch(testing::batches_dir() / "test_batch.bin").slice(0, 1);
+  return resize_image(test.images[0], 96, 96);
+}
+
+std::vector<uint8_t> hwc_bytes(const torch::Tensor& image) {
+  auto hwc = image.permute({1, 2, 0}).contiguous();
+  return {hwc.data_ptr<uint8_t>(), hwc.data_ptr<uint8_t>() + hwc.numel()};
+}
+
+// Mean and largest absolute difference of two uint8 images.
+std::pair<double, int> difference(const torch::Tensor& a, const torch::Tensor& b) {
+  auto d = (a.to(torch::kInt32) - b.to(torch::kInt32)).abs();
+  return {d.to(torch::kFloat64).mean().item<double>(), d.max().item<int>()};
+}
+
+TEST(ImageIo, TruncatedJpegsAreRefusedNotFilledIn) {
+  const auto image = photo();
+  for (bool progressive : {false, true}) {
+    const std::string jpeg = encode_jpeg(hwc_bytes(image), 96, 96, 3, JCS_RGB, JCS_YCbCr, false, progressive);
+    const auto whole = decode_image(jpeg, "whole.jpg");
+    ASSERT_LT(difference(whole, image).first, 2.0);
+    // libjpeg used to "recover" from these with a warning, filling the
+    // missing part in grey, and predict classified the result (exit 0).
+    for (size_t keep : {jpeg.size() / 2, jpeg.size() * 9 / 10, jpeg.size() - 2 /* EOI only */}) {
+      const std::string what = decode_error(jpeg.substr(0, keep));
+      EXPECT_EQ(what.rfind("mem.img: corrupt or truncated JPEG data (", 0), 0u)
+          << what << " (progressive " << progressive << ", " << keep << " of " << jpeg.size() << " bytes)";
+    }
+  }
+  EXPECT_EQ(decode_error(encode_jpeg(hwc_bytes(image), 96, 96, 3, JCS_RGB, JCS_YCbCr, false, false).substr(0, 3000)),
+            "mem.img: corrupt or truncated JPEG data (Premature end of JPEG file)");
+  // Stray bytes before the end marker (common in camera files) lose no
+  // pixel: libjpeg warns "extraneous bytes", and the image is kept.
+  const std::string jpeg = encode_jpeg(hwc_bytes(image), 96, 96, 3, JCS_RGB, JCS_YCbCr, false, false);
+  const std::string padded = jpeg.substr(0, jpeg.size() - 2) + std::string("\x12\x34\x56", 3) + jpeg.substr(jpeg.size() - 2);
+  EXPECT_TRUE(torch::equal(decode_image(padded, "padded.jpg"), decode_image(jpeg, "plain.jpg")));
+}
+
+TEST(ImageIo, TruncatedBmpsAreRefusedNotFilledWithBlack) {
+  const auto image = photo();
+  std::string bmp;
+  auto append = [](void* context, void* data, int size) {
+    static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<size_t>(size));
+  };
+  const auto pixels = hwc_bytes(image);
+  ASSERT_TRUE(stbi_write_bmp_to_func(append, &bmp, 96, 96, 3, pixels.data()));
+  ASSERT_EQ(bmp.size(), 54u + 96 * 96 * 3);
+  EXPECT_TRUE(torch::equal(decode_image(bmp, "whole.bmp"), image));
+  // stb reads zeros past the end: these decoded with black rows.
+  EXPECT_EQ(decode_error(bmp.substr(0, bmp.size() - 1)),
+            "mem.img: corrupt or truncated BMP data (its header puts 27648 bytes of pixels at byte 54; the file ends "
+            "at byte 27701)");
+  EXPECT_NE(decode_error(bmp.substr(0, 1000)).find("corrupt or truncated BMP data"), std::string::npos);
+  // Trailing bytes after the pixels are harmless, as before.
+  EXPECT_TRUE(torch::equal(decode_image(bmp + "trailer", "trailer.bmp"), image));
+}
+
+// CMYK (print) JPEGs were refused as "corrupt": libjpeg cannot turn CMYK
+// into RGB itself. Photoshop's convention, marked by an Adobe APP14
+// segment, stores every value inverted (255 = no ink); without the marker
+// the values are ink amounts.
+TEST(ImageIo, CmykAndYcckJpegsDecodeToTheirRgbColours) {
+  const auto image = photo();
+  const auto rgb = hwc_bytes(image);
+  std::vector<uint8_t> inverted, ink;
+  for (size_t i = 0; i < rgb.size(); i += 3) {
+    const int r = rgb[i], g = rgb[i + 1], b = rgb[i + 2];
+    const int m = std::max({r, g, b, 1});
+    // K = 1 - max(R,G,B), C = (1 - R - K) / (1 - K), ...; inverted: 1 - C = R / max.
+    for (int v : {r, g, b}) inverted.push_back(static_cast<uint8_t>((v * 255 + m / 2) / m));
+    inverted.push_back(static_cast<uint8_t>(m));
+  }
+  for (uint8_t v : inverted) ink.push_back(static_cast<uint8_t>(255 - v));
+  struct Case {
+    const char* name;
+    const std::vector<uint8_t>& values;
+    J_COLOR_SPACE stored;
+    bool adobe;
+  };
+  for (const Case& c : {Case{"Adobe CMYK", inverted, JCS_CMYK, true}, Case{"Adobe YCCK", inverted, JCS_YCCK, true},
+                        Case{"plain CMYK", ink, JCS_CMYK, false}}) {
+    const std::string jpeg = encode_jpeg(c.values, 96, 96, 4, JCS_CMYK, c.stored, c.adobe, false);
+    torch::Tensor decoded;
+    try {
+      decoded = decode_image(jpeg, "cmyk.jpg");
+    } catch (const UserError& e) {
+      ADD_FAILURE() << c.name << ": " << e.what();
+      continue;
+    }
+    ASSERT_EQ(decoded.sizes(), image.sizes()) << c.name;
+    const auto [mean, max] = difference(decoded, image);
+    // Quality 100 without subsampling: within a few levels of the original
+    // (an inverted reading would be off by ~200).
+    EXPECT_LT(mean, 1.5) << c.name;
+    EXPECT_LE(max, 12) << c.name;
+  }
 }
 
 }  // namespace

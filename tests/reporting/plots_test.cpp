@@ -549,6 +549,43 @@ TEST(HtmlReport, IsSelfContainedWithHeadlineNumbersAndEscapedNames) {
   expect_no_temporaries(results);
 }
 
+std::vector<std::string> embedded_pngs(const std::string& html) {
+  const std::string marker = "src=\"data:image/png;base64,";
+  std::vector<std::string> out;
+  for (size_t at = html.find(marker); at != std::string::npos; at = html.find(marker, at + 1)) {
+    const size_t begin = at + marker.size();
+    out.push_back(decode_base64(html.substr(begin, html.find('"', begin) - begin)));
+  }
+  return out;
+}
+
+// An earlier run in the same --output-dir left its PNGs in results/; the
+// pipeline passes the plots this run drew, and only those are shown.
+TEST(HtmlReport, EmbedsOnlyThePlotsItIsGiven) {
+  TempDir tmp("report");
+  const fs::path results = tmp / "results";
+  make_all_plots(results);  // the earlier run's
+  std::vector<fs::path> drawn;
+  drawn.push_back(plot_class_accuracy(std::vector<double>(10, 0.25), kClasses, results));
+  drawn.push_back(plot_confusion_matrix(make_confusion(), kClasses, results));
+  EXPECT_EQ(drawn, (std::vector<fs::path>{results / "class_accuracy.png", results / "confusion_matrix.png"}));
+
+  write_html_report(results, make_summary(), drawn);
+  const std::string html = read_file(results / "report.html");
+  const auto embedded = embedded_pngs(html);
+  ASSERT_EQ(embedded.size(), 2u);
+  // Pipeline order, whatever order they were passed in.
+  EXPECT_TRUE(embedded[0] == read_file(results / "confusion_matrix.png"));
+  EXPECT_TRUE(embedded[1] == read_file(results / "class_accuracy.png"));
+  for (const char* stale : {"training_history.png", "reliability_diagram.png", "Training history:"}) {
+    EXPECT_EQ(html.find(stale), std::string::npos) << stale;
+  }
+
+  // No list: every PNG in the folder, as before.
+  write_html_report(results, make_summary());
+  EXPECT_EQ(embedded_pngs(read_file(results / "report.html")).size(), std::size(kPlotSizes));
+}
+
 TEST(HtmlReport, RendersWhateverIsPresent) {
   TempDir tmp("report");
   write_html_report(tmp.path(), json::object());

@@ -655,6 +655,28 @@ TEST(TensorBoardCallback, ResumeWithoutBatchLoggingStillHidesStaleBatchPoints) {
   EXPECT_EQ(batch.scalars.at("batch_loss").back().first, 4);
 }
 
+// The trainer adds its own "batch_loss" (the loss since its last reading)
+// to the running logs; prefixed again it became "batch_batch_loss".
+TEST(TensorBoardCallback, TheTrainersBatchLossIsNotPrefixedTwice) {
+  EXPECT_EQ(TensorBoardCallback::batch_tag("loss"), "batch_loss");
+  EXPECT_EQ(TensorBoardCallback::batch_tag("batch_loss"), "batch_loss_recent");
+  TempDir tmp("tb");
+  FakeTrainContext ctx;
+  TensorBoardCallback cb(tmp.path(), 1);
+  cb.on_train_begin(ctx);
+  cb.on_epoch_begin(0, ctx);
+  ctx.step = 1;
+  // The keys src/training/trainer.cpp puts in its running logs.
+  cb.on_batch_end(0, {{"loss", 2.5}, {"accuracy", 0.25}, {"top3_accuracy", 0.5}, {"batch_loss", 1.5}}, ctx);
+  cb.on_train_end({}, ctx);
+  const auto batch = view_run(tmp / "tensorboard" / "train_batch");
+  std::vector<std::string> tags;
+  for (const auto& [tag, points] : batch.scalars) tags.push_back(tag);
+  EXPECT_EQ(tags, (std::vector<std::string>{"batch_accuracy", "batch_loss", "batch_loss_recent", "batch_top3_accuracy"}));
+  EXPECT_EQ(batch.scalars.at("batch_loss"), (std::vector<std::pair<int64_t, float>>{{1, 2.5f}}));
+  EXPECT_EQ(batch.scalars.at("batch_loss_recent"), (std::vector<std::pair<int64_t, float>>{{1, 1.5f}}));
+}
+
 TEST(TensorBoardCallback, RejectsMalformedState) {
   TensorBoardCallback cb("unused");
   EXPECT_THROW(cb.load_state({{"last_epoch", "seven"}}), UserError);

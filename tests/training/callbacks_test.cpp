@@ -228,6 +228,21 @@ TEST(LearningRateSchedule, OneCycleRisesThenFalls) {
   EXPECT_LT(s.rate_at(99, 10, 100), 0.02);
 }
 
+// A warm-up not shorter than the run (the quick preset's two epochs under
+// --epochs 1) would end the run at the peak rate; it becomes the usual 30%.
+TEST(LearningRateSchedule, AWarmupAsLongAsTheRunStillDecays) {
+  for (auto kind : {LearningRateSchedule::Kind::kOneCycle, LearningRateSchedule::Kind::kCosine}) {
+    LearningRateSchedule::Options o;
+    o.kind = kind;
+    o.base_lr = 1.0;
+    o.warmup_epochs = 10;
+    LearningRateSchedule s(o);
+    EXPECT_EQ(s.warmup_steps(10, 20), 6);
+    EXPECT_LT(s.rate_at(19, 10, 20), 0.1);
+    EXPECT_EQ(s.warmup_steps(10, 200), 100);  // shorter than the run: as asked
+  }
+}
+
 TEST(LearningRateSchedule, StepDecay) {
   LearningRateSchedule::Options o;
   o.kind = LearningRateSchedule::Kind::kStep;

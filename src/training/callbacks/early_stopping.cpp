@@ -1,5 +1,6 @@
 #include "training/callbacks/early_stopping.h"
 
+#include <filesystem>
 #include <iostream>
 
 #include "training/checkpoint.h"
@@ -24,8 +25,20 @@ void set_weights(Net& model, const std::vector<torch::Tensor>& weights) {
 
 }  // namespace
 
-void EarlyStopping::on_train_begin(TrainContext&) {
-  if (resumed_) return;
+void EarlyStopping::on_train_begin(TrainContext& ctx) {
+  if (resumed_) {
+    // A run that stopped early has ended: resuming it (a requeue script
+    // always passes --resume) must not train on, unless a longer patience
+    // now allows it.
+    if (stopped_epoch_ > 0 && wait_ >= o_.patience) {
+      ctx.request_stop("early stopping: the resumed run had already stopped at epoch " +
+                       std::to_string(stopped_epoch_ + 1) + " (best " + o_.monitor.name + " " + std::to_string(best_) +
+                       " at epoch " + std::to_string(best_epoch_ + 1) +
+                       "; hint: a larger --early-stopping-patience trains on)");
+    }
+    stopped_epoch_ = 0;
+    return;
+  }
   wait_ = 0;
   stopped_epoch_ = 0;
   best_epoch_ = 0;
@@ -67,6 +80,14 @@ void EarlyStopping::on_epoch_end(int epoch, Logs& logs, TrainContext& ctx) {
 void EarlyStopping::on_train_end(const Logs&, TrainContext& ctx) {
   if (!o_.restore_best_weights) return;
   if (snapshot_in_file_ && !o_.best_weights_file.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::exists(o_.best_weights_file, ec)) {
+      if (ctx.is_writer()) {
+        std::cerr << "warning: cannot restore the best weights (epoch " << best_epoch_ + 1 << "): "
+                  << o_.best_weights_file << " is gone; keeping the last epoch's weights\n";
+      }
+      return;
+    }
     auto data = read_checkpoint(o_.best_weights_file);
     load_model_state(data, ctx.model(), o_.best_weights_file);
   } else if (!best_weights_.empty()) {

@@ -1,13 +1,14 @@
 #include "training/callbacks/history.h"
 
 #include "common/atomic_file.h"
+#include "common/json_text.h"
 #include "training/callbacks/monitor.h"
 
 namespace cifar {
 
 void History::on_epoch_end(int, Logs& logs, TrainContext& ctx) {
   epochs_.push_back(logs);
-  if (!path_.empty() && ctx.is_writer()) write_file_atomic(path_, to_json().dump(2) + "\n");
+  if (!path_.empty() && ctx.is_writer()) write_file_atomic(path_, json_text(to_json(), 2) + "\n");
 }
 
 nlohmann::json History::to_json() const {

@@ -1,6 +1,7 @@
 #include "training/callbacks/lr_schedule.h"
 
 #include <cmath>
+#include <iostream>
 
 namespace cifar {
 
@@ -11,9 +12,7 @@ double LearningRateSchedule::rate_at(int64_t step, int64_t steps_per_epoch, int6
     return base * std::pow(o_.gamma, static_cast<double>(step / steps_per_epoch / o_.step_size));
   }
   total = std::max<int64_t>(total, 1);
-  int64_t warmup = static_cast<int64_t>(o_.warmup_epochs) * steps_per_epoch;
-  if (o_.kind == Kind::kOneCycle && warmup == 0) warmup = total * 3 / 10;  // the usual 30% rise
-  warmup = std::min(warmup, total - 1);
+  const int64_t warmup = warmup_steps(steps_per_epoch, total);
   if (o_.kind == Kind::kCosine) {
     if (step < warmup) return base * static_cast<double>(step + 1) / static_cast<double>(warmup);
     const double t = static_cast<double>(step - warmup) / static_cast<double>(std::max<int64_t>(1, total - warmup));
@@ -25,6 +24,24 @@ double LearningRateSchedule::rate_at(int64_t step, int64_t steps_per_epoch, int6
   if (step < warmup) return start + (base - start) * static_cast<double>(step) / static_cast<double>(warmup);
   const double t = static_cast<double>(step - warmup) / static_cast<double>(std::max<int64_t>(1, total - warmup));
   return base + (end - base) * std::min(1.0, t);
+}
+
+int64_t LearningRateSchedule::warmup_steps(int64_t steps_per_epoch, int64_t total) const {
+  int64_t warmup = static_cast<int64_t>(o_.warmup_epochs) * steps_per_epoch;
+  // One-cycle's usual 30% rise; also for a warm-up that would fill the whole
+  // run (a preset's warm-up under a short --epochs), which would end the run
+  // at the peak rate, never decayed.
+  if ((o_.kind == Kind::kOneCycle && warmup == 0) || warmup >= total) warmup = total * 3 / 10;
+  return warmup;
+}
+
+void LearningRateSchedule::on_train_begin(TrainContext& ctx) {
+  const int64_t spe = ctx.steps_per_epoch();
+  if (o_.kind != Kind::kStep && o_.warmup_epochs > 0 && o_.warmup_epochs * spe >= spe * ctx.epochs() &&
+      ctx.is_writer()) {
+    std::cout << "note: --warmup-epochs " << o_.warmup_epochs << " is not shorter than the run (" << ctx.epochs()
+              << " epochs): warming up over its first 30% instead\n";
+  }
 }
 
 void LearningRateSchedule::on_batch_begin(int64_t, TrainContext& ctx) {

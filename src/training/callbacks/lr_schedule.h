@@ -19,10 +19,12 @@ class LearningRateSchedule : public Callback {
   explicit LearningRateSchedule(Options options) : o_(options) {}
 
   std::string name() const override { return "lr_schedule"; }
+  void on_train_begin(TrainContext& ctx) override;
   void on_batch_begin(int64_t step_in_epoch, TrainContext& ctx) override;
 
   // The rate for optimiser step `step` (0-based) of `total` steps.
   double rate_at(int64_t step, int64_t steps_per_epoch, int64_t total) const;
+  int64_t warmup_steps(int64_t steps_per_epoch, int64_t total) const;
 
  private:
   Options o_;

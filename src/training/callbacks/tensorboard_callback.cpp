@@ -20,6 +20,15 @@ std::string TensorBoardCallback::histogram_tag(const std::string& parameter_name
   return tag;
 }
 
+std::string TensorBoardCallback::batch_tag(const std::string& key) {
+  // The trainer's own "batch_loss" (the loss of the steps since its last
+  // reading) would otherwise come out as "batch_batch_loss", and cannot
+  // take "batch_loss", which is Keras' running mean over the epoch ("loss").
+  const std::string prefix = "batch_";
+  if (key.rfind(prefix, 0) == 0) return key + "_recent";
+  return prefix + key;
+}
+
 void TensorBoardCallback::on_train_begin(TrainContext& ctx) {
   if (!ctx.is_writer()) return;
   train_ = std::make_unique<TensorBoardWriter>(root_ / "train");
@@ -77,7 +86,7 @@ bool TensorBoardCallback::wants_batch_logs(int64_t, const TrainContext& ctx) con
 void TensorBoardCallback::on_batch_end(int64_t step_in_epoch, const Logs& running, TrainContext& ctx) {
   if (!wants_batch_logs(step_in_epoch, ctx) || running.empty()) return;
   const int64_t step = ctx.global_step();
-  for (const auto& [key, value] : running) batch_->add_scalar("batch_" + key, value, step);
+  for (const auto& [key, value] : running) batch_->add_scalar(batch_tag(key), value, step);
   last_batch_step_ = step;
   // One write every update_freq steps costs nothing and keeps the curve live.
   batch_->flush();

@@ -5,7 +5,11 @@
 //                 training samples;
 //   validation/   epoch_<metric> for the val_ metrics, "val_" dropped;
 //   train_batch/  batch_<metric> from the running logs every `update_freq`
-//                 optimiser steps, at the global step (1-based, as Keras).
+//                 optimiser steps, at the global step (1-based, as Keras):
+//                 batch_loss, batch_accuracy, batch_top3_accuracy (means
+//                 over the epoch so far, as Keras), and batch_loss_recent
+//                 (the trainer's batch_loss: the mean loss of the steps
+//                 since the trainer last read its sums).
 // Keras keeps batch_* in train/; we give them their own run because a resume
 // must write a SessionLog START that drops the killed run's stale points
 // with step >= N, and one N cannot serve epochs and global steps in one run.
@@ -42,6 +46,9 @@ class TensorBoardCallback : public Callback {
   // Tag of a parameter's histogram: its name with '.' as '/', so TensorBoard
   // groups a model's histograms by top-level module, as Keras' "layer/kernel".
   static std::string histogram_tag(const std::string& parameter_name);
+  // Tag of a running-log key in train_batch/: "batch_" + key, except that a
+  // key already named batch_* becomes <key>_recent (see the top of the file).
+  static std::string batch_tag(const std::string& key);
 
  private:
   // Before the first epoch-scale point of this run: on a resume, START at
