@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "common/error.h"
+#include "common/json_text.h"
 #include "common/printable.h"
 #include "common/runtime.h"
 #include "common/torch_compat.h"
@@ -29,6 +30,23 @@ torch::Tensor to_display_u8(const torch::Tensor& x, const Normalization& norm) {
 }
 
 std::string signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : std::to_string(sig); }
+
+// A resume continues the same run: the settings that fix which images are
+// in the training split and in what order (a changed split would put
+// validation images into training), and the metric the callbacks' saved
+// best values are values of, must be those it started with.
+void check_resume_settings(const nlohmann::json& meta, const Config& config, const std::string& path) {
+  if (!meta.contains("config") || !meta["config"].is_object()) return;
+  const nlohmann::json& saved = meta["config"];
+  const nlohmann::json now = config_to_json(config);
+  auto text = [](const nlohmann::json& v) { return printable(v.is_string() ? v.get<std::string>() : json_text(v)); };
+  for (const char* key : {"seed", "validation-size", "train-limit", "monitor"}) {
+    if (!saved.contains(key) || saved[key] == now[key]) continue;
+    throw UserError("checkpoint " + path + " was trained with --" + key + " " + text(saved[key]) + ", not " +
+                    text(now[key]) + " (hint: resume with --" + key + " " + text(saved[key]) +
+                    ", or start a new run from its weights with --load-model)");
+  }
+}
 
 }  // namespace
 
@@ -315,15 +333,7 @@ void Trainer::resume(const std::string& path) {
                     ", " + std::to_string(saved.num_classes()) + " classes), not the " + spec_.type +
                     " this run builds");
   }
-  // The callbacks' best values are values of the monitored metric: under
-  // another metric they would compare val_loss against val_accuracy.
-  if (meta.contains("config") && meta["config"].is_object() && meta["config"].contains("monitor") &&
-      meta["config"]["monitor"].is_string() && meta["config"]["monitor"].get<std::string>() != config_.train.monitor) {
-    throw UserError("checkpoint " + path + " monitored " + printable(meta["config"]["monitor"].get<std::string>()) +
-                    ", not " + config_.train.monitor + " (hint: resume with --monitor " +
-                    printable(meta["config"]["monitor"].get<std::string>()) +
-                    ", or start a new run from its weights with --load-model)");
-  }
+  check_resume_settings(meta, config_, path);
   load_model_state(data, *model_, path, device_);
   load_optimizer_state(data, *optimizer_, path, device_);
   const ResumePoint point = resume_point(meta, path);

@@ -293,7 +293,9 @@ TEST(Train, ResumingAnEarlyStoppedRunKeepsItStopped) {
   EXPECT_EQ(read_json(out / "results/training_history.json").size(), 2u);
 
   auto other = run_cifar10(with({"--resume", latest, "--monitor", "val_loss"}));
-  EXPECT_NE(single_error_line(other).find("monitored val_accuracy"), std::string::npos) << other.output;
+  EXPECT_NE(single_error_line(other).find("--monitor val_accuracy, not val_loss"), std::string::npos) << other.output;
+  auto seed = run_cifar10(with({"--resume", latest, "--seed", "8"}));
+  EXPECT_NE(single_error_line(seed).find("--seed 7, not 8"), std::string::npos) << seed.output;
 
   auto longer = run_cifar10(with({"--resume", latest, "--early-stopping-patience", "2"}));
   ASSERT_EQ(longer.exit_code, 0) << longer.output;
