@@ -38,24 +38,8 @@ std::string host_name() {
 std::string temp_prefix(const fs::path& path) { return "." + path.filename().string() + ".tmp."; }
 
 void remove_stale_temps(const fs::path& path) {
-  const fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
-  const std::string prefix = temp_prefix(path) + host_name() + ".";
-  std::error_code ec;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string name = it->path().filename().string();
-    if (name.compare(0, prefix.size(), prefix) != 0) continue;
-    // <pid>.XXXXXX after the prefix.
-    const std::string rest = name.substr(prefix.size());
-    const auto dot = rest.find('.');
-    if (dot == std::string::npos || dot == 0) continue;
-    char* end_ptr = nullptr;
-    const long pid = std::strtol(rest.c_str(), &end_ptr, 10);
-    if (end_ptr != rest.c_str() + dot || pid <= 0 || pid == ::getpid()) continue;
-    if (::kill(static_cast<pid_t>(pid), 0) == -1 && errno == ESRCH) {
-      std::error_code ignored;
-      fs::remove(it->path(), ignored);
-    }
-  }
+  remove_temps_of_dead_processes(path.parent_path().empty() ? fs::path(".") : path.parent_path(),
+                                 temp_prefix(path));
 }
 
 // Test hook for the kill -9 sweep (tests/reliability/kill_test.cpp,
@@ -104,6 +88,25 @@ void fsync_dir(const fs::path& dir) {
 
 }  // namespace
 
+std::string temp_name_prefix(const std::string& prefix) { return prefix + host_name() + "." + std::to_string(::getpid()) + "."; }
+
+void remove_temps_of_dead_processes(const fs::path& dir, const std::string& prefix_before_host) {
+  const std::string prefix = prefix_before_host + host_name() + ".";
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    // <pid>.XXXXXX after the prefix.
+    const std::string rest = name.substr(prefix.size());
+    const auto dot = rest.find('.');
+    if (dot == std::string::npos || dot == 0) continue;
+    char* end_ptr = nullptr;
+    const long pid = std::strtol(rest.c_str(), &end_ptr, 10);
+    if (end_ptr != rest.c_str() + dot || pid <= 0 || pid == ::getpid()) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == -1 && errno == ESRCH) remove_tree(it->path());
+  }
+}
+
 void ensure_dir(const fs::path& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -119,7 +122,7 @@ void write_file_atomic(const fs::path& path, std::string_view bytes) {
   if (!dir.empty()) ensure_dir(dir);
   remove_stale_temps(path);
   std::string tmpl =
-      (dir / (temp_prefix(path) + host_name() + "." + std::to_string(::getpid()) + ".XXXXXX")).string();
+      (dir / (temp_name_prefix(temp_prefix(path)) + "XXXXXX")).string();
   int fd = ::mkstemp(tmpl.data());
   if (fd < 0) {
     // The file is written beside its target and renamed, so it is the

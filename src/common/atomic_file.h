@@ -20,6 +20,14 @@ std::string read_file(const std::filesystem::path& path);
 // Creates a folder (and parents); throws UserError naming it if it cannot.
 void ensure_dir(const std::filesystem::path& dir);
 
+// Temporaries that outlive a process killed by SIGKILL or the OOM killer
+// (it cannot remove its own) are named <prefix><host>.<pid>.XXXXXX, from
+// temp_name_prefix(prefix); remove_temps_of_dead_processes(dir, prefix)
+// removes those in `dir` of this host's processes that are gone. A live
+// process's temporaries (another run in the same folder) are never touched.
+std::string temp_name_prefix(const std::string& prefix);
+void remove_temps_of_dead_processes(const std::filesystem::path& dir, const std::string& prefix);
+
 // Removes `path` and everything under it, best effort (scratch folders);
 // symbolic links are removed, never followed. POSIX nftw rather than
 // std::filesystem::remove_all: PyTorch's 2.5+ wheels export their own

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "common/printable.h"
 #include "distributed/c10d_compat.h"
 #include "models/net.h"
 #include "training/signals.h"
@@ -464,6 +465,29 @@ class C10dContext final : public DistributedContext {
                   kExitRuntime);
 }
 
+// Ranks that disagree on the group's shape would fail inside Gloo ("enforce
+// fail ... sizeof(impl_) == bytes.size()") or wait for a rank that never
+// comes; the store tells them first. Rank 0 publishes the world size, and
+// every rank counts itself in under its number.
+void check_group_shape(c10d::Store& store, const DistEnvironment& env) {
+  if (store.add("joined_rank_" + std::to_string(env.rank), 1) > 1) {
+    throw UserError(rank_text(env) + ": another process already joined the group as rank " + std::to_string(env.rank) +
+                    " (hint: give each process its own RANK)");
+  }
+  const std::string key = "world_size";
+  if (env.rank == 0) {
+    const std::string ws = std::to_string(env.world_size);
+    store.set(key, std::vector<uint8_t>(ws.begin(), ws.end()));
+    return;
+  }
+  const auto bytes = store.get(key);
+  const std::string theirs(bytes.begin(), bytes.end());
+  if (theirs != std::to_string(env.world_size)) {
+    throw UserError(rank_text(env) + ": rank 0 started a group of " + printable(theirs) + " ranks, this rank one of " +
+                    std::to_string(env.world_size) + " (hint: give every rank the same WORLD_SIZE)");
+  }
+}
+
 #if CIFAR10_C10D_GLOO
 c10::intrusive_ptr<Backend> make_gloo(const c10::intrusive_ptr<c10d::Store>& store, const DistEnvironment& env,
                                       milliseconds timeout) {
@@ -545,6 +569,7 @@ std::unique_ptr<DistributedContext> make_distributed_context(const DistConfig& c
     // Our keys under a prefix of their own: torchrun's agent keeps its keys
     // in a shared store, and a restarted group must not read the last one's.
     store = c10::make_intrusive<c10d::PrefixStore>("cifar10/" + std::to_string(env.restart_count), base);
+    check_group_shape(*store, env);
 #if CIFAR10_C10D_NCCL
     if (backend == "nccl") pg = make_nccl(store, env, timeout, device);
 #endif

@@ -432,6 +432,17 @@ int run_pipeline(const Config& config) {
 
   RunModel model = make_run_model(config, splits);
   const ModelSpec& spec = model.spec;
+  // --load-model rebuilds the checkpoint's own model; model flags naming
+  // another (the default resnet aside, which a user need not have typed)
+  // are not applied, and saying so beats training an unexpected model.
+  if (!config.run.load_model.empty() && dist->is_writer() &&
+      (config.model.model_type != ModelConfig{}.model_type || config.model.depth != 0)) {
+    const std::string wanted = describe_model(make_spec(config.model, spec.class_names, spec.mean, spec.std));
+    if (wanted != describe_model(spec)) {
+      std::cout << "note: --load-model " << config.run.load_model << " holds a " << describe_model(spec)
+                << " model, used as saved; the model flags (" << wanted << ") do not apply\n";
+    }
+  }
   if (dist->is_writer()) {
     std::cout << "Model: " << spec.type << (spec.type == "resnet" ? std::to_string(spec.depth) : "") << ", "
               << count_parameters(*model.net) << " parameters\n";

@@ -325,6 +325,25 @@ TEST(DownloadFailure, Md5MismatchNamesBothAndExtractsNothing) {
   EXPECT_EQ(listing(tmp / "data"), std::vector<std::string>{});
 }
 
+// A run killed mid-extraction leaves its hidden folder (up to 180 MB): the
+// next one removes those of this host's dead processes, never a live one's.
+TEST(DownloadFailure, AbandonedExtractionFoldersOfDeadRunsAreRemoved) {
+  TempDir tmp("dl");
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  const pid_t dead = ::fork();  // reaped at once: certainly gone
+  if (dead == 0) ::_exit(0);
+  ::waitpid(dead, nullptr, 0);
+  const fs::path abandoned = tmp / "data" / (".cifar-extract-" + std::string(host) + "." + std::to_string(dead) + ".Ab12");
+  const fs::path live = tmp / "data" / (".cifar-extract-" + std::string(host) + ".1.Cd34");  // pid 1
+  for (const auto& dir : {abandoned, live}) testing::write_bytes(dir / "cifar-10-batches-bin" / "data_batch_1.bin", "x");
+  auto config = config_in(tmp);
+  config.data_archive = small_archive(tmp).string();  // refused by the MD5 check, after the sweep
+  error_of(config);
+  EXPECT_FALSE(fs::exists(abandoned));
+  EXPECT_TRUE(fs::exists(live / "cifar-10-batches-bin" / "data_batch_1.bin"));
+}
+
 TEST(DownloadFailure, Http404IsOneLineError) {
   TempDir tmp("dl");
   LoopbackServer server(tmp.path());

@@ -425,5 +425,41 @@ TEST(DataParallel, RanksStartedWithDifferentSettingsAreRefused) {
   }
 }
 
+// Ranks that disagree on WORLD_SIZE, or two processes given one RANK: the
+// odd one out says what is wrong (once Gloo's "enforce fail ... sizeof(impl_)
+// == bytes.size()", or only timeouts); the others time out as for a rank
+// that never came.
+TEST(DataParallel, RanksThatDisagreeOnTheGroupSaySo) {
+  SKIP_WITHOUT_GLOO();
+  TempDir dir("shape");
+  auto start = [&](int rank, int world, int port) {
+    return std::make_unique<BackgroundProcess>(
+        tiny_run(dir, {"--model-type", "cnn", "--epochs", "1", "--train-limit", "256", "--dist-timeout", "5"}),
+        std::vector<std::string>{"RANK=" + std::to_string(rank), "WORLD_SIZE=" + std::to_string(world),
+                                 "LOCAL_RANK=" + std::to_string(rank), "MASTER_ADDR=127.0.0.1",
+                                 "MASTER_PORT=" + std::to_string(port)});
+  };
+  {
+    const int port = find_free_loopback_port();
+    auto zero = start(0, 2, port);
+    auto one = start(1, 3, port);
+    EXPECT_EQ(one->wait(60), kExitBadInput) << one->output();
+    EXPECT_NE(one->output().find("rank 0 started a group of 2 ranks, this rank one of 3"), std::string::npos)
+        << one->output();
+    EXPECT_NE(zero->wait(60), 0) << zero->output();
+  }
+  {
+    const int port = find_free_loopback_port();
+    auto zero = start(0, 3, port);
+    auto first = start(1, 3, port);
+    auto second = start(1, 3, port);
+    first->wait(60);
+    second->wait(60);
+    zero->wait(60);
+    EXPECT_EQ(count(first->output() + second->output(), "another process already joined the group as rank 1"), 1)
+        << first->output() << second->output();
+  }
+}
+
 }  // namespace
 }  // namespace cifar
