@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -37,8 +38,9 @@ void validate(const Config& c) {
           std::to_string(t.label_smoothing), "must be in [0, 1)");
   require(t.grad_clip >= 0 && std::isfinite(t.grad_clip), "grad-clip", std::to_string(t.grad_clip),
           "must be 0 or more");
-  require(t.grad_accumulation >= 1 && t.grad_accumulation <= t.batch_size, "grad-accumulation",
-          std::to_string(t.grad_accumulation), "must be between 1 and --batch-size (micro-batches of one image or more)");
+  require(t.grad_accumulation >= 1 && t.grad_accumulation <= std::max(1, t.batch_size / 2), "grad-accumulation",
+          std::to_string(t.grad_accumulation),
+          "must be between 1 and half of --batch-size (micro-batches of two images or more)");
   require(t.momentum >= 0 && t.momentum < 1, "momentum", std::to_string(t.momentum), "must be in [0, 1)");
   require(!(t.optimizer == "sgd" && t.nesterov && t.momentum == 0), "momentum", "0",
           "--nesterov needs a momentum above 0");

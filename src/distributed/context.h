@@ -29,6 +29,8 @@ class DistributedContext {
   // starts from rank 0's parameters and buffers, and the gradient hooks that
   // let sync_gradients overlap with the backward pass are installed.
   virtual void prepare_model(Net& /*model*/) {}
+  // Every rank takes rank 0's parameters and buffers.
+  virtual void broadcast_model(Net& /*model*/) {}
   // Called before a step's backward passes (one per micro-batch, 0 when this
   // rank has no samples in the step): the hooks start each bucket's
   // all-reduce during the last pass.

@@ -243,8 +243,7 @@ class C10dContext final : public DistributedContext {
     reduce(t, c10d::ReduceOp::SUM, "barrier");
   }
 
-  void prepare_model(Net& model) override {
-    model_ = &model;
+  void broadcast_model(Net& model) override {
     torch::NoGradGuard no_grad;
     for (auto& g : flatten_by_type(model.parameters())) {
       broadcast(g.flat, 0);
@@ -254,6 +253,11 @@ class C10dContext final : public DistributedContext {
       broadcast(g.flat, 0);
       unflatten(g);
     }
+  }
+
+  void prepare_model(Net& model) override {
+    model_ = &model;
+    broadcast_model(model);
     // Fresh bucket state: hooks left on another model's parameters hold
     // the old one weakly and fall silent.
     buckets_ = std::make_shared<GradientBuckets>();

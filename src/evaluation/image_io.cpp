@@ -249,15 +249,22 @@ torch::Tensor decode_jpeg_pixels(std::string_view bytes, const std::string& path
   // decodes with its missing rows grey. The first is kept here and the
   // file refused after decoding.
   // Every warning passes here (libjpeg hands only the first one to
-  // output_message). Extraneous bytes between markers, common in camera
-  // files, lose nothing, so only the other warnings count; trace messages
-  // (level 0 and up) are dropped.
+  // output_message). Only those that mean pixels were made up count: data
+  // that ends early or is corrupt. The others (extraneous bytes between
+  // markers, common in camera files; an odd JFIF version or ICC profile)
+  // lose nothing. Trace messages (level 0 and up) are dropped.
   errors.manager.emit_message = [](j_common_ptr c, int level) {
     if (level >= 0) return;
     auto* e = reinterpret_cast<JpegErrors*>(c->err);
     ++c->err->num_warnings;
-    if (c->err->msg_code == JWRN_EXTRANEOUS_DATA) return;
-    if (e->warning[0] == '\0') (*c->err->format_message)(c, e->warning);
+    switch (c->err->msg_code) {
+      case JWRN_JPEG_EOF: case JWRN_HIT_MARKER: case JWRN_MUST_RESYNC: case JWRN_NOT_SEQUENTIAL:
+      case JWRN_HUFF_BAD_CODE: case JWRN_ARITH_BAD_CODE:
+        if (e->warning[0] == '\0') (*c->err->format_message)(c, e->warning);
+        break;
+      default:
+        break;
+    }
   };
   // A progressive JPEG of a few hundred bytes can hold thousands of scans,
   // each a full pass over the image (libjpeg-turbo's own advice: cap them).

@@ -261,11 +261,14 @@ RunModel make_run_model(const Config& config, const Splits& splits) {
 // A resume into another --output-dir brings the run's best checkpoint
 // along from beside the resumed file: EarlyStopping restores the best
 // weights from it at the end, and the new folder then holds the whole run.
+// One already there is replaced: it belongs to another run (the resumed
+// run's is beside its file), and restoring it would pass off that run's
+// weights as this one's.
 void carry_best_checkpoint(const std::string& resume, const RunPaths& paths) {
   const auto from = std::filesystem::path(resume).parent_path() / "best_model.pt";
   const auto to = paths.checkpoints / "best_model.pt";
   std::error_code ec;
-  if (std::filesystem::exists(to, ec) || !std::filesystem::is_regular_file(from, ec)) return;
+  if (!std::filesystem::is_regular_file(from, ec) || std::filesystem::equivalent(from, to, ec)) return;
   write_file_atomic(to, read_file(from));
   std::cout << "Copied the run's best checkpoint " << from.string() << " to " << to.string() << "\n";
 }
@@ -295,9 +298,14 @@ void print_model_summary(const Config& config, const DistEnvironment& env) {
 void check_ranks_agree(const Config& config, DistributedContext& dist) {
   if (dist.world_size() == 1) return;
   nlohmann::json settings = config_to_json(config);
+  // Paths may differ between machines; whether a run starts from a file
+  // may not (it decides the model and, with --resume, extra collectives).
+  for (const char* start : {"load-model", "resume", "pretrained-weights"}) {
+    settings[start] = !settings[start].get<std::string>().empty();
+  }
+  // Per machine, or read only by rank 0 or the launcher.
   for (const char* local : {"data-dir", "data-archive", "data-url", "data-md5", "output-dir", "threads", "device",
-                            "load-model", "resume", "pretrained-weights", "nproc-per-node", "num-gpus",
-                            "strategy", "skip-visualization", "summary"}) {
+                            "nproc-per-node", "num-gpus", "strategy", "skip-visualization"}) {
     settings.erase(local);
   }
   // 52 bits: exact in the float64 tensors the context reduces.
@@ -307,7 +315,7 @@ void check_ranks_agree(const Config& config, DistributedContext& dist) {
   if (t[0].item<double>() != -t[1].item<double>()) {
     throw UserError("the " + std::to_string(dist.world_size()) +
                     " ranks were started with different settings (hint: start every rank with the same flags and "
-                    "config file; only paths, --threads and --device may differ)");
+                    "config file; only paths, --threads, --device and the launcher's flags may differ)");
   }
 }
 
@@ -327,8 +335,16 @@ int train_stage(const Config& config, const RunPaths& paths, const Splits& split
   const FitResult fit = trainer.fit();
   // From here a signal ends the process as usual: what remains (evaluation,
   // plots) writes each file atomically, and a run already written is kept.
+  // A signal that came after fit()'s last agreement is agreed here, once
+  // no new one can set the flag, so every rank goes on to the evaluation or
+  // none does.
   restore_default_signals();
-  const int late_signal = fit.signal == 0 ? stop_signal() : 0;
+  int late_signal = 0;
+  if (fit.signal == 0) {
+    auto flag = torch::tensor({static_cast<double>(stop_signal())}, torch::kFloat64);
+    dist.all_reduce_max(flag);
+    late_signal = static_cast<int>(flag.item<double>());
+  }
   summary["epochs_run"] = history->epochs().size();
   summary["stop_reason"] = fit.stop_reason;
   summary["wall_seconds"] = fit.wall_seconds;
@@ -399,11 +415,10 @@ int run_pipeline(const Config& config) {
     print_model_summary(config, env);
     return 0;
   }
-  // Check the model name and the input files before reading 180 MB of data.
-  if (config.run.load_model.empty() && config.run.resume.empty()) {
-    const Normalization norm = make_normalization(config.data.normalization);
-    make_spec(config.model, std::vector<std::string>(kNumClasses, "class"), norm.mean, norm.std);
-  }
+  // The model flags and the input files are checked on every rank before
+  // 180 MB of data are read (with a checkpoint too: bad flags stay bad).
+  const Normalization norm = make_normalization(config.data.normalization);
+  make_spec(config.model, std::vector<std::string>(kNumClasses, "class"), norm.mean, norm.std);
   check_run_inputs(config);
   auto dist = make_distributed_context(config.dist, env, device);
   check_ranks_agree(config, *dist);

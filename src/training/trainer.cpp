@@ -179,13 +179,6 @@ bool Trainer::train_epoch(int epoch) {
     in_batch_ = false;
     if (int sig = agreed_stop_signal()) {
       stop_reason_ = "interrupted by " + signal_name(sig);
-      // On an epoch's last step the epoch is finished instead: its
-      // validation and callbacks run (the latest checkpoint among them), so
-      // a resume starts at the next epoch with nothing skipped.
-      if (step + 1 == steps_per_epoch_ && !abandon_epoch_) {
-        stop_requested_ = true;
-        return true;
-      }
       // A NaN found at this same step leaves the last good checkpoint be.
       const bool diverged = abandon_epoch_;
       stop_requested_ = abandon_epoch_ = true;
@@ -271,6 +264,7 @@ FitResult Trainer::fit() {
     const auto t_epoch = Clock::now();
     const int64_t images_before = images_trained_;
     if (!train_epoch(epoch)) break;
+    in_epoch_end_ = true;
     result.train_seconds += seconds_since(t_epoch);
     result.images_trained += images_trained_ - images_before;
     auto sums = epoch_sums_.read().to_tensor();
@@ -279,11 +273,15 @@ FitResult Trainer::fit() {
     logs.merge(validate());
     logs["learning_rate"] = learning_rate();
     for (auto& cb : callbacks_) cb->on_epoch_end(epoch, logs, *this);
+    in_epoch_end_ = false;
     result.last = logs;
     ++result.epochs_run;
   }
   if (!abandon_epoch_) {
     for (auto& cb : callbacks_) cb->on_train_end(result.last, *this);
+    // Restoring the best weights reads a file only rank 0 wrote, which a
+    // rank on another machine may not see: every rank takes rank 0's.
+    dist_.broadcast_model(*model_);
   }
   result.stop_reason = stop_reason_;
   // Agreed once more: a signal that came after the last step's agreement
@@ -296,7 +294,11 @@ FitResult Trainer::fit() {
 }
 
 nlohmann::json Trainer::run_state() const {
-  const bool epoch_done = step_in_epoch_ >= steps_per_epoch_;
+  // An epoch is done once its end (validation, callbacks) runs. A stop on
+  // its last step saves it with every step taken and its end still to run,
+  // which the resumed run then runs: nothing is skipped, and the stop is as
+  // quick as at any other step.
+  const bool epoch_done = in_epoch_end_;
   nlohmann::json meta;
   meta["config"] = config_to_json(config_);
   meta["epoch"] = epoch_done ? epoch_ + 1 : epoch_;
@@ -353,7 +355,7 @@ void Trainer::resume(const std::string& path) {
     throw UserError("checkpoint " + path + " lacks the training state needed to resume: " + e.what());
   }
   set_learning_rate(point.learning_rate);
-  if (start_step_ >= steps_per_epoch_) {
+  if (start_step_ > steps_per_epoch_) {
     throw UserError("checkpoint " + path + " stopped at step " + std::to_string(start_step_) + " of an epoch, but this run has " +
                     std::to_string(steps_per_epoch_) + " steps per epoch (hint: resume with the same --batch-size and data limits)");
   }

@@ -77,6 +77,7 @@ class Trainer final : public TrainContext {
   std::vector<std::shared_ptr<Callback>> callbacks_;
   bool autocast_ = false;
   bool has_batch_norm_ = false;
+  bool in_epoch_end_ = false;  // validation and epoch-end callbacks running
   bool warned_single_image_ = false;
   int64_t images_trained_ = 0;  // global images through training steps
 
