@@ -448,8 +448,7 @@ class C10dContext final : public DistributedContext {
 [[noreturn]] void rendezvous_failed(const DistEnvironment& env, std::string detail, int timeout_s) {
   exit_quietly_if_launcher_stops_us(env);
   // c10d says "Socket Timeout" or "Timed out" without saying for what.
-  if (detail.find("Timeout") != std::string::npos || detail.find("imed out") != std::string::npos ||
-      detail.find("timed out") != std::string::npos) {
+  if (detail.find("Timeout") != std::string::npos || detail.find("imed out") != std::string::npos) {
     detail = "no answer from every rank within --dist-timeout " + std::to_string(timeout_s) + " s (" + detail + ")";
   }
   const std::string where =

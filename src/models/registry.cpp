@@ -50,6 +50,7 @@ ModelSpec make_spec(const ModelConfig& config, const std::vector<std::string>& c
   if (spec.type.size() > 6 && spec.type.size() <= 10 && spec.type.rfind("resnet", 0) == 0 &&
       spec.type.find_first_not_of("0123456789", 6) == std::string::npos) {
     const int named = std::stoi(spec.type.substr(6));
+    check_resnet_depth(named);  // "resnet0" would otherwise become the default 18
     if (config.depth != 0 && config.depth != named) {
       throw UserError("--model-type " + spec.type + " and --depth " + std::to_string(config.depth) +
                       " disagree (hint: give the depth once)");

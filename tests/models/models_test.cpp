@@ -133,7 +133,7 @@ TEST(ModelZoo, UnsupportedResNetDepthNamesTheSupportedOnes) {
   EXPECT_EQ(make_spec(config, {"a", "b"}, {0, 0, 0}, {1, 1, 1}).depth, 56);
   // Names that only start like one, a number past an int, and a depth the
   // name contradicts: refused by name, not taken for something else.
-  for (const char* bad : {"resnet18x", "resnet99999999999", "resnet-18"}) {
+  for (const char* bad : {"resnet18x", "resnet99999999999", "resnet-18", "resnet0"}) {
     config.model_type = bad;
     EXPECT_THROW(make_spec(config, {"a", "b"}, {0, 0, 0}, {1, 1, 1}), UserError) << bad;
   }

@@ -36,9 +36,7 @@ int64_t LearningRateSchedule::warmup_steps(int64_t steps_per_epoch, int64_t tota
 }
 
 void LearningRateSchedule::on_train_begin(TrainContext& ctx) {
-  const int64_t spe = ctx.steps_per_epoch();
-  if (o_.kind != Kind::kStep && o_.warmup_epochs > 0 && o_.warmup_epochs * spe >= spe * ctx.epochs() &&
-      ctx.is_writer()) {
+  if (o_.kind != Kind::kStep && o_.warmup_epochs > 0 && o_.warmup_epochs >= ctx.epochs() && ctx.is_writer()) {
     std::cout << "note: --warmup-epochs " << o_.warmup_epochs << " is not shorter than the run (" << ctx.epochs()
               << " epochs): warming up over its first 30% instead\n";
   }
