@@ -22,9 +22,10 @@ constexpr int64_t kMaxImageFileBytes = 256LL * 1024 * 1024;
 // converted to RGB without a colour profile (inverted values when an Adobe
 // marker says so, as Photoshop writes them). Throws UserError naming the
 // file if it is missing, empty, not one of those formats, corrupt or
-// truncated (a JPEG that libjpeg could only decode with a warning, a BMP
-// whose pixel array runs past the end of the file), or larger than the
-// limits above (checked from the header, before decoding).
+// truncated (a JPEG that libjpeg decoded only by making up data: ended
+// early or corrupt entropy data; a BMP whose pixel array runs past the end
+// of the file), or larger than the limits above (checked from the header,
+// before decoding).
 torch::Tensor decode_image_file(const std::filesystem::path& path);
 // The same decoding and limits on a file's bytes; `source` names it in errors.
 torch::Tensor decode_image(std::string_view bytes, const std::string& source);
