@@ -17,11 +17,13 @@ std::pair<int64_t, int64_t> rank_range(int64_t n, int rank, int world) {
   return {begin, begin + base + (rank < extra ? 1 : 0)};
 }
 
+int64_t global_batch_length(int64_t n, int64_t step, int64_t global_batch) {
+  return std::min(global_batch, n - step * global_batch);
+}
+
 torch::Tensor rank_batch(const torch::Tensor& order, int64_t step, int64_t global_batch, int rank, int world) {
-  const int64_t n = order.size(0);
   const int64_t begin = step * global_batch;
-  const int64_t len = std::min(global_batch, n - begin);
-  auto [b, e] = rank_range(len, rank, world);
+  auto [b, e] = rank_range(global_batch_length(order.size(0), step, global_batch), rank, world);
   return order.slice(0, begin + b, begin + e);
 }
 

@@ -13,6 +13,9 @@ torch::Tensor epoch_order(int64_t n, uint64_t seed, int64_t epoch);
 // Global batches in an epoch: the last one may be short (Keras keeps it).
 int64_t steps_per_epoch(int64_t n, int64_t global_batch);
 
+// Images in global batch `step` (the last one may be short).
+int64_t global_batch_length(int64_t n, int64_t step, int64_t global_batch);
+
 // Rank r's indices for global batch `step`: the global batch split in
 // `world` near-equal contiguous parts (the first `len % world` parts one
 // longer), so a short last batch is shared without padding or duplicates.

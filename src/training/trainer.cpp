@@ -125,7 +125,7 @@ void Trainer::train_step(int epoch, int64_t step, const torch::Tensor& indices) 
     // batch times the world size; sync_gradients then averages over ranks,
     // so the result is the gradient of the global batch's mean loss even
     // when ranks hold unequal parts (at world size 1: size / n, as before).
-    const int64_t global_n = std::min<int64_t>(config_.train.batch_size, train_.size() - step * config_.train.batch_size);
+    const int64_t global_n = global_batch_length(train_.size(), step, config_.train.batch_size);
     // tensor_split, not chunk: exactly `chunks` parts of near-equal size.
     auto xs = x.tensor_split(chunks), ys = batch.labels.tensor_split(chunks);
     for (size_t i = 0; i < xs.size(); ++i) {
@@ -157,7 +157,7 @@ bool Trainer::train_epoch(int epoch) {
     for (auto& cb : callbacks_) cb->on_batch_begin(step, *this);
     auto indices = rank_batch(order, step, config_.train.batch_size, dist_.rank(), dist_.world_size());
     train_step(epoch, step, indices);
-    images_trained_ += std::min<int64_t>(config_.train.batch_size, train_.size() - step * config_.train.batch_size);
+    images_trained_ += global_batch_length(train_.size(), step, config_.train.batch_size);
     step_in_epoch_ = step + 1;
     Logs running;
     if (should_read_running_logs(step, read_at)) {
