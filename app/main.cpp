@@ -17,12 +17,14 @@ int main(int argc, char** argv) {
         return cmd.exit_code;
       case CommandLine::Command::kPredict:
         return cifar::run_predict(cmd.predict);
-      case CommandLine::Command::kTrain:
-        if (const int workers = cifar::local_workers_to_start(cmd.config, cifar::process_environment())) {
-          cifar::check_run_inputs(cmd.config);
-          return cifar::launch_local_workers(workers, cmd.config, argc, argv);
+      case CommandLine::Command::kTrain: {
+        const cifar::Config config = cifar::resumed_run_config(cmd.config, cmd.given);
+        if (const int workers = cifar::local_workers_to_start(config, cifar::process_environment())) {
+          cifar::check_run_inputs(config);
+          return cifar::launch_local_workers(workers, config, argc, argv);
         }
-        return cifar::run_pipeline(cmd.config);
+        return cifar::run_pipeline(config);
+      }
     }
   } catch (const cifar::UserError& e) {
     std::cerr << "error: " << cifar::printable(e.what()) << "\n";

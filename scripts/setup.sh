@@ -12,6 +12,7 @@ PACKAGES=(
   libprotobuf-dev protobuf-compiler                # TensorBoard event files
   libstb-dev                                       # PNG/BMP decoding, JPEG headers, PNG writing
   libjpeg62-turbo-dev                              # JPEG pixels (stb's decoder has UB on corrupt data)
+  libexif-dev                                      # JPEG orientation (EXIF) in predict
   libgtest-dev                                     # tests
   gnuplot-nox                                      # plots (pngcairo terminal)
   python3 python3-pil python3-numpy                # test HTTP server; J75 data rebuild

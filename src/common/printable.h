@@ -16,4 +16,10 @@ inline std::string printable(std::string text) {
   return text;
 }
 
+// The same, cut to `limit` bytes with "..." after: a name from a hostile
+// file may be megabytes long.
+inline std::string printable(const std::string& text, size_t limit) {
+  return text.size() <= limit ? printable(text) : printable(text.substr(0, limit)) + "...";
+}
+
 }  // namespace cifar

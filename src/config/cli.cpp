@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include <optional>
 #include <sstream>
 
 #include "common/atomic_file.h"
@@ -110,12 +111,20 @@ class HelpFormatter : public CLI::Formatter {
   }
 };
 
+// CLI11 converts an empty value to 0 for a number (`--epochs ""` ran 0
+// epochs): refused instead.
+const CLI::Validator kNotEmpty(
+    [](std::string& value) { return value.empty() ? std::string("an empty value is not a number") : std::string(); },
+    "", "not empty");
+
 struct Registrar {
   CLI::App& app;
   template <class T>
   void operator()(const char* name, T& field, const char* help) {
     if constexpr (std::is_same_v<T, bool>) {
       app.add_flag(std::string("--") + name + ",!--no-" + name, field, help)->default_str(field ? "true" : "false");
+    } else if constexpr (std::is_arithmetic_v<T>) {
+      app.add_option(std::string("--") + name, field, help)->capture_default_str()->check(kNotEmpty);
     } else {
       app.add_option(std::string("--") + name, field, help)->capture_default_str();
     }
@@ -217,9 +226,11 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   // it and its preset (when no --preset flag names one) applies under its
   // values, as a flag's would.
   std::string preset = find_flag_value(argc, argv, "--preset");
-  if (const std::string file = find_flag_value(argc, argv, "--config"); !file.empty()) {
-    const Config from_file = parse_config_values(read_file(file), file);
-    if (preset.empty()) preset = from_file.run.preset;
+  const std::string config_file = find_flag_value(argc, argv, "--config");
+  std::optional<Config> from_file;
+  if (!config_file.empty()) {
+    from_file = parse_config_values(read_file(config_file), config_file);
+    if (preset.empty()) preset = from_file->run.preset;
   }
   apply_preset(cmd.config, preset);
 
@@ -240,11 +251,16 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   predict->add_option("--load-model", p.load_model, "Checkpoint to classify with")->required();
   predict->add_option("--top-k", p.top_k, "Classes printed per image")->capture_default_str()
       ->check(CLI::Range(1, 10));
-  predict->add_option("--output", p.output, "Also write the predictions to FILE.json or FILE.csv");
+  predict->add_option("--output", p.output, "Also write the predictions to FILE.json or FILE.csv")
+      ->check(CLI::Validator(
+          [](std::string& v) { return v.empty() ? std::string("needs a file name (.json or .csv)") : std::string(); },
+          "", "file name"));
   predict->add_option("--device", p.device, "auto | cpu | cuda")->capture_default_str()
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   predict->add_option("--threads", p.threads, "Intra-op CPU threads (0 = usable cores)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kNotEmpty)
+      ->check(CLI::NonNegativeNumber);
   predict->add_option("inputs", p.inputs, "Image files or folders")->required();
 
   try {
@@ -263,11 +279,27 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   if (auto* cfg = app.get_config_ptr(); cfg && cfg->count() > 0) {
     cmd.config.run.config_file = cfg->as<std::string>();
   }
+  visit_fields(cmd.config, [&](const char* name, const auto&, const char*) {
+    if (app.count(std::string("--") + name) > 0) cmd.given.insert(name);
+  });
   if (predict->parsed()) {
     cmd.command = CommandLine::Command::kPredict;
     return cmd;
   }
-  validate(cmd.config);
+  try {
+    validate(cmd.config);
+  } catch (const UserError& e) {
+    // The same error from the file's values alone: the file holds the
+    // value at fault, and the error names it.
+    if (from_file) {
+      try {
+        validate(*from_file);
+      } catch (const UserError& own) {
+        if (std::string(own.what()) == e.what()) throw UserError("config file " + config_file + ": " + e.what());
+      }
+    }
+    throw;
+  }
   return cmd;
 }
 

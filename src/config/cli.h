@@ -2,6 +2,7 @@
 // `cifar10 predict --load-model PATH IMAGE_OR_DIR...` classifies image files.
 #pragma once
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@ struct CommandLine {
   Config config;
   PredictOptions predict;
   int exit_code = 0;  // for kExit (--help, --version)
+  std::set<std::string> given;  // flag names set on the command line or in --config
 };
 
 // Parses argv; throws UserError (exit 2) with one line for any bad flag,

@@ -26,11 +26,11 @@ void visit_fields(Config_& c, Visitor&& v) {
   v("crop-padding", c.augment.crop_padding, "Random crop after padding by N pixels (0 = off)");
   v("cutout", c.augment.cutout, "Side of a random zeroed square (0 = off)");
   // Model
-  v("model-type", c.model.model_type, "resnet | cnn | efficientnet | fast (or resnet18, resnet56, ...)");
+  v("model-type", c.model.model_type, "resnet | cnn | efficientnet | fast | mlp (or resnet18, resnet56, ...)");
   v("depth", c.model.depth, "ResNet depth: 18, 34, 50, 20, 32, 56, 110 (0 = 18)");
-  v("width", c.model.width, "Base width of the fast net (0 = its default)");
-  v("input-size", c.model.input_size, "Model input side in pixels; above 32 upsamples");
-  v("dropout-rate", c.model.dropout_rate, "Dropout before the classifier");
+  v("width", c.model.width, "Base width of the fast net (0 = its default, 64)");
+  v("input-size", c.model.input_size, "EfficientNet input side in pixels; above 32 upsamples");
+  v("dropout-rate", c.model.dropout_rate, "Dropout before the classifier (not in the fast net)");
   v("pretrained-weights", c.model.pretrained_weights, "EfficientNet-B0 ImageNet weights (.safetensors)");
   v("freeze-backbone", c.model.freeze_backbone, "Train only the head first, then fine-tune all");
   v("freeze-epochs", c.model.freeze_epochs, "Head-only epochs with --freeze-backbone");
@@ -69,7 +69,7 @@ void visit_fields(Config_& c, Visitor&& v) {
   v("resume", c.run.resume, "Continue a run exactly from this checkpoint");
   v("skip-training", c.run.skip_training, "Skip training (evaluate --load-model)");
   v("skip-inference", c.run.skip_inference, "Skip the evaluation stage");
-  v("skip-visualization", c.run.skip_visualization, "Skip the plots");
+  v("skip-visualization", c.run.skip_visualization, "Skip the plots and the HTML report");
   v("tta", c.run.tta, "Test-time augmentation: flip and small shifts");
   v("preset", c.run.preset, "quick | full: named settings; explicit flags still override");
   v("strategy", c.run.strategy, "mirrored (one process per GPU) | none");

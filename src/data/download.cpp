@@ -303,24 +303,13 @@ void download_file(const std::string& url, const fs::path& dest) {
   }
 }
 
-fs::path obtain_cifar10(const DataConfig& config) { return obtain_cifar10(config, ExtractLimits{}); }
+namespace {
 
-fs::path obtain_cifar10(const DataConfig& config, const ExtractLimits& limits) {
-  const fs::path data_dir = config.data_dir.empty() ? fs::path(".") : fs::path(config.data_dir);
-  if (auto found = find_complete(data_dir)) return *found;
-
-  const std::string md5 = expected_md5(config.data_md5);
-  ensure_dir(data_dir);
+fs::path fetch_and_install(const DataConfig& config, const std::string& md5, const fs::path& data_dir,
+                           const ExtractLimits& limits) {
   if (!config.data_archive.empty()) {
-    std::error_code ec;
-    check_input(fs::is_regular_file(config.data_archive, ec),
-                "--data-archive " + config.data_archive + " is not a file",
-                "pass the path of cifar-10-binary.tar.gz");
     return install_archive(config.data_archive, config.data_archive, md5, data_dir, limits);
   }
-
-  check_input(!config.data_url.empty(), "no CIFAR-10 in " + data_dir.string() + " and --data-url is empty",
-              "pass --data-dir with an existing cifar-10-batches-bin/ or --data-archive PATH");
   // The download lands beside the target, so a full disk shows up before
   // extraction; it goes away on every path out of here.
   remove_temps_of_dead_processes(data_dir, ".cifar-download-");
@@ -334,6 +323,48 @@ fs::path obtain_cifar10(const DataConfig& config, const ExtractLimits& limits) {
   RemoveOnExit downloaded{tmpl};
   download_file(config.data_url, downloaded.path);
   return install_archive(downloaded.path, config.data_url, md5, data_dir, limits);
+}
+
+}  // namespace
+
+fs::path obtain_cifar10(const DataConfig& config) { return obtain_cifar10(config, ExtractLimits{}); }
+
+fs::path obtain_cifar10(const DataConfig& config, const ExtractLimits& limits) {
+  const fs::path data_dir = config.data_dir.empty() ? fs::path(".") : fs::path(config.data_dir);
+  // A malformed --data-md5 is refused even when the data is already there:
+  // the typo would otherwise surface on another machine, much later. An
+  // archive is only needed when the data is not (a script may pass a
+  // temporary copy that is gone by the next run).
+  const std::string md5 = expected_md5(config.data_md5);
+  if (auto found = find_complete(data_dir)) return *found;
+
+  std::error_code ec;
+  if (!config.data_archive.empty()) {
+    check_input(fs::is_regular_file(config.data_archive, ec),
+                "--data-archive " + config.data_archive + " is not a file",
+                "pass the path of cifar-10-binary.tar.gz");
+  } else {
+    check_input(!config.data_url.empty(), "no CIFAR-10 in " + data_dir.string() + " and --data-url is empty",
+                "pass --data-dir with an existing cifar-10-batches-bin/ or --data-archive PATH");
+  }
+  // The folders made here for data that then never came (offline, a typo
+  // in --data-url) go away again: a failed run leaves no empty trail.
+  std::vector<fs::path> made;
+  fs::path normal = data_dir.lexically_normal();
+  if (!normal.has_filename()) normal = normal.parent_path();  // "data/" is "data"
+  for (fs::path p = normal; !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
+    made.push_back(p);
+    if (p == p.parent_path()) break;
+  }
+  ensure_dir(data_dir);
+  try {
+    return fetch_and_install(config, md5, data_dir, limits);
+  } catch (...) {
+    for (const fs::path& p : made) {
+      if (!fs::remove(p, ec)) break;  // not empty (or not ours): keep it and what holds it
+    }
+    throw;
+  }
 }
 
 }  // namespace cifar

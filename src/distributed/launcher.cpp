@@ -43,9 +43,12 @@ std::string signal_text(int sig) {
     case SIGKILL: return "signal 9 (SIGKILL)";
     case SIGTERM: return "signal 15 (SIGTERM)";
     case SIGINT: return "signal 2 (SIGINT)";
+    case SIGUSR1: return "signal 10 (SIGUSR1)";
     case SIGSEGV: return "signal 11 (SIGSEGV)";
     case SIGABRT: return "signal 6 (SIGABRT)";
     case SIGBUS: return "signal 7 (SIGBUS)";
+    case SIGSTOP: return "signal 19 (SIGSTOP)";
+    case SIGTSTP: return "signal 20 (SIGTSTP)";
     default: return "signal " + std::to_string(sig);
   }
 }
@@ -118,6 +121,7 @@ class Supervisor {
     const pid_t self = ::getpid();
     pids_.assign(workers_, -1);
     status_.assign(workers_, 0);
+    stopped_by_.assign(workers_, 0);
     std::cout << "Starting " << workers_ << " worker processes on this machine (rendezvous file " << folder.store_file()
               << "):";
     for (int r = 0; r < workers_; ++r) {
@@ -147,12 +151,14 @@ class Supervisor {
     // A closed terminal or dropped ssh session: the workers stop as for
     // SIGTERM (checkpoint, exit 143) and the launcher cleans up after them.
     ::sigaction(SIGHUP, &sa, &old_hup_);
+    ::sigaction(SIGUSR1, &sa, &old_usr1_);  // forwarded as it is: SLURM's warning
   }
 
   void restore_signals() {
     ::sigaction(SIGINT, &old_int_, nullptr);
     ::sigaction(SIGTERM, &old_term_, nullptr);
     ::sigaction(SIGHUP, &old_hup_, nullptr);
+    ::sigaction(SIGUSR1, &old_usr1_, nullptr);
     ::close(pipe_read_);
     ::close(g_signal_pipe);
     g_signal_pipe = -1;
@@ -211,14 +217,27 @@ class Supervisor {
       }
       int status = 0;
       pid_t pid;
-      while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+      while ((pid = ::waitpid(-1, &status, WNOHANG | WUNTRACED | WCONTINUED)) > 0) {
         const auto it = std::find(pids_.begin(), pids_.end(), pid);
         if (it == pids_.end()) continue;
         const int rank = static_cast<int>(it - pids_.begin());
+        // A stopped worker hangs the group without dying: the survivors'
+        // timeout ends the run, and the error should name the real cause.
+        if (WIFSTOPPED(status) || WIFCONTINUED(status)) {
+          stopped_by_[rank] = WIFSTOPPED(status) ? WSTOPSIG(status) : 0;
+          if (stopped_by_[rank] && failed_rank_ < 0 && !forwarded_) {
+            std::cerr << "warning: rank " << rank << " was stopped by " << signal_text(stopped_by_[rank])
+                      << "; the other ranks wait for it at most --dist-timeout\n";
+          }
+          continue;
+        }
         *it = -1;
         status_[rank] = status;
         if (failed_rank_ < 0 && failed(status)) {
           failed_rank_ = rank;
+          for (int r = 0; r < workers_; ++r) {
+            if (stopped_by_[r]) hung_by_.emplace_back(r, stopped_by_[r]);
+          }
           stop_all(SIGTERM);
           kill_at = Clock::now() + std::chrono::seconds(kWorkerStopGraceSeconds);
         }
@@ -245,8 +264,11 @@ class Supervisor {
       const int s = status_[failed_rank_];
       std::cerr << "error: rank " << failed_rank_
                 << (WIFEXITED(s) ? " exited with status " + std::to_string(WEXITSTATUS(s))
-                                 : " was killed by " + signal_text(WTERMSIG(s)))
-                << (workers_ > 1 ? "; stopped the other workers" : "") << "\n";
+                                 : " was killed by " + signal_text(WTERMSIG(s)));
+      for (const auto& [rank, sig] : hung_by_) {
+        std::cerr << "; rank " << rank << " had been stopped by " << signal_text(sig) << " and hung the group";
+      }
+      std::cerr << (workers_ > 1 ? "; stopped the other workers" : "") << "\n";
       return WIFEXITED(s) ? WEXITSTATUS(s) : kExitRuntime;
     }
     const int s = status_[0];
@@ -257,12 +279,15 @@ class Supervisor {
   std::vector<std::string> argv_;
   std::vector<pid_t> pids_;
   std::vector<int> status_;
+  std::vector<int> stopped_by_;                // the stop signal of a stopped worker, else 0
+  std::vector<std::pair<int, int>> hung_by_;  // (rank, signal): stopped when the group failed
   int pipe_read_ = -1;
   int forwarded_ = 0;
   int failed_rank_ = -1;
   struct sigaction old_int_ {};
   struct sigaction old_term_ {};
   struct sigaction old_hup_ {};
+  struct sigaction old_usr1_ {};
 };
 
 }  // namespace

@@ -1,9 +1,12 @@
 #include "distributed/process_group.h"
 
+#include <net/if.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <sstream>
 #include <thread>
 
 #include "common/error.h"
@@ -492,13 +495,43 @@ void check_group_shape(c10d::Store& store, const DistEnvironment& env) {
 }
 
 #if CIFAR10_C10D_GLOO
+// GLOO_SOCKET_IFNAME's names, comma-separated as PyTorch reads them; none
+// when it is unset. Gloo reports a missing one as a multi-line enforce
+// failure, after the rendezvous; this names it and the interfaces the
+// machine has, before (the other ranks would wait for this one).
+std::vector<std::string> socket_interfaces(const DistEnvironment& env) {
+  const char* variable = std::getenv("GLOO_SOCKET_IFNAME");
+  if (variable == nullptr || *variable == '\0') return {};
+  const std::string value = variable;
+  std::vector<std::string> names;
+  std::stringstream list(value);
+  for (std::string name; std::getline(list, name, ',');) {
+    if (name.empty()) continue;
+    if (::if_nametoindex(name.c_str()) == 0) {
+      std::string present;
+      if (struct if_nameindex* all = ::if_nameindex()) {
+        for (struct if_nameindex* i = all; i->if_index != 0; ++i) present += std::string(present.empty() ? "" : ", ") + i->if_name;
+        ::if_freenameindex(all);
+      }
+      throw UserError(rank_text(env) + ": GLOO_SOCKET_IFNAME names '" + printable(name) +
+                      "', which is no network interface of this machine (hint: one of " + present +
+                      ", or unset it)");
+    }
+    names.push_back(name);
+  }
+  if (names.empty()) throw UserError(rank_text(env) + ": GLOO_SOCKET_IFNAME='" + printable(value) + "' names no interface");
+  return names;
+}
+
 c10::intrusive_ptr<Backend> make_gloo(const c10::intrusive_ptr<c10d::Store>& store, const DistEnvironment& env,
-                                      milliseconds timeout) {
+                                      milliseconds timeout, const std::vector<std::string>& interfaces) {
   auto options = c10d::ProcessGroupGloo::Options::create(timeout);
-  // GLOO_SOCKET_IFNAME picks the network interface as in PyTorch; a local
+  // GLOO_SOCKET_IFNAME picks the network interfaces as in PyTorch; a local
   // group stays on loopback whatever the hostname resolves to.
-  if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname) {
-    options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+  if (!interfaces.empty()) {
+    for (const std::string& name : interfaces) {
+      options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(name));
+    }
   } else if (is_loopback(env.master_addr)) {
     options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
   } else {
@@ -555,6 +588,9 @@ std::unique_ptr<DistributedContext> make_distributed_context(const DistConfig& c
   if (env.world_size == 1 && config.backend == "auto") return make_single_process_context();
   const std::string backend = checked_backend(config.backend, device);
   const milliseconds timeout = std::chrono::seconds(config.timeout);
+#if CIFAR10_C10D_GLOO
+  const std::vector<std::string> interfaces = backend == "gloo" ? socket_interfaces(env) : std::vector<std::string>{};
+#endif
 
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<Backend> pg;
@@ -577,7 +613,7 @@ std::unique_ptr<DistributedContext> make_distributed_context(const DistConfig& c
     if (backend == "nccl") pg = make_nccl(store, env, timeout, device);
 #endif
 #if CIFAR10_C10D_GLOO
-    if (backend == "gloo") pg = make_gloo(store, env, timeout);
+    if (backend == "gloo") pg = make_gloo(store, env, timeout, interfaces);
 #endif
   } catch (const UserError&) {
     throw;

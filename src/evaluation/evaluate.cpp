@@ -1,5 +1,6 @@
 #include "evaluation/evaluate.h"
 
+#include "common/error.h"
 #include "common/runtime.h"
 #include "common/torch_compat.h"
 #include "data/augment.h"
@@ -49,7 +50,15 @@ torch::Tensor predict_logits(Net& model, const torch::Tensor& images_u8, const N
   }
   if (was_training) model.train();
   // One copy back at the end: a copy per batch would wait for each batch.
-  return outputs.empty() ? torch::empty({0, 0}) : torch::cat(outputs).to(torch::kCPU);
+  auto logits = outputs.empty() ? torch::empty({0, 0}) : torch::cat(outputs).to(torch::kCPU);
+  // NaN outputs would make every metric meaningless (and break the
+  // histograms' binning): the weights themselves are broken.
+  if (const int64_t bad = (~torch::isfinite(logits)).any(1).sum().item<int64_t>(); bad > 0) {
+    throw UserError("the model gave NaN or infinite outputs for " + std::to_string(bad) + " of " +
+                    std::to_string(n) + " images (hint: its weights hold NaN or infinite values; load another "
+                    "checkpoint)");
+  }
+  return logits;
 }
 
 SplitEvaluation evaluate_split(Net& model, const ImageSet& set, const Normalization& norm,

@@ -7,6 +7,7 @@
 
 #include <jpeglib.h>
 #include <jerror.h>  // the warning codes
+#include <libexif/exif-data.h>
 
 #include <csetjmp>
 #include <cstdio>
@@ -232,6 +233,39 @@ void cmyk_row_to_rgb(const uint8_t* cmyk, uint8_t* rgb, size_t width, bool inver
   }
 }
 
+// The EXIF orientation (1-8; 1 = as stored) of a JPEG whose APP1 markers
+// libjpeg saved. Phone cameras store pixels as the sensor read them and
+// say in this tag how to turn them; ignoring it classifies a sideways cat.
+// A missing, malformed or out-of-range tag counts as 1.
+int exif_orientation(const jpeg_decompress_struct& info) {
+  for (jpeg_saved_marker_ptr m = info.marker_list; m != nullptr; m = m->next) {
+    if (m->marker != JPEG_APP0 + 1 || m->data_length < 6 || std::memcmp(m->data, "Exif\0\0", 6) != 0) continue;
+    std::unique_ptr<ExifData, void (*)(ExifData*)> exif(exif_data_new_from_data(m->data, m->data_length),
+                                                        exif_data_unref);
+    if (!exif) return 1;
+    const ExifEntry* entry = exif_content_get_entry(exif->ifd[EXIF_IFD_0], EXIF_TAG_ORIENTATION);
+    if (entry == nullptr || entry->format != EXIF_FORMAT_SHORT || entry->components != 1 || entry->size < 2) return 1;
+    const int value = exif_get_short(entry->data, exif_data_get_byte_order(exif.get()));
+    return value >= 1 && value <= 8 ? value : 1;
+  }
+  return 1;
+}
+
+// uint8 [3,H,W] turned upright as EXIF orientation `n` says (TIFF 6.0's
+// eight cases: mirrorings and quarter turns).
+torch::Tensor apply_orientation(const torch::Tensor& chw, int n) {
+  switch (n) {
+    case 2: return chw.flip({2});                       // mirrored left-right
+    case 3: return chw.flip({1, 2});                    // upside down
+    case 4: return chw.flip({1});                       // mirrored top-bottom
+    case 5: return chw.transpose(1, 2).contiguous();    // mirrored along the main diagonal
+    case 6: return chw.transpose(1, 2).flip({2});       // needs a quarter turn clockwise
+    case 7: return chw.transpose(1, 2).flip({1, 2});    // mirrored along the other diagonal
+    case 8: return chw.transpose(1, 2).flip({1});       // needs a quarter turn anticlockwise
+    default: return chw;
+  }
+}
+
 torch::Tensor decode_jpeg_pixels(std::string_view bytes, const std::string& path, int64_t width, int64_t height) {
   jpeg_decompress_struct info{};
   JpegErrors errors{};
@@ -283,7 +317,10 @@ torch::Tensor decode_jpeg_pixels(std::string_view bytes, const std::string& path
   jpeg_create_decompress(&info);
   info.progress = &progress;
   jpeg_mem_src(&info, reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<unsigned long>(bytes.size()));
+  jpeg_save_markers(&info, JPEG_APP0 + 1, 0xFFFF);  // EXIF, for the orientation
   jpeg_read_header(&info, TRUE);
+  // Read now: the saved markers live until jpeg_finish_decompress.
+  const int orientation = exif_orientation(info);
   // libjpeg converts gray and YCbCr to RGB itself, but not CMYK or YCCK
   // (print-ready files): those come out as CMYK and are converted below.
   const bool cmyk = info.jpeg_color_space == JCS_CMYK || info.jpeg_color_space == JCS_YCCK;
@@ -308,7 +345,7 @@ torch::Tensor decode_jpeg_pixels(std::string_view bytes, const std::string& path
   const bool warned = errors.warning[0] != '\0';
   jpeg_destroy_decompress(&info);
   if (warned) fail(path, "corrupt or truncated JPEG data (" + ascii_reason(errors.warning) + ")");
-  return pixels.permute({2, 0, 1}).contiguous();
+  return apply_orientation(pixels.permute({2, 0, 1}), orientation).contiguous();
 }
 
 }  // namespace

@@ -20,7 +20,9 @@ constexpr int64_t kMaxImageFileBytes = 256LL * 1024 * 1024;
 // Grayscale, grayscale + alpha and RGBA become RGB (alpha is dropped, not
 // composited); 16-bit PNGs are reduced to 8 bits; CMYK and YCCK JPEGs are
 // converted to RGB without a colour profile (inverted values when an Adobe
-// marker says so, as Photoshop writes them). Throws UserError naming the
+// marker says so, as Photoshop writes them). A JPEG's EXIF orientation
+// is applied: the image comes out upright, as viewers show it. Throws
+// UserError naming the
 // file if it is missing, empty, not one of those formats, corrupt or
 // truncated (a JPEG that libjpeg decoded only by making up data: ended
 // early or corrupt entropy data; a BMP whose pixel array runs past the end

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "common/printable.h"
 #include "models/safetensors.h"
 
 namespace cifar {
@@ -98,9 +99,10 @@ std::string shape_string(torch::IntArrayRef shape) {
 }
 
 // "a, b, c" for at most `limit` names, then how many more.
+// Names come from the file: each is cut to 100 characters.
 std::string name_list(const std::vector<std::string>& names, size_t limit = 8) {
   std::string out;
-  for (size_t i = 0; i < names.size() && i < limit; ++i) out += (i ? ", " : "") + names[i];
+  for (size_t i = 0; i < names.size() && i < limit; ++i) out += (i ? ", " : "") + printable(names[i], 100);
   if (names.size() > limit) out += ", ... (" + std::to_string(names.size() - limit) + " more)";
   return out;
 }
@@ -170,7 +172,7 @@ torch::Tensor EfficientNet::forward(torch::Tensor x) {
   return classifier->forward(x);
 }
 
-void load_pretrained(Net& model, const ModelSpec& spec, const std::string& path) {
+std::string load_pretrained(Net& model, const ModelSpec& spec, const std::string& path) {
   check_input(spec.type == "efficientnet",
               "--pretrained-weights " + path + " is for --model-type efficientnet, not " + spec.type,
               "drop --pretrained-weights or use --model-type efficientnet");
@@ -180,26 +182,35 @@ void load_pretrained(Net& model, const ModelSpec& spec, const std::string& path)
   for (const auto& item : model.named_parameters()) targets.emplace(item.key(), item.value());
   for (const auto& item : model.named_buffers()) targets.emplace(item.key(), item.value());
 
-  // The head goes in whole or not at all: a 1000-class ImageNet head is
-  // replaced by the model's fresh one, a matching head is loaded.
-  bool load_head = true;
+  // The head goes in whole or not at all: one that fits nowhere (an
+  // ImageNet head of 1000 classes, or none) is replaced by the model's
+  // fresh one; one that fits in part is a broken file, refused below.
+  int head_tensors = 0, head_fits = 0;
   for (const auto& [name, target] : targets) {
     if (!model.is_head_parameter(name)) continue;
+    ++head_tensors;
     auto it = file.find(name);
-    if (it == file.end() || it->second.sizes() != target.sizes()) load_head = false;
+    head_fits += it != file.end() && it->second.sizes() == target.sizes();
   }
+  const bool load_head = head_fits == head_tensors;
 
-  std::vector<std::string> missing, unexpected, wrong_shape;
+  std::vector<std::string> missing, unexpected, wrong_shape, wrong_type, not_finite;
   std::vector<std::pair<torch::Tensor, torch::Tensor>> copies;  // (into, from)
   for (const auto& [name, target] : targets) {
-    if (model.is_head_parameter(name) && !load_head) continue;
     auto it = file.find(name);
+    const bool replaced_head = model.is_head_parameter(name) && head_fits == 0;
+    if (replaced_head) continue;
     if (it == file.end()) {
       // A step counter the weights do not depend on; some exporters drop it.
       if (!ends_with(name, ".num_batches_tracked")) missing.push_back(name);
     } else if (it->second.sizes() != target.sizes()) {
       wrong_shape.push_back(name + " " + shape_string(it->second.sizes()) + " (model " +
                             shape_string(target.sizes()) + ")");
+    } else if (target.is_floating_point() != it->second.is_floating_point()) {
+      // An integer file would load as whole numbers (mostly 0): no weights.
+      wrong_type.push_back(name + " " + std::string(c10::toString(it->second.scalar_type())));
+    } else if (it->second.is_floating_point() && !torch::isfinite(it->second).all().item<bool>()) {
+      not_finite.push_back(name);
     } else {
       copies.emplace_back(target, it->second);
     }
@@ -207,17 +218,30 @@ void load_pretrained(Net& model, const ModelSpec& spec, const std::string& path)
   for (const auto& [name, tensor] : file) {
     if (!targets.count(name)) unexpected.push_back(name);
   }
-  if (!missing.empty() || !unexpected.empty() || !wrong_shape.empty()) {
-    std::string detail;
-    if (!missing.empty()) detail += "missing: " + name_list(missing);
-    if (!unexpected.empty()) detail += (detail.empty() ? "" : "; ") + std::string("unexpected: ") + name_list(unexpected);
-    if (!wrong_shape.empty()) detail += (detail.empty() ? "" : "; ") + std::string("wrong shape: ") + name_list(wrong_shape);
+  std::string detail;
+  auto add = [&](const char* what, const std::vector<std::string>& names) {
+    if (!names.empty()) detail += (detail.empty() ? "" : "; ") + std::string(what) + name_list(names);
+  };
+  add("missing: ", missing);
+  add("unexpected: ", unexpected);
+  add("wrong shape: ", wrong_shape);
+  add("not floating point: ", wrong_type);
+  add("NaN or infinite values in: ", not_finite);
+  if (!detail.empty()) {
     throw UserError("pretrained weights " + path + " do not fit efficientnet: " + detail +
                     " (hint: export torchvision's efficientnet_b0 state_dict as docs/MODELS.md shows)");
   }
   torch::NoGradGuard no_grad;
-  // F16/BF16 files are widened to the model's float32 here.
+  // F16/BF16/F64 files are converted to the model's float32 here.
   for (auto& [into, from] : copies) into.copy_(from.to(into.dtype()));
+  std::string report = "Loaded " + std::to_string(copies.size()) + " tensors from " + path;
+  if (!load_head) {
+    const auto bias = file.find("classifier.1.bias");
+    report += "; a new " + std::to_string(spec.class_names.size()) + "-class classifier replaces " +
+              (bias != file.end() ? "the file's " + std::to_string(bias->second.numel()) + "-class one"
+                                  : "the file's missing one");
+  }
+  return report;
 }
 
 }  // namespace cifar

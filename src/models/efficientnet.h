@@ -36,10 +36,11 @@ class EfficientNet : public Net {
 
 // Loads ImageNet EfficientNet-B0 weights saved from torchvision (names as
 // its state_dict, see docs/MODELS.md) into `model`. The head (classifier.*)
-// is loaded only when its shapes match, so a 1000-class head leaves the
-// model's fresh one in place; num_batches_tracked may be absent. Anything
-// else missing, unexpected or mis-shaped is reported in one UserError and
-// nothing is loaded.
-void load_pretrained(Net& model, const ModelSpec& spec, const std::string& path);
+// is loaded when all its shapes match; when none does (a 1000-class head,
+// or none) the model keeps its fresh one. num_batches_tracked may be
+// absent. Anything else missing, unexpected or mis-shaped, an integer
+// tensor where the model has floats, or NaN/infinite values is reported in
+// one UserError and nothing is loaded. Returns a line saying what loaded.
+std::string load_pretrained(Net& model, const ModelSpec& spec, const std::string& path);
 
 }  // namespace cifar

@@ -48,9 +48,11 @@ torch::Tensor ConvGroupImpl::forward(torch::Tensor x) {
   return run_layer(activ, run_layer(norm2, run_layer(conv2, x)));
 }
 
+int64_t fast_net_width(const ModelSpec& spec) { return spec.width > 0 ? spec.width : kDefaultWidth; }
+
 FastNet::FastNet(const ModelSpec& spec) {
   check_input(spec.width >= 0, "--width " + std::to_string(spec.width) + " is negative", "use 0 for the default 64");
-  const int64_t w = spec.width > 0 ? spec.width : kDefaultWidth;
+  const int64_t w = fast_net_width(spec);
   whiten = register_module("whiten", nn::Conv2d(nn::Conv2dOptions(3, 2 * kPatchDims, kPatch).bias(true)));
   {
     torch::NoGradGuard no_grad;

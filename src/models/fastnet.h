@@ -64,6 +64,9 @@ class FastNet : public Net {
   torch::nn::Linear head{nullptr};
 };
 
+// The width a spec builds: its own, or the default 64 for 0.
+int64_t fast_net_width(const ModelSpec& spec);
+
 // Computes the fast net's whitening filters from a sample of normalised
 // float training images [N, 3, 32, 32] (airbench uses the first 5,000; all
 // N are used). Call once before training; `model` must be a fast net.

@@ -8,13 +8,13 @@ namespace nn = torch::nn;
 constexpr int64_t kMlpHidden = 256;
 
 MlpNet::MlpNet(const ModelSpec& spec) {
-  layers = nn::Sequential(nn::Flatten(), nn::Linear(3 * 32 * 32, kMlpHidden), nn::ReLU(nn::ReLUOptions(true)),
-                          nn::Dropout(spec.dropout));
+  layers = Layers(nn::Flatten(), nn::Linear(3 * 32 * 32, kMlpHidden), nn::ReLU(nn::ReLUOptions(true)),
+                  nn::Dropout(spec.dropout));
   fc = nn::Linear(kMlpHidden, spec.num_classes());
   register_module("layers", layers);
   register_module("fc", fc);
 }
 
-torch::Tensor MlpNet::forward(torch::Tensor x) { return fc->forward(layers->forward(x)); }
+torch::Tensor MlpNet::forward(torch::Tensor x) { return run_layer(fc, layers->forward(x)); }
 
 }  // namespace cifar

@@ -15,7 +15,7 @@ class MlpNet : public Net {
   std::string head_name() const override { return "fc"; }
 
  private:
-  torch::nn::Sequential layers{nullptr};
+  Layers layers{nullptr};  // traced, so --summary shows them
   torch::nn::Linear fc{nullptr};
 };
 

@@ -68,6 +68,16 @@ ModelSpec make_spec(const ModelConfig& config, const std::vector<std::string>& c
     throw UserError("unknown --model-type '" + printable(config.model_type.substr(0, 80)) + "': expected one of " +
                     known_names());
   }
+  // Flags of one architecture are refused for the others, not ignored.
+  if (config.width != 0 && spec.type != "fast") {
+    throw UserError("--width " + std::to_string(config.width) + " applies to the fast net, not to --model-type " +
+                    config.model_type);
+  }
+  if (config.input_size != 32 && spec.type != "efficientnet") {
+    throw UserError("--input-size " + std::to_string(config.input_size) +
+                    " applies to efficientnet, not to --model-type " + config.model_type +
+                    " (which reads CIFAR's 32x32 images as they are)");
+  }
   spec.width = config.width;
   spec.input_size = config.input_size;
   spec.dropout = config.dropout_rate;

@@ -51,7 +51,7 @@ struct Entry {
 };
 
 Entry parse_entry(const std::string& name, const json& value, const std::string& where) {
-  const std::string what = "tensor '" + printable(name) + "' in " + where;
+  const std::string what = "tensor '" + printable(name, 100) + "' in " + where;
   if (!value.is_object()) throw UserError(what + ": header entry is not an object");
   Entry e{name, torch::kFloat32, {}, 0, 0};
 
@@ -157,25 +157,29 @@ TensorMap decode_safetensors(std::string_view bytes, const std::string& source, 
       continue;
     }
     Entry e = parse_entry(name, value, where);
-    const std::string what = "tensor '" + printable(name) + "' in " + where;
-    if (e.begin > e.end || e.end > body.size()) {
+    const std::string what = "tensor '" + printable(name, 100) + "' in " + where;
+    if (e.begin > e.end) {
+      throw UserError(what + ": data_offsets " + offsets_string(e.begin, e.end) + " are reversed (begin after end)");
+    }
+    if (e.end > body.size()) {
       throw UserError(what + ": data_offsets " + offsets_string(e.begin, e.end) + " lie outside the " +
                       std::to_string(body.size()) + "-byte body (file truncated?)");
     }
-    // A lying shape could overflow the product.
+    // A lying shape could overflow the product; so could its non-zero
+    // sides when another is 0 (LibTorch computes strides from them).
     uint64_t needed = c10::elementSize(e.type);
     bool overflow = false;
     for (int64_t d : e.shape) {
       const auto size = static_cast<uint64_t>(d);
-      if (size != 0 && needed > UINT64_MAX / size) overflow = true;
-      needed *= size;
+      if (size != 0 && needed > static_cast<uint64_t>(INT64_MAX) / size) overflow = true;
+      if (size != 0) needed *= size;
     }
-    if (std::find(e.shape.begin(), e.shape.end(), 0) != e.shape.end()) overflow = false, needed = 0;
+    if (!overflow && std::find(e.shape.begin(), e.shape.end(), 0) != e.shape.end()) needed = 0;
     if (overflow || needed != e.end - e.begin) {
       std::string shape = "[";
       for (size_t i = 0; i < e.shape.size(); ++i) shape += (i ? ", " : "") + std::to_string(e.shape[i]);
       throw UserError(what + ": shape " + shape + "] of " + value.at("dtype").get<std::string>() + " needs " +
-                      (overflow ? std::string("more than 2^64") : std::to_string(needed)) +
+                      (overflow ? std::string("more than 2^63") : std::to_string(needed)) +
                       " bytes but data_offsets " + offsets_string(e.begin, e.end) + " hold " +
                       std::to_string(e.end - e.begin));
     }
@@ -190,11 +194,11 @@ TensorMap decode_safetensors(std::string_view bytes, const std::string& source, 
   const Entry* previous = nullptr;
   for (const Entry* e : order) {
     if (e->begin < position) {
-      throw UserError("tensors '" + printable(previous->name) + "' " + offsets_string(previous->begin, previous->end) + " and '" +
-                      printable(e->name) + "' " + offsets_string(e->begin, e->end) + " in " + where + " overlap");
+      throw UserError("tensors '" + printable(previous->name, 100) + "' " + offsets_string(previous->begin, previous->end) + " and '" +
+                      printable(e->name, 100) + "' " + offsets_string(e->begin, e->end) + " in " + where + " overlap");
     }
     if (e->begin > position) {
-      throw UserError(where + ": " + std::to_string(e->begin - position) + " unused bytes before tensor '" + printable(e->name) +
+      throw UserError(where + ": " + std::to_string(e->begin - position) + " unused bytes before tensor '" + printable(e->name, 100) +
                       "' (data_offsets must tile the body)");
     }
     position = e->end;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -9,6 +10,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/json_text.h"
+#include "common/printable.h"
 #include "common/torch_compat.h"
 #include "config/cli.h"
 #include "data/cifar_reader.h"
@@ -26,6 +28,7 @@
 #include "models/efficientnet.h"
 #include "models/fastnet.h"
 #include "models/registry.h"
+#include "models/safetensors.h"
 #include "models/summary.h"
 #include "common/runtime.h"
 #include "training/callbacks/csv_logger.h"
@@ -172,7 +175,12 @@ std::vector<std::shared_ptr<Callback>> make_callbacks(const Config& config, cons
   }
   history = std::make_shared<History>((paths.results / "training_history.json").string());
   cbs.push_back(history);
-  cbs.push_back(std::make_shared<CSVLogger>(paths.logs));
+  // A resume in another output folder carries the run's log along; the
+  // checkpoint sits in <run>/checkpoints/, its log in <run>/logs/.
+  const auto resumed_logs = config.run.resume.empty()
+                                ? std::filesystem::path()
+                                : std::filesystem::path(config.run.resume).parent_path().parent_path() / "logs";
+  cbs.push_back(std::make_shared<CSVLogger>(paths.logs, ',', resumed_logs));
   cbs.push_back(std::make_shared<TensorBoardCallback>(paths.logs, t.log_every));
   cbs.push_back(std::make_shared<ProgressBar>(std::cout, ::isatty(1) != 0));
   // Checkpoints last, so they capture every other callback's updated state.
@@ -193,9 +201,14 @@ std::string describe_classes(const std::vector<std::string>& names) {
 std::string describe_model(const ModelSpec& spec) {
   std::string out = spec.type;
   if (spec.type == "resnet") out += " depth " + std::to_string(spec.depth);
-  if (spec.type == "fast") out += " width " + std::to_string(spec.width);
+  if (spec.type == "fast") out += " width " + std::to_string(fast_net_width(spec));
   if (spec.type == "efficientnet") out += " input size " + std::to_string(spec.input_size);
   return out;
+}
+
+// "a resnet depth 18", "an efficientnet input size 32".
+std::string a_model(const ModelSpec& spec) {
+  return (spec.type.rfind('e', 0) == 0 ? "an " : "a ") + describe_model(spec);
 }
 
 // A resume continues the run the flags describe: the checkpoint must hold
@@ -205,11 +218,11 @@ void check_resume_model(const Config& config, const ModelSpec& saved, const std:
                         const std::string& path) {
   const ModelSpec wanted = make_spec(config.model, classes, saved.mean, saved.std);
   const bool same = saved.type == wanted.type && (saved.type != "resnet" || saved.depth == wanted.depth) &&
-                    (saved.type != "fast" || saved.width == wanted.width) &&
+                    (saved.type != "fast" || fast_net_width(saved) == fast_net_width(wanted)) &&
                     (saved.type != "efficientnet" || saved.input_size == wanted.input_size);
   if (!same) {
-    throw UserError("cannot resume from " + path + ": it holds a " + describe_model(saved) +
-                    " model, but this run builds a " + describe_model(wanted) +
+    throw UserError("cannot resume from " + path + ": it holds " + a_model(saved) +
+                    " model, but this run builds " + a_model(wanted) +
                     " (hint: resume with the model flags the run started with)");
   }
 }
@@ -220,6 +233,7 @@ struct RunModel {
   NetPtr net;
   ModelSpec spec;
   std::string weights;  // the checkpoint it came from, if any
+  std::string pretrained_report;  // what --pretrained-weights loaded
 };
 
 RunModel make_run_model(const Config& config, const Splits& splits) {
@@ -247,7 +261,9 @@ RunModel make_run_model(const Config& config, const Splits& splits) {
   if (checkpoint && (config.run.resume.empty() || config.run.skip_training)) {
     load_model_state(*checkpoint, *m.net, m.weights);
   } else if (!checkpoint) {
-    if (!config.model.pretrained_weights.empty()) load_pretrained(*m.net, m.spec, config.model.pretrained_weights);
+    if (!config.model.pretrained_weights.empty()) {
+      m.pretrained_report = load_pretrained(*m.net, m.spec, config.model.pretrained_weights);
+    }
     // The fast net's frozen first layer whitens 2x2 patches of this
     // training data (airbench); 5,000 images estimate the covariance well.
     if (m.spec.type == "fast") {
@@ -312,11 +328,32 @@ void check_ranks_agree(const Config& config, DistributedContext& dist) {
   const auto hash = static_cast<double>(std::hash<std::string>{}(json_text(settings)) & ((uint64_t{1} << 52) - 1));
   auto t = torch::tensor({hash, -hash}, torch::kFloat64);
   dist.all_reduce_max(t);
-  if (t[0].item<double>() != -t[1].item<double>()) {
-    throw UserError("the " + std::to_string(dist.world_size()) +
-                    " ranks were started with different settings (hint: start every rank with the same flags and "
-                    "config file; only paths, --threads, --device and the launcher's flags may differ)");
+  if (t[0].item<double>() == -t[1].item<double>()) return;
+  // They differ: rank 0's settings go to every rank (a broadcast, as
+  // bytes), which names the first flag where its own differ.
+  const std::string text = json_text(settings);
+  auto length = torch::tensor({static_cast<double>(text.size())}, torch::kFloat64);
+  dist.broadcast(length, 0);
+  auto bytes = torch::zeros({static_cast<int64_t>(length.item<double>())}, torch::kUInt8);
+  if (dist.rank() == 0) std::memcpy(bytes.data_ptr(), text.data(), text.size());
+  dist.broadcast(bytes, 0);
+  std::string difference;
+  try {
+    const auto theirs = nlohmann::json::parse(std::string(reinterpret_cast<const char*>(bytes.data_ptr()),
+                                                          static_cast<size_t>(bytes.numel())));
+    for (const auto& [key, value] : settings.items()) {
+      if (theirs.contains(key) && theirs[key] == value) continue;
+      auto shown = [](const nlohmann::json& v) { return v.is_string() ? v.get<std::string>() : json_text(v); };
+      difference = ": rank 0 has --" + key + " " + printable(shown(theirs.value(key, nlohmann::json())), 60) +
+                   ", rank " + std::to_string(dist.rank()) + " " + printable(shown(value), 60);
+      break;
+    }
+  } catch (const nlohmann::json::exception&) {
   }
+  throw UserError("the " + std::to_string(dist.world_size()) + " ranks were started with different settings" +
+                  difference +
+                  " (hint: start every rank with the same flags and config file; only paths, --threads, --device "
+                  "and the launcher's flags may differ)");
 }
 
 // Fits the model with a real run's callbacks; records the run in `summary`.
@@ -339,12 +376,7 @@ int train_stage(const Config& config, const RunPaths& paths, const Splits& split
   // no new one can set the flag, so every rank goes on to the evaluation or
   // none does.
   restore_default_signals();
-  int late_signal = 0;
-  if (fit.signal == 0) {
-    auto flag = torch::tensor({static_cast<double>(stop_signal())}, torch::kFloat64);
-    dist.all_reduce_max(flag);
-    late_signal = static_cast<int>(flag.item<double>());
-  }
+  const int late_signal = fit.signal == 0 ? trainer.agreed_stop_signal() : 0;
   summary["epochs_run"] = history->epochs().size();
   summary["stop_reason"] = fit.stop_reason;
   summary["wall_seconds"] = fit.wall_seconds;
@@ -363,7 +395,14 @@ int train_stage(const Config& config, const RunPaths& paths, const Splits& split
       summary["best_metrics"] = epochs[e];
     }
   }
-  if (!fit.stop_reason.empty() && dist.is_writer()) std::cout << "Training stopped: " << fit.stop_reason << "\n";
+  // A diverged run exits 1: its reason is an error, on stderr.
+  if (!fit.stop_reason.empty() && dist.is_writer()) {
+    if (fit.diverged) {
+      std::cerr << "error: training stopped: " << fit.stop_reason << "\n";
+    } else {
+      std::cout << "Training stopped: " << fit.stop_reason << "\n";
+    }
+  }
   if (fit.signal) return 128 + fit.signal;
   if (late_signal) {
     if (dist.is_writer()) std::cout << "Stopped by a signal after training; the checkpoints are complete\n";
@@ -372,7 +411,53 @@ int train_stage(const Config& config, const RunPaths& paths, const Splits& split
   return fit.diverged ? 1 : 0;
 }
 
+// Before anything reads it: a missing file or folder named in one line.
+void check_readable(const char* flag, const std::string& path) {
+  std::error_code ec;
+  const bool regular = std::filesystem::is_regular_file(path, ec);
+  std::ifstream in(path, std::ios::binary);
+  if (!regular || !in) {
+    throw UserError(std::string("cannot read ") + flag + " " + path + ": " +
+                    (!std::filesystem::exists(path, ec) ? "no such file" : regular ? "permission denied" : "not a file"));
+  }
+}
+
 }  // namespace
+
+Config resumed_run_config(const Config& config, const std::set<std::string>& given) {
+  if (config.run.resume.empty()) return config;
+  check_readable("--resume", config.run.resume);
+  // This machine's and this invocation's: never the checkpoint's. A run
+  // started from --load-model or --pretrained-weights has those weights in
+  // the checkpoint already.
+  static const std::set<std::string> kOwn = {
+      "data-dir", "data-archive", "data-url", "data-md5", "output-dir", "threads", "device", "resume",
+      "load-model", "pretrained-weights", "config", "summary", "skip-training", "skip-inference",
+      "skip-visualization", "strategy", "num-gpus", "nproc-per-node", "dist-backend", "dist-timeout"};
+  const nlohmann::json meta = read_checkpoint(config.run.resume).meta;
+  const nlohmann::json known = config_to_json(config);
+  nlohmann::json saved = nlohmann::json::object();
+  if (meta.contains("config") && meta["config"].is_object()) {
+    for (const auto& [key, value] : meta["config"].items()) {
+      // Keys of another version's config are skipped, not refused.
+      if (known.contains(key) && !given.count(key) && !kOwn.count(key)) saved[key] = value;
+    }
+  }
+  Config resumed = config;
+  try {
+    config_from_json(saved, resumed);
+  } catch (const UserError& e) {
+    throw UserError("checkpoint " + config.run.resume + ": its settings are unreadable: " + e.what());
+  }
+  if (!given.count("output-dir")) {
+    const std::filesystem::path folder = std::filesystem::path(config.run.resume).parent_path();
+    if (folder.filename() == "checkpoints") {
+      resumed.run.output_dir = folder.parent_path().empty() ? "." : folder.parent_path().string();
+    }
+  }
+  validate(resumed);
+  return resumed;
+}
 
 void check_run_inputs(const Config& config) {
   const RunPaths paths(config.run.output_dir);
@@ -380,15 +465,18 @@ void check_run_inputs(const Config& config) {
                                                                {"--resume", &config.run.resume},
                                                                {"--pretrained-weights", &config.model.pretrained_weights}};
   for (const auto& [flag, path] : inputs) {
+    if (!path->empty()) check_readable(flag, *path);
+  }
+  // Their formats too: a Keras .h5 given as a checkpoint, or a resume of
+  // another model than the flags build, fails here and not after the data.
+  for (const std::string* path : {&config.run.load_model, &config.run.resume}) {
     if (path->empty()) continue;
-    std::error_code ec;
-    const bool regular = std::filesystem::is_regular_file(*path, ec);
-    std::ifstream in(*path, std::ios::binary);
-    if (!regular || !in) {
-      throw UserError(std::string("cannot read ") + flag + " " + *path + ": " +
-                      (!std::filesystem::exists(*path, ec) ? "no such file" : regular ? "permission denied" : "not a file"));
+    const ModelSpec saved = spec_from_json(read_checkpoint(*path).meta.at("spec"));
+    if (path == &config.run.resume && !config.run.skip_training) {
+      check_resume_model(config, saved, saved.class_names, *path);
     }
   }
+  if (!config.model.pretrained_weights.empty()) read_safetensors(config.model.pretrained_weights);
   // Training writes best_model.pt from its first epoch (every run starts
   // with no best), so a --load-model of that very file would be replaced
   // by the new run's first epoch.
@@ -452,12 +540,18 @@ int run_pipeline(const Config& config) {
   // are not applied, and saying so beats training an unexpected model.
   if (!config.run.load_model.empty() && dist->is_writer() &&
       (config.model.model_type != ModelConfig{}.model_type || config.model.depth != 0)) {
-    const std::string wanted = describe_model(make_spec(config.model, spec.class_names, spec.mean, spec.std));
+    std::string wanted;
+    try {
+      wanted = describe_model(make_spec(config.model, spec.class_names, spec.mean, spec.std));
+    } catch (const UserError&) {
+      wanted = config.model.model_type;  // flags that fit no model: not applied either
+    }
     if (wanted != describe_model(spec)) {
-      std::cout << "note: --load-model " << config.run.load_model << " holds a " << describe_model(spec)
+      std::cout << "note: --load-model " << config.run.load_model << " holds " << a_model(spec)
                 << " model, used as saved; the model flags (" << wanted << ") do not apply\n";
     }
   }
+  if (dist->is_writer() && !model.pretrained_report.empty()) std::cout << model.pretrained_report << "\n";
   if (dist->is_writer()) {
     std::cout << "Model: " << spec.type << (spec.type == "resnet" ? std::to_string(spec.depth) : "") << ", "
               << count_parameters(*model.net) << " parameters\n";

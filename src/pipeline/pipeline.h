@@ -5,6 +5,8 @@
 #include <filesystem>
 
 #include <memory>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "config/config.h"
@@ -26,10 +28,20 @@ class History;
 std::vector<std::shared_ptr<Callback>> make_callbacks(const Config& config, const RunPaths& paths,
                                                       std::shared_ptr<History>& history);
 
+// A resume continues the run its checkpoint holds: every setting not in
+// `given` (the flags set on the command line or in --config) is the run's
+// own, read from the checkpoint, except those of this machine and this
+// invocation (paths, threads, device, launcher, skip flags). Without
+// --output-dir, the run's folder (the one holding checkpoints/) is used.
+// Returns the validated result; `config` itself when it resumes nothing.
+Config resumed_run_config(const Config& config, const std::set<std::string>& given);
+
 // The files a run starts from (--load-model, --resume, --pretrained-weights)
-// are readable, and --load-model is not a file training would overwrite:
-// checked before data is read, before any output is replaced, and by the
-// local launcher once before it starts its workers (one error, not N).
+// are readable and of their format, a resume's checkpoint holds the model
+// the flags describe, and --load-model is not a file training would
+// overwrite: checked before data is read, before any output is replaced,
+// and by the local launcher once before it starts its workers (one error,
+// not N).
 void check_run_inputs(const Config& config);
 
 // Runs the pipeline; returns the process exit code (0, 1 when training

@@ -307,7 +307,7 @@ void load_model_state(const CheckpointData& data, Net& model, const std::string&
       if (value.sizes().vec() != sizes || value.scalar_type() != type) {
         throw UserError("checkpoint " + path + " does not match the model it describes: '" + name + "' is " +
                         c10::toString(value.scalar_type()) + c10::str(value.sizes()) + " in the file, " +
-                        c10::toString(type) + c10::str(sizes) + " in the model");
+                        c10::toString(type) + c10::str(c10::IntArrayRef(sizes)) + " in the model");
       }
       check_within_storage(value, path, "tensor '" + name + "'");
       ++i;

@@ -29,6 +29,8 @@ void install_stop_signals() {
   sa.sa_flags = SA_RESTART;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  // SLURM's `--signal=USR1@T` warning before the time limit (REFERENCE #6).
+  sigaction(SIGUSR1, &sa, nullptr);
 }
 
 void restore_default_signals() {
@@ -37,6 +39,7 @@ void restore_default_signals() {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGUSR1, &sa, nullptr);
 }
 
 int stop_signal() { return g_signal.load(); }

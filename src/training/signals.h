@@ -1,6 +1,6 @@
-// SIGINT / SIGTERM ask the run to stop after the current step (it then
-// writes latest_model.pt and its outputs and exits 130 / 143); a second
-// signal aborts at once, as users expect from a second Ctrl-C.
+// SIGINT / SIGTERM / SIGUSR1 ask the run to stop after the current step (it
+// then writes latest_model.pt and its outputs and exits 130 / 143 / 138); a
+// second signal aborts at once, as users expect from a second Ctrl-C.
 #pragma once
 
 namespace cifar {

@@ -29,18 +29,21 @@ torch::Tensor to_display_u8(const torch::Tensor& x, const Normalization& norm) {
   return (x.to(torch::kFloat32) * std + mean).mul(255.0).round().clamp(0, 255).to(torch::kUInt8).cpu();
 }
 
-std::string signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : std::to_string(sig); }
+std::string signal_name(int sig) {
+  return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : std::to_string(sig);
+}
 
 // A resume continues the same run: the settings that fix which images are
 // in the training split and in what order (a changed split would put
-// validation images into training), and the metric the callbacks' saved
-// best values are values of, must be those it started with.
+// validation images into training; another batch size would put the saved
+// step at other images), and the metric the callbacks' saved best values
+// are values of, must be those it started with.
 void check_resume_settings(const nlohmann::json& meta, const Config& config, const std::string& path) {
   if (!meta.contains("config") || !meta["config"].is_object()) return;
   const nlohmann::json& saved = meta["config"];
   const nlohmann::json now = config_to_json(config);
   auto text = [](const nlohmann::json& v) { return printable(v.is_string() ? v.get<std::string>() : json_text(v)); };
-  for (const char* key : {"seed", "validation-size", "train-limit", "monitor"}) {
+  for (const char* key : {"seed", "validation-size", "train-limit", "batch-size", "monitor"}) {
     if (!saved.contains(key) || saved[key] == now[key]) continue;
     throw UserError("checkpoint " + path + " was trained with --" + key + " " + text(saved[key]) + ", not " +
                     text(now[key]) + " (hint: resume with --" + key + " " + text(saved[key]) +
@@ -255,8 +258,9 @@ FitResult Trainer::fit() {
     if (config_.model.freeze_backbone) {
       const bool trainable = epoch >= config_.model.freeze_epochs;
       if (trainable == model_->backbone_frozen() && is_writer()) {
+        const int head_only_until = std::min(config_.model.freeze_epochs, config_.train.epochs);
         std::cout << (trainable ? "Fine-tuning the whole model from epoch " : "Training the head only until epoch ")
-                  << (trainable ? epoch + 1 : config_.model.freeze_epochs) << "\n";
+                  << (trainable ? epoch + 1 : head_only_until) << "\n";
       }
       set_backbone_trainable(*model_, trainable);
     }

@@ -38,6 +38,10 @@ class Trainer final : public TrainContext {
   // Restores weights, optimiser, data position and every callback's state.
   void resume(const std::string& checkpoint_path);
   FitResult fit();
+  // The stop signal, agreed across ranks (a collective); 0 = go on. fit()
+  // asks after every step; the caller asks once more after it restores the
+  // default signal handlers, for a signal that came in between.
+  int agreed_stop_signal();
 
   // TrainContext
   Net& model() override { return *model_; }
@@ -59,7 +63,6 @@ class Trainer final : public TrainContext {
   void train_step(int epoch, int64_t step, const torch::Tensor& indices);
   using Clock = std::chrono::steady_clock;
   bool should_read_running_logs(int64_t step, Clock::time_point last_read) const;
-  int agreed_stop_signal();  // the stop signal, agreed across ranks; 0 = go on
   Logs validate();
   torch::Tensor loss_fn(const torch::Tensor& logits, const torch::Tensor& labels) const;
   nlohmann::json run_state() const;

@@ -128,6 +128,32 @@ TEST(Cli, BadInputsGiveOneLine) {
   EXPECT_NE(parse_error({"--preset", "turbo"}).find("turbo"), std::string::npos);
   EXPECT_NE(parse_error({"--skip-training"}).find("--load-model"), std::string::npos);
   EXPECT_NE(parse_error({"--config", "/nonexistent/c.json"}).find("/nonexistent/c.json"), std::string::npos);
+  // CLI11 read an empty value as 0: `--epochs ""` ran no epoch.
+  for (const char* flag : {"--epochs", "--seed", "--rotation", "--threads", "--validation-size"}) {
+    const std::string what = parse_error({flag, ""});
+    EXPECT_NE(what.find(flag), std::string::npos) << what;
+    EXPECT_NE(what.find("an empty value is not a number"), std::string::npos) << what;
+  }
+  EXPECT_NE(parse_error({"predict", "--load-model", "m.pt", "a.png", "--threads", "-1"}).find("--threads"),
+            std::string::npos);
+  EXPECT_NE(parse_error({"predict", "--load-model", "m.pt", "a.png", "--output", ""}).find("--output"),
+            std::string::npos);
+  // Pretrained weights start a new EfficientNet; a checkpoint brings its own.
+  EXPECT_NE(parse_error({"--model-type", "cnn", "--pretrained-weights", "w.safetensors"}).find("not cnn"),
+            std::string::npos);
+  EXPECT_NE(parse_error({"--model-type", "efficientnet", "--pretrained-weights", "w.safetensors", "--load-model",
+                         "m.pt"})
+                .find("drop one of the two"),
+            std::string::npos);
+}
+
+// The flags a user set, on the command line or in the config file: what a
+// resume keeps from the user instead of from the checkpoint.
+TEST(Cli, RecordsWhichFlagsWereGiven) {
+  testing::TempDir tmp("given");
+  testing::write_bytes(tmp / "c.yaml", "seed: 3\nno-flip: true\n");
+  const auto cmd = parse({"--epochs", "3", "--config", (tmp / "c.yaml").string()});
+  EXPECT_EQ(cmd.given, (std::set<std::string>{"epochs", "flip", "seed"}));
 }
 
 TEST(Cli, BadConfigFilesGiveOneLine) {
@@ -143,7 +169,11 @@ TEST(Cli, BadConfigFilesGiveOneLine) {
   EXPECT_NE(type.find("type.json"), std::string::npos) << type;
   EXPECT_NE(type.find("two"), std::string::npos) << type;
   testing::write_bytes(tmp / "neg.yaml", "epochs: -5\n");
-  EXPECT_NE(parse_error({"--config", (tmp / "neg.yaml").string()}).find("--epochs -5"), std::string::npos);
+  EXPECT_EQ(parse_error({"--config", (tmp / "neg.yaml").string()}),
+            "config file " + (tmp / "neg.yaml").string() + ": invalid --epochs -5: must be 0 or more");
+  // A flag's bad value is the flag's, not the file's.
+  EXPECT_EQ(parse_error({"--config", (tmp / "neg.yaml").string(), "--epochs", "-2"}),
+            "invalid --epochs -2: must be 0 or more");
 }
 
 TEST(Cli, PredictSubcommand) {

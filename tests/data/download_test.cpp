@@ -409,7 +409,7 @@ TEST(DownloadFailure, TruncatedArchiveIsRefused) {
 TEST(DownloadFailure, ConnectionRefusedGivesOfflineHint) {
   TempDir tmp("dl");
   DataConfig config;
-  config.data_dir = (tmp / "data").string();
+  config.data_dir = (tmp / "new" / "data" / "").string();
   config.data_url = "http://127.0.0.1:" + std::to_string(free_port()) + "/cifar-10-binary.tar.gz";
   auto e = error_of(config);
   const std::string msg = e.what();
@@ -420,7 +420,9 @@ TEST(DownloadFailure, ConnectionRefusedGivesOfflineHint) {
                        "--data-archive PATH to a local cifar-10-binary.tar.gz)"))
       << msg;
   EXPECT_FALSE(contains(msg, "\n")) << msg;
-  EXPECT_EQ(listing(tmp / "data"), std::vector<std::string>{});
+  // The folders made for the download are gone again; what was there stays.
+  EXPECT_FALSE(fs::exists(tmp / "new")) << msg;
+  EXPECT_TRUE(fs::exists(tmp.path()));
 }
 
 TEST(DownloadFailure, MissingFileUrlIsOneLineError) {
@@ -460,6 +462,10 @@ TEST(ExistingFolder, FilesDirectlyInDataDirAreAccepted) {
   config.data_dir = tmp.path().string();
   config.data_url = "http://127.0.0.1:9/never-used.tar.gz";
   EXPECT_EQ(obtain_cifar10(config), tmp.path());
+  // A malformed --data-md5 is still refused: the typo must not wait for a
+  // machine without the data to show.
+  config.data_md5 = "abc";
+  EXPECT_TRUE(contains(error_of(config).what(), "--data-md5 'abc' is not a 32-digit hex MD5"));
 }
 
 TEST(DownloadFailure, BadMd5FlagIsRefusedBeforeAnyWork) {

@@ -59,16 +59,17 @@ nlohmann::json read_json(const fs::path& path) {
   return nlohmann::json::parse(in);
 }
 
-// `world` ranks started by hand with torchrun's variables, meeting at
-// 127.0.0.1:port, where rank 0 hosts the TCPStore.
+// `world` ranks started by hand with torchrun's variables (and `extra`),
+// meeting at 127.0.0.1:port, where rank 0 hosts the TCPStore.
 std::vector<std::unique_ptr<BackgroundProcess>> start_torchrun_ranks(const std::vector<std::string>& args, int world,
-                                                                     int port) {
+                                                                     int port, const std::vector<std::string>& extra = {}) {
   std::vector<std::unique_ptr<BackgroundProcess>> ranks;
   for (int r = 0; r < world; ++r) {
-    ranks.push_back(std::make_unique<BackgroundProcess>(
-        args, std::vector<std::string>{"RANK=" + std::to_string(r), "WORLD_SIZE=" + std::to_string(world),
-                                       "LOCAL_RANK=" + std::to_string(r), "LOCAL_WORLD_SIZE=" + std::to_string(world),
-                                       "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + std::to_string(port)}));
+    std::vector<std::string> env{"RANK=" + std::to_string(r), "WORLD_SIZE=" + std::to_string(world),
+                                 "LOCAL_RANK=" + std::to_string(r), "LOCAL_WORLD_SIZE=" + std::to_string(world),
+                                 "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + std::to_string(port)};
+    env.insert(env.end(), extra.begin(), extra.end());
+    ranks.push_back(std::make_unique<BackgroundProcess>(args, env));
   }
   return ranks;
 }
@@ -231,7 +232,8 @@ TEST(DataParallel, LauncherStopsTheGroupWhenOneWorkerIsKilled) {
 }
 
 // A hung peer (SIGSTOP): the other rank's next collective gives up after
-// --dist-timeout with a one-line error, the launcher stops the group.
+// --dist-timeout with a one-line error, the launcher stops the group and
+// names the stopped rank as the cause.
 TEST(DataParallel, HungPeerFailsTheGroupWithinTheTimeout) {
   SKIP_WITHOUT_GLOO();
   TempDir dir("hung");
@@ -249,7 +251,11 @@ TEST(DataParallel, HungPeerFailsTheGroupWithinTheTimeout) {
   EXPECT_LT(waited, 5.0 + 2.0 + kWorkerStopGraceSeconds + 5.0) << out;
   EXPECT_NE(out.find("error: rank 0 of 2:"), std::string::npos) << out;
   EXPECT_NE(out.find("--dist-timeout 5 s"), std::string::npos) << out;
-  EXPECT_NE(out.find("error: rank 0 exited with status 1; stopped the other workers"), std::string::npos) << out;
+  EXPECT_NE(out.find("warning: rank 1 was stopped by signal 19 (SIGSTOP)"), std::string::npos) << out;
+  EXPECT_NE(out.find("error: rank 0 exited with status 1; rank 1 had been stopped by signal 19 (SIGSTOP) and hung "
+                     "the group; stopped the other workers"),
+            std::string::npos)
+      << out;
   EXPECT_FALSE(testing::process_exists(std::stoi(pid1)));
 }
 
@@ -422,6 +428,31 @@ TEST(DataParallel, RanksStartedWithDifferentSettingsAreRefused) {
     EXPECT_EQ(rank->wait(120), kExitBadInput) << rank->output();
     EXPECT_NE(rank->output().find("ranks were started with different settings"), std::string::npos)
         << rank->output();
+  }
+  // The odd rank out names the flag (--threads may differ).
+  EXPECT_NE(ranks[1]->output().find("different settings: rank 0 has --batch-size 64, rank 1 32 (hint:"),
+            std::string::npos)
+      << ranks[1]->output();
+}
+
+// GLOO_SOCKET_IFNAME naming an interface the machine lacks: each rank says
+// so in one line (Gloo's own error is a multi-line enforce failure).
+TEST(DataParallel, MissingSocketInterfaceIsNamed) {
+  SKIP_WITHOUT_GLOO();
+  TempDir dir("ifname");
+  auto ranks = start_torchrun_ranks(
+      tiny_run(dir, {"--model-type", "cnn", "--epochs", "1", "--train-limit", "256", "--dist-timeout", "60"}), 2,
+      find_free_loopback_port(), {"GLOO_SOCKET_IFNAME=lo,nosuch0"});
+  for (auto& rank : ranks) {
+    const int code = rank->wait(90);
+    const std::string out = rank->output();
+    EXPECT_NE(code, 0) << out;
+    EXPECT_NE(code, -1) << out;
+    EXPECT_NE(out.find("GLOO_SOCKET_IFNAME names 'nosuch0', which is no network interface of this machine (hint: "
+                       "one of lo"),
+              std::string::npos)
+        << out;
+    EXPECT_EQ(count(out, "error:"), 1) << out;
   }
 }
 

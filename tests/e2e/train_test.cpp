@@ -152,14 +152,27 @@ TEST(Train, SigtermOnAnEpochsLastStepKeepsThatEpochsEndForTheResume) {
   EXPECT_EQ(read_json(straight / "results/training_history.json"), read_json(cut / "results/training_history.json"));
 }
 
+// SLURM's `--signal=USR1@T` warns a job before its time limit: SIGUSR1
+// stops the run as SIGTERM does, with a checkpoint (it used to kill it).
+TEST(Train, Sigusr1StopsWithACheckpointAsSigtermDoes) {
+  TempDir out("usr1");
+  Child run(tiny_run(out.path(), {"--epochs", "50", "--skip-inference"}));
+  ASSERT_TRUE(run.wait_for_output("Epoch 1/50", 300)) << run.output();
+  run.send(SIGUSR1);
+  auto r = run.wait(300);
+  EXPECT_EQ(r.exit_code, 128 + SIGUSR1) << r.output;
+  EXPECT_NE(r.output.find("interrupted by SIGUSR1"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(out / "checkpoints/latest_model.pt"));
+}
+
 // A learning rate that makes the loss NaN within a few steps: the run stops
-// at the first reading of the loss, exits 1, and saves no checkpoint of the
-// broken weights.
+// at the first reading of the loss, exits 1 with the reason on stderr, and
+// saves no checkpoint of the broken weights.
 TEST(Train, DivergedLossStopsTheRunWithExitOneAndNoCheckpoint) {
   TempDir out("nan");
   auto r = run_cifar10(tiny_run(out.path(), {"--epochs", "3", "--optimizer", "sgd", "--learning-rate", "1e30"}));
   ASSERT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_NE(r.output.find("Training stopped: loss became"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("error: training stopped: loss became"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(out / "checkpoints/latest_model.pt"));
   EXPECT_FALSE(fs::exists(out / "checkpoints/best_model.pt"));
   EXPECT_EQ(read_json(out / "results/training_summary.json")["epochs_run"].get<int>(), 0) << r.output;
@@ -304,8 +317,55 @@ TEST(Train, ResumingAnEarlyStoppedRunKeepsItStopped) {
   EXPECT_EQ(read_json(out / "results/training_history.json").size(), 3u) << longer.output;
 }
 
+// The README's one-liner: `--resume RUN/checkpoints/latest_model.pt` with
+// only the data folder continues the run with its own settings, in its own
+// folder, exactly as if it had not stopped; a setting typed differently is
+// still refused, --batch-size among them (the saved step would point at
+// other images).
+TEST(Train, ResumeTakesTheRunsSettingsFromTheCheckpoint) {
+  TempDir out("own"), straight("straight");
+  const std::vector<std::string> lr = {"--learning-rate", "0.003", "--skip-inference"};
+  auto first = tiny_run(out.path(), {"--epochs", "1"});
+  first.insert(first.end(), lr.begin(), lr.end());
+  ASSERT_EQ(run_cifar10(first).exit_code, 0);
+  const auto latest = (out / "checkpoints/latest_model.pt").string();
+  auto r = run_cifar10({"--resume", latest, "--epochs", "2", "--data-dir", testing::data_root().string(),
+                        "--skip-inference"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_json(out / "results/training_history.json").size(), 2u) << r.output;
+  const auto config = read_json(out / "results/config.json");
+  EXPECT_EQ(config["model-type"], "cnn");
+  EXPECT_EQ(config["seed"], 7);
+  EXPECT_EQ(config["learning-rate"], 0.003);
+  EXPECT_EQ(config["train-limit"], 512);
+  EXPECT_EQ(config["epochs"], 2);
+  EXPECT_EQ(config["output-dir"], out.path().string());
+
+  auto whole = tiny_run(straight.path(), {"--epochs", "2"});
+  whole.insert(whole.end(), lr.begin(), lr.end());
+  ASSERT_EQ(run_cifar10(whole).exit_code, 0);
+  expect_bit_identical(out / "checkpoints/latest_model.pt", straight / "checkpoints/latest_model.pt");
+
+  auto batch = run_cifar10({"--resume", latest, "--epochs", "3", "--batch-size", "32", "--data-dir",
+                            testing::data_root().string()});
+  EXPECT_NE(single_error_line(batch).find("--batch-size 64, not 32"), std::string::npos) << batch.output;
+}
+
+// The fast net's default width is 64, whether given as 0 or as 64: a
+// resume that spells it out was refused as "width 0" against "width 64".
+TEST(Train, FastNetResumesWithItsDefaultWidthSpelledOut) {
+  TempDir out("fastw");
+  ASSERT_EQ(run_cifar10(tiny_run(out.path(), {"--model-type", "fast", "--epochs", "1", "--skip-inference"})).exit_code,
+            0);
+  auto r = run_cifar10(tiny_run(out.path(), {"--model-type", "fast", "--width", "64", "--epochs", "2",
+                                             "--skip-inference", "--resume",
+                                             (out / "checkpoints/latest_model.pt").string()}));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
 // A resume into a new --output-dir brings the run's best checkpoint along,
-// so restoring the best weights at the end finds them there.
+// so restoring the best weights at the end finds them there, and its CSV
+// log, so the new folder's log has every epoch.
 TEST(Train, ResumeIntoAnotherFolderCarriesTheBestCheckpoint) {
   TempDir first("first"), second("second");
   ASSERT_EQ(run_cifar10(tiny_run(first.path(), {"--epochs", "1", "--skip-inference"})).exit_code, 0);
@@ -318,6 +378,17 @@ TEST(Train, ResumeIntoAnotherFolderCarriesTheBestCheckpoint) {
   EXPECT_NE(read_file(second / "checkpoints/best_model.pt"), "another run's checkpoint");
   EXPECT_NE(r.output.find("Restoring model weights"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(second / "results/inference_results.json"));
+  // And its CSV log, which then holds both epochs, as the history does.
+  EXPECT_NE(r.output.find("Copied the run's CSV log"), std::string::npos) << r.output;
+  std::vector<fs::path> logs;
+  for (const auto& e : fs::directory_iterator(second / "logs")) {
+    if (e.path().extension() == ".csv") logs.push_back(e.path());
+  }
+  ASSERT_EQ(logs.size(), 1u);
+  std::istringstream csv(read_file(logs[0]));
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(csv, line);) lines.push_back(line.substr(0, line.find(',')));
+  EXPECT_EQ(lines, (std::vector<std::string>{"epoch", "0", "1"})) << read_file(logs[0]);
 }
 
 // 513 images in batches of 64: the last batch holds one image, which the

@@ -684,5 +684,76 @@ TEST(ImageIo, CmykAndYcckJpegsDecodeToTheirRgbColours) {
   }
 }
 
+// An APP1 segment with an EXIF block holding only the orientation tag, in
+// either byte order (cameras write both).
+std::string exif_segment(int orientation, bool big_endian) {
+  std::string tiff = big_endian ? "MM" : "II";
+  auto put = [&](uint32_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) {
+      const int shift = big_endian ? 8 * (bytes - 1 - i) : 8 * i;
+      tiff += static_cast<char>((v >> shift) & 0xFF);
+    }
+  };
+  put(42, 2);
+  put(8, 4);  // IFD0 right after this header
+  put(1, 2);  // one entry: Orientation (0x0112), SHORT (3), one value, padded to 4 bytes
+  put(0x0112, 2);
+  put(3, 2);
+  put(1, 4);
+  put(static_cast<uint32_t>(orientation), 2);
+  put(0, 2);
+  put(0, 4);  // no further IFD
+  const std::string body = std::string("Exif\0\0", 6) + tiff;
+  const size_t length = body.size() + 2;
+  return std::string("\xFF\xE1", 2) + static_cast<char>(length >> 8) + static_cast<char>(length & 0xFF) + body;
+}
+
+// After the JFIF APP0 segment libjpeg writes first, where cameras put EXIF.
+std::string with_segment(const std::string& jpeg, const std::string& segment) {
+  const size_t app0_end = 4 + (static_cast<uint8_t>(jpeg[4]) << 8 | static_cast<uint8_t>(jpeg[5]));
+  return jpeg.substr(0, app0_end) + segment + jpeg.substr(app0_end);
+}
+
+// Phone photos are stored as the sensor read them, with an EXIF tag saying
+// how to turn them upright; predict classified them sideways. A wide image
+// (96x48) so a quarter turn shows in the shape.
+TEST(ImageIo, ExifOrientationTurnsJpegsUpright) {
+  auto test = read_cifar_batch(testing::batches_dir() / "test_batch.bin").slice(0, 1);
+  const auto wide = resize_image(test.images[0], 48, 96);
+  const std::string jpeg = encode_jpeg(hwc_bytes(wide), 96, 48, 3, JCS_RGB, JCS_YCbCr, false, false);
+  const auto stored = decode_image(jpeg, "stored.jpg");
+  ASSERT_EQ(stored.sizes(), (std::vector<int64_t>{3, 48, 96}));
+  const auto clockwise = torch::rot90(stored, -1, {1, 2});
+  // What a viewer shows for each tag (TIFF 6.0 / EXIF 2.3).
+  const std::vector<torch::Tensor> upright = {stored,
+                                              stored.flip({2}),
+                                              torch::rot90(stored, 2, {1, 2}),
+                                              stored.flip({1}),
+                                              stored.transpose(1, 2),
+                                              clockwise,
+                                              clockwise.flip({1}),
+                                              torch::rot90(stored, 1, {1, 2})};
+  for (bool big_endian : {false, true}) {
+    for (int tag = 1; tag <= 8; ++tag) {
+      const auto decoded = decode_image(with_segment(jpeg, exif_segment(tag, big_endian)), "photo.jpg");
+      EXPECT_TRUE(torch::equal(decoded, upright[tag - 1].contiguous()))
+          << "orientation " << tag << (big_endian ? " (big-endian)" : "") << ": " << decoded.sizes();
+    }
+  }
+  // Orientation 6 (camera turned a quarter anticlockwise): the stored
+  // top-left pixel ends up top-right.
+  const auto six = decode_image(with_segment(jpeg, exif_segment(6, false)), "six.jpg");
+  EXPECT_TRUE(torch::equal(six.index({torch::indexing::Slice(), 0, 47}), stored.index({torch::indexing::Slice(), 0, 0})));
+  // An out-of-range tag, a cut EXIF block or an XMP APP1 leave the pixels
+  // as stored, without an error.
+  const std::string bad_tag = exif_segment(9, false);
+  std::string cut = exif_segment(6, true).substr(0, 14);
+  cut[3] = static_cast<char>(cut.size() - 2);
+  const std::string xmp = std::string("\xFF\xE1\x00\x22http://ns.adobe.com/xap/1.0/\0abc", 36);
+  for (const std::string& segment : {bad_tag, cut, xmp}) {
+    EXPECT_TRUE(torch::equal(decode_image(with_segment(jpeg, segment), "odd.jpg"), stored));
+  }
+}
+
 }  // namespace
 }  // namespace cifar

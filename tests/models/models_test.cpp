@@ -144,6 +144,32 @@ TEST(ModelZoo, UnsupportedResNetDepthNamesTheSupportedOnes) {
   EXPECT_THROW(make_spec(config, {"a", "b"}, {0, 0, 0}, {1, 1, 1}), UserError);
 }
 
+// --width and --input-size were silently ignored by the models without
+// them (the summary even said "upsampled to 64"): refused, like --depth.
+TEST(ModelZoo, FlagsOfAnotherArchitectureAreRefused) {
+  auto error = [](const ModelConfig& config) {
+    try {
+      make_spec(config, {"a", "b"}, {0, 0, 0}, {1, 1, 1});
+    } catch (const UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  ModelConfig config;
+  config.width = 32;
+  EXPECT_EQ(error(config), "--width 32 applies to the fast net, not to --model-type resnet");
+  config.model_type = "fast";
+  EXPECT_EQ(error(config), "(accepted)");
+  config.width = 0;
+  config.input_size = 64;
+  EXPECT_EQ(error(config), "--input-size 64 applies to efficientnet, not to --model-type fast (which reads CIFAR's "
+                           "32x32 images as they are)");
+  config.model_type = "resnet20";
+  EXPECT_NE(error(config).find("not to --model-type resnet20 ("), std::string::npos);
+  config.model_type = "efficientnet";
+  EXPECT_EQ(error(config), "(accepted)");
+}
+
 TEST(ModelZoo, EfficientNetUsesTorchvisionStateDictNames) {
   auto model = build_model(spec_of("efficientnet"));
   std::map<std::string, std::vector<int64_t>> shapes;
@@ -325,7 +351,7 @@ TEST_P(EveryModel, SummaryTotalsMatchTheModel) {
 INSTANTIATE_TEST_SUITE_P(Zoo, EveryModel,
                          ::testing::Values(spec_of("cnn"), spec_of("resnet", 18), spec_of("resnet", 20),
                                            spec_of("resnet", 50), spec_of("efficientnet"),
-                                           spec_of("efficientnet", 18, 64), spec_of("fast")),
+                                           spec_of("efficientnet", 18, 64), spec_of("fast"), spec_of("mlp")),
                          [](const ::testing::TestParamInfo<ModelSpec>& info) { return label_of(info.param); });
 
 // ---------------------------------------------------------------------------

@@ -156,6 +156,21 @@ TEST(Safetensors, RefusesMalformedFilesNamingFileAndTensor) {
   msg = error_for_bytes(raw_file(R"({"a":{"dtype":"F32","shape":[2]}})", ""));
   EXPECT_TRUE(contains(msg, "tensor 'a'") && contains(msg, "data_offsets")) << msg;
 
+  msg = error_for_bytes(raw_file(R"({"a":{)" + f32x2 + R"(,"data_offsets":[8,0]}})", std::string(8, '\0')));
+  EXPECT_TRUE(contains(msg, "tensor 'a'") && contains(msg, "data_offsets [8, 0] are reversed")) << msg;
+
+  // No bytes, but sides whose product overflows: LibTorch's own overflow
+  // error (exit 1, no file named) before.
+  msg = error_for_bytes(raw_file(
+      R"({"a":{"dtype":"F32","shape":[1099511627776,1099511627776,0],"data_offsets":[0,0]}})", ""));
+  EXPECT_TRUE(contains(msg, "tensor 'a'") && contains(msg, "more than 2^63 bytes")) << msg;
+
+  // A name from the file is cut short in the message.
+  const std::string long_name(100000, 'n');
+  msg = error_for_bytes(raw_file(R"({")" + long_name + R"(":{"dtype":"Q4","shape":[2],"data_offsets":[0,2]}})", "xx"));
+  EXPECT_LT(msg.size(), 400u);
+  EXPECT_TRUE(contains(msg, std::string(100, 'n') + "...'")) << msg.substr(0, 300);
+
   TempDir tmp("st");
   EXPECT_TRUE(contains(read_error(tmp / "absent.safetensors"), "absent.safetensors"));
 }
@@ -317,6 +332,42 @@ TEST_F(Pretrained, HeaderThatLiesAboutOffsetsIsRefused) {
   write_bytes(path, raw_file(header.dump(), body));
   auto msg = load_error_of_file();
   EXPECT_TRUE(contains(msg, path) && contains(msg, "features.0.0.weight")) << msg;
+}
+
+// Integer tensors would load as whole numbers (mostly 0): no weights at all.
+TEST_F(Pretrained, IntegerTensorsAreRefused) {
+  state["features.0.0.weight"] = state["features.0.0.weight"].to(torch::kInt64);
+  state["features.8.1.running_var"] = state["features.8.1.running_var"].to(torch::kUInt8);
+  auto msg = load_error(state);
+  EXPECT_TRUE(contains(msg, "not floating point: features.0.0.weight Long, features.8.1.running_var Byte")) << msg;
+}
+
+TEST_F(Pretrained, NanOrInfiniteValuesAreRefused) {
+  state["features.1.0.block.0.0.weight"][0][0][0][0] = std::nan("");
+  state["classifier.1.weight"] = torch::zeros({10, 1280});
+  state["classifier.1.bias"] = torch::full({10}, INFINITY);
+  auto msg = load_error(state);
+  EXPECT_TRUE(contains(msg, "NaN or infinite values in: classifier.1.bias, features.1.0.block.0.0.weight")) << msg;
+}
+
+// A head that fits in part is a broken file, not an ImageNet head to
+// replace (the fresh head was used silently).
+TEST_F(Pretrained, AHeadThatFitsOnlyInPartIsRefused) {
+  state["classifier.1.weight"] = torch::zeros({10, 1280});
+  state["classifier.1.bias"] = torch::zeros({9});
+  auto msg = load_error(state);
+  EXPECT_TRUE(contains(msg, "wrong shape: classifier.1.bias [9] (model [10])")) << msg;
+}
+
+TEST_F(Pretrained, SaysWhatItLoadedAndWhetherTheHeadIsNew) {
+  write_safetensors(path, state);
+  auto model = build_model(spec);
+  EXPECT_EQ(load_pretrained(*model, spec, path),
+            "Loaded 358 tensors from " + path + "; a new 10-class classifier replaces the file's 1000-class one");
+  state["classifier.1.weight"] = torch::zeros({10, 1280});
+  state["classifier.1.bias"] = torch::zeros({10});
+  write_safetensors(path, state);
+  EXPECT_EQ(load_pretrained(*model, spec, path), "Loaded 360 tensors from " + path);
 }
 
 TEST_F(Pretrained, OnlyEfficientNetTakesPretrainedWeights) {

@@ -5,6 +5,7 @@
 #include "training/callbacks/early_stopping.h"
 #include "training/callbacks/lr_schedule.h"
 #include "training/callbacks/model_checkpoint.h"
+#include "training/callbacks/progress.h"
 #include "training/callbacks/reduce_lr_on_plateau.h"
 #include "training/callbacks/terminate_on_nan.h"
 
@@ -158,6 +159,48 @@ TEST(ReduceLROnPlateau, ReducesAfterPatienceThenCoolsDown) {
   EXPECT_EQ(after, (std::vector<double>{1.0, 1.0, 0.5, 0.5, 0.25, 0.25, 0.2, 0.2, 0.2}));
   EXPECT_EQ(logged[2], 1.0);  // logged before the reduction, as Keras
   EXPECT_EQ(logged[3], 0.5);
+}
+
+// The default min_lr, 1e-6, is above its float32 value (Keras compares in
+// float32): a rate that reached it must not be "reduced" again, which
+// printed a reduction every `patience` epochs and re-armed the cooldown.
+TEST(ReduceLROnPlateau, RateAtTheDefaultMinLrIsNotReducedAgain) {
+  RecordingContext ctx;
+  ctx.lr = 2e-6;
+  ReduceLROnPlateau::Options o;
+  o.factor = 0.5;
+  o.patience = 1;
+  o.cooldown = 2;
+  o.min_lr = 1e-6;
+  ReduceLROnPlateau cb(o);
+  cb.on_train_begin(ctx);
+  ::testing::internal::CaptureStdout();
+  for (int e = 0; e < 6; ++e) {
+    Logs logs{{"val_loss", 1.0}};
+    cb.on_epoch_end(e, logs, ctx);
+  }
+  const std::string printed = ::testing::internal::GetCapturedStdout();
+  EXPECT_EQ(ctx.lr, 1e-6);
+  // e1 reduces and starts a cooldown of 2 (counted down in e2 and e3);
+  // from e3 on it waits, with the rate at its floor.
+  EXPECT_EQ(printed, "Epoch 2: ReduceLROnPlateau reducing learning rate to 1e-06\n");
+  EXPECT_EQ(cb.state()["cooldown_counter"], 0);
+  EXPECT_EQ(cb.state()["wait"], 3);
+}
+
+// Keras' number format: a reduced learning rate printed as 0.0000 hid
+// every reduction from the console.
+TEST(ProgressBar, SmallValuesPrintInScientificNotation) {
+  RecordingContext ctx;
+  std::ostringstream out;
+  ProgressBar bar(out, false);
+  bar.on_epoch_begin(0, ctx);
+  Logs logs{{"learning_rate", 2e-6}, {"loss", 1.23456}, {"accuracy", 0.0}, {"batch_loss_recent", 9.0}};
+  bar.on_epoch_end(0, logs, ctx);
+  const std::string line = out.str();
+  EXPECT_NE(line.find(" - accuracy: 0.0000e+00 - learning_rate: 2.0000e-06 - loss: 1.2346\n"), std::string::npos)
+      << line;
+  EXPECT_EQ(line.find("batch_"), std::string::npos) << line;
 }
 
 TEST(ReduceLROnPlateau, ImprovementNeedsMoreThanMinDelta) {

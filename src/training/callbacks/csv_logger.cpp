@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <iostream>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
@@ -63,8 +64,8 @@ bool empty_or_absent(const fs::path& path) {
 
 }  // namespace
 
-CSVLogger::CSVLogger(fs::path logs_dir, char separator)
-    : logs_dir_(std::move(logs_dir)), sep_(separator) {
+CSVLogger::CSVLogger(fs::path logs_dir, char separator, fs::path resumed_logs_dir)
+    : logs_dir_(std::move(logs_dir)), sep_(separator), resumed_logs_dir_(std::move(resumed_logs_dir)) {
   check_input(separator != '"' && separator != '\n' && separator != '\r',
               "CSVLogger separator must not be a quote or a line break");
 }
@@ -80,6 +81,16 @@ void CSVLogger::on_train_begin(TrainContext& ctx) {
   first_row_pending_ = true;
   // Keras opens the file when training begins: it exists from the start.
   if (file_name_.empty()) file_name_ = create_fresh_file(logs_dir_);
+  if (resumed_) carry_resumed_log();
+}
+
+void CSVLogger::carry_resumed_log() {
+  if (resumed_logs_dir_.empty()) return;
+  const fs::path from = resumed_logs_dir_ / file_name_, to = logs_dir_ / file_name_;
+  std::error_code ec;
+  if (fs::exists(to, ec) || !fs::is_regular_file(from, ec) || fs::equivalent(from, to, ec)) return;
+  write_file_atomic(to, read_file(from));
+  std::cout << "Copied the run's CSV log " << from.string() << " to " << to.string() << "\n";
 }
 
 void CSVLogger::trim_for_resume(int epoch) {

@@ -6,6 +6,8 @@
 // Beyond Keras: a resumed run appends to the file the first run created (its
 // name and columns are in the checkpointed state) and first drops the rows
 // that the killed run wrote after the checkpoint, so each epoch appears once.
+// Resumed into another output folder, it first copies that file over from
+// the first run's logs folder, so the new folder's log holds every epoch.
 #pragma once
 #include <filesystem>
 #include <string>
@@ -18,7 +20,9 @@ namespace cifar {
 class CSVLogger : public Callback {
  public:
   // `logs_dir` is created at the start of training if needed.
-  explicit CSVLogger(std::filesystem::path logs_dir, char separator = ',');
+  // `resumed_logs_dir`: the logs folder of the run a resume continues.
+  explicit CSVLogger(std::filesystem::path logs_dir, char separator = ',',
+                     std::filesystem::path resumed_logs_dir = {});
 
   std::string name() const override { return "csv_logger"; }
   void on_train_begin(TrainContext& ctx) override;
@@ -36,8 +40,12 @@ class CSVLogger : public Callback {
   // leftovers), and takes the columns from the header if none were saved.
   void trim_for_resume(int epoch);
 
+  // Copies the resumed run's log into logs_dir, when it is elsewhere.
+  void carry_resumed_log();
+
   std::filesystem::path logs_dir_;
   char sep_;
+  std::filesystem::path resumed_logs_dir_;
   std::string file_name_;
   std::vector<std::string> columns_;  // fixed at the first epoch
   bool columns_fixed_ = false;

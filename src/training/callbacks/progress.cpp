@@ -11,13 +11,22 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-std::string metrics_text(const Logs& logs) {
+// Keras' progress bar: four decimals, or four significant digits in
+// scientific notation at 1e-3 and below, so a reduced learning rate does
+// not print as 0.0000.
+std::string metric_text(const std::string& key, double value) {
   std::ostringstream s;
-  for (const auto& [k, v] : logs) {
-    if (k.rfind("batch_", 0) == 0) continue;
-    s << " - " << k << ": " << std::setprecision(4) << std::fixed << v;
-  }
+  s << " - " << key << ": " << std::setprecision(4) << (std::abs(value) > 1e-3 ? std::fixed : std::scientific)
+    << value;
   return s.str();
+}
+
+std::string metrics_text(const Logs& logs) {
+  std::string text;
+  for (const auto& [k, v] : logs) {
+    if (k.rfind("batch_", 0) != 0) text += metric_text(k, v);
+  }
+  return text;
 }
 
 }  // namespace
@@ -58,7 +67,7 @@ void ProgressBar::on_batch_end(int64_t step, const Logs& running, TrainContext& 
        << std::string(filled, '=') << (filled < kWidth ? ">" : "") << std::string(std::max(0, kWidth - filled - 1), '.')
        << "] - ETA: " << format_duration(eta);
   for (const char* k : {"loss", "accuracy"}) {
-    if (auto it = running.find(k); it != running.end()) line << " - " << k << ": " << std::fixed << std::setprecision(4) << it->second;
+    if (auto it = running.find(k); it != running.end()) line << metric_text(k, it->second);
   }
   line << " - " << static_cast<int64_t>(static_cast<double>(images_) / std::max(elapsed, 1e-9)) << " img/s\033[K";
   out_ << line.str() << std::flush;

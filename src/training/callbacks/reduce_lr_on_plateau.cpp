@@ -35,8 +35,10 @@ void ReduceLROnPlateau::on_epoch_end(int epoch, Logs& logs, TrainContext& ctx) {
     wait_ += 1;
     if (wait_ >= o_.patience) {
       const double old_lr = ctx.learning_rate();
-      // Keras compares against float32(min_lr).
-      if (old_lr > static_cast<double>(static_cast<float>(o_.min_lr))) {
+      // As Keras, in float32 (its rate's type): a rate already at min_lr
+      // (1e-6 > float32(1e-6) in double) is not reduced again, which
+      // would say so every `patience` epochs and re-arm the cooldown.
+      if (static_cast<float>(old_lr) > static_cast<float>(o_.min_lr)) {
         const double new_lr = std::max(old_lr * o_.factor, o_.min_lr);
         ctx.set_learning_rate(new_lr);
         if (ctx.is_writer()) {
