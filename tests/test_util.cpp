@@ -64,9 +64,11 @@ void write_bytes(const fs::path& path, const std::string& bytes) {
 
 namespace {
 
-pid_t spawn_cifar10(const std::vector<std::string>& args, const std::vector<std::string>& env, int out_fd, int close_fd) {
+pid_t spawn_cifar10(const std::vector<std::string>& args, const std::vector<std::string>& env,
+                    const std::filesystem::path& cwd, int out_fd, int close_fd) {
   pid_t pid = ::fork();
   if (pid == 0) {
+    if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) ::_exit(127);
     ::dup2(out_fd, 1);
     ::dup2(out_fd, 2);
     ::close(close_fd);
@@ -97,10 +99,12 @@ struct Child::State {
   int status = 0;
 };
 
-Child::Child(const std::vector<std::string>& args, const std::vector<std::string>& env) : state_(new State) {
+Child::Child(const std::vector<std::string>& args, const std::vector<std::string>& env,
+             const std::filesystem::path& cwd)
+    : state_(new State) {
   int pipefd[2];
   if (::pipe(pipefd) != 0) throw std::runtime_error("pipe failed");
-  pid_ = spawn_cifar10(args, env, pipefd[1], pipefd[0]);
+  pid_ = spawn_cifar10(args, env, cwd, pipefd[1], pipefd[0]);
   ::close(pipefd[1]);
   state_->fd = pipefd[0];
   State* st = state_.get();
@@ -164,8 +168,9 @@ ProcessResult Child::wait(int timeout_s) {
   return {decode_status(state_->status), output()};
 }
 
-ProcessResult run_cifar10(const std::vector<std::string>& args, int timeout_s, const std::vector<std::string>& env) {
-  return Child(args, env).wait(timeout_s);
+ProcessResult run_cifar10(const std::vector<std::string>& args, int timeout_s, const std::vector<std::string>& env,
+                          const std::filesystem::path& cwd) {
+  return Child(args, env, cwd).wait(timeout_s);
 }
 
 int find_free_loopback_port() {

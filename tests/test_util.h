@@ -41,13 +41,15 @@ std::filesystem::path source_dir();
 // Runs the cifar10 binary with `args` (a real child process), waiting up to
 // `timeout_s` seconds; extra environment entries "K=V" are added.
 ProcessResult run_cifar10(const std::vector<std::string>& args, int timeout_s = 600,
-                          const std::vector<std::string>& env = {});
+                          const std::vector<std::string>& env = {}, const std::filesystem::path& cwd = {});
 
 // A cifar10 child process running in the background, its output collected
 // as it comes, for tests that signal or kill a run part-way.
 class Child {
  public:
-  explicit Child(const std::vector<std::string>& args, const std::vector<std::string>& env = {});
+  // Runs in `cwd` when given, else in the test's own folder.
+  explicit Child(const std::vector<std::string>& args, const std::vector<std::string>& env = {},
+                 const std::filesystem::path& cwd = {});
   ~Child();
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;

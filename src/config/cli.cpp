@@ -282,10 +282,16 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   visit_fields(cmd.config, [&](const char* name, const auto&, const char*) {
     if (app.count(std::string("--") + name) > 0) cmd.given.insert(name);
   });
+  // The quick preset's width is the fast net's; with another --model-type
+  // it is no setting of the user's and does not apply.
+  if (!cmd.given.count("width") && cmd.config.model.model_type != "fast") cmd.config.model.width = 0;
   if (predict->parsed()) {
     cmd.command = CommandLine::Command::kPredict;
     return cmd;
   }
+  // A resume is validated once the run's own settings are in
+  // (resumed_run_config): before, defaults would stand in for them.
+  if (!cmd.config.run.resume.empty()) return cmd;
   try {
     validate(cmd.config);
   } catch (const UserError& e) {

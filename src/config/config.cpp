@@ -105,12 +105,12 @@ void validate(const Config& c) {
           "needs --load-model PATH (the weights to evaluate)");
   require(r.resume.empty() || r.load_model.empty(), "resume", r.resume,
           "use either --resume (continue a run) or --load-model (start from weights), not both");
-  require(m.pretrained_weights.empty() || m.model_type == "efficientnet", "pretrained-weights", m.pretrained_weights,
-          "holds EfficientNet-B0 weights, for --model-type efficientnet, not " + printable(m.model_type.substr(0, 40)));
   require(m.pretrained_weights.empty() || (r.resume.empty() && r.load_model.empty()), "pretrained-weights",
           m.pretrained_weights,
           "initialises a new model, and --" + std::string(r.resume.empty() ? "load-model" : "resume") +
               " brings the checkpoint's own weights (hint: drop one of the two)");
+  require(m.pretrained_weights.empty() || m.model_type == "efficientnet", "pretrained-weights", m.pretrained_weights,
+          "holds EfficientNet-B0 weights, for --model-type efficientnet, not " + printable(m.model_type.substr(0, 40)));
 }
 
 }  // namespace cifar

@@ -66,7 +66,7 @@ void visit_fields(Config_& c, Visitor&& v) {
   v("threads", c.run.threads, "Intra-op CPU threads (0 = usable cores)");
   v("deterministic", c.run.deterministic, "Deterministic kernels (slower on GPU)");
   v("load-model", c.run.load_model, "Start from (or evaluate) the weights in this checkpoint");
-  v("resume", c.run.resume, "Continue a run exactly from this checkpoint");
+  v("resume", c.run.resume, "Continue a run exactly from this checkpoint (flags not given are the run's)");
   v("skip-training", c.run.skip_training, "Skip training (evaluate --load-model)");
   v("skip-inference", c.run.skip_inference, "Skip the evaluation stage");
   v("skip-visualization", c.run.skip_visualization, "Skip the plots and the HTML report");

@@ -349,11 +349,12 @@ fs::path obtain_cifar10(const DataConfig& config, const ExtractLimits& limits) {
   }
   // The folders made here for data that then never came (offline, a typo
   // in --data-url) go away again: a failed run leaves no empty trail.
+  // Walked on the path as given ("a/b/../c" makes a/b too); "." and ".."
+  // steps, and the empty name after a trailing '/', name no new folder.
   std::vector<fs::path> made;
-  fs::path normal = data_dir.lexically_normal();
-  if (!normal.has_filename()) normal = normal.parent_path();  // "data/" is "data"
-  for (fs::path p = normal; !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
-    made.push_back(p);
+  for (fs::path p = data_dir; !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
+    const fs::path name = p.filename();
+    if (!name.empty() && name != "." && name != "..") made.push_back(p);
     if (p == p.parent_path()) break;
   }
   ensure_dir(data_dir);

@@ -50,15 +50,15 @@ torch::Tensor predict_logits(Net& model, const torch::Tensor& images_u8, const N
   }
   if (was_training) model.train();
   // One copy back at the end: a copy per batch would wait for each batch.
-  auto logits = outputs.empty() ? torch::empty({0, 0}) : torch::cat(outputs).to(torch::kCPU);
-  // NaN outputs would make every metric meaningless (and break the
-  // histograms' binning): the weights themselves are broken.
+  return outputs.empty() ? torch::empty({0, 0}) : torch::cat(outputs).to(torch::kCPU);
+}
+
+void check_finite_logits(const torch::Tensor& logits) {
   if (const int64_t bad = (~torch::isfinite(logits)).any(1).sum().item<int64_t>(); bad > 0) {
     throw UserError("the model gave NaN or infinite outputs for " + std::to_string(bad) + " of " +
-                    std::to_string(n) + " images (hint: its weights hold NaN or infinite values; load another "
-                    "checkpoint)");
+                    std::to_string(logits.size(0)) +
+                    " images (hint: its weights hold NaN or infinite values; load another checkpoint)");
   }
-  return logits;
 }
 
 SplitEvaluation evaluate_split(Net& model, const ImageSet& set, const Normalization& norm,
@@ -69,6 +69,7 @@ SplitEvaluation evaluate_split(Net& model, const ImageSet& set, const Normalizat
   if (set.size() > 0) {
     // [N, C] floats: 400 KB for the 10,000 test images, so one pass is fine.
     auto logits = predict_logits(model, set.images, norm, options);
+    check_finite_logits(logits);
     auto labels = set.labels.to(torch::kCPU);
     out.counts.add(logits, labels);
     auto top = top_k_predictions(logits, 1);

@@ -23,6 +23,11 @@ struct EvalOptions {
 torch::Tensor predict_logits(Net& model, const torch::Tensor& images_u8, const Normalization& norm,
                              const EvalOptions& options);
 
+// Refuses NaN or infinite logits (UserError): every metric would be
+// meaningless, and the weights themselves are broken. Training's own
+// validation does not ask: a NaN there is a diverged run (exit 1).
+void check_finite_logits(const torch::Tensor& logits);
+
 // One split evaluated on one process: the counts (to merge or all-reduce),
 // the report made from them, and what was predicted for each image, in the
 // set's order, so sample-prediction plots can pick images (say, the most

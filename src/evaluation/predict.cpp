@@ -167,6 +167,7 @@ int run_predict(const PredictOptions& options, std::ostream& out, std::ostream& 
     }
     if (images.empty()) continue;
     auto logits = predict_logits(*loaded.model, torch::stack(images), norm, eval);
+    check_finite_logits(logits);
     const auto top = top_k_predictions(logits, options.top_k);
     // Print in input order: lines of failed files were already written to err.
     for (size_t row = 0; row < decoded.size(); ++row) {

@@ -206,8 +206,9 @@ std::string load_pretrained(Net& model, const ModelSpec& spec, const std::string
     } else if (it->second.sizes() != target.sizes()) {
       wrong_shape.push_back(name + " " + shape_string(it->second.sizes()) + " (model " +
                             shape_string(target.sizes()) + ")");
-    } else if (target.is_floating_point() != it->second.is_floating_point()) {
+    } else if (target.is_floating_point() && !it->second.is_floating_point()) {
       // An integer file would load as whole numbers (mostly 0): no weights.
+      // (The other way, a float step counter, converts harmlessly.)
       wrong_type.push_back(name + " " + std::string(c10::toString(it->second.scalar_type())));
     } else if (it->second.is_floating_point() && !torch::isfinite(it->second).all().item<bool>()) {
       not_finite.push_back(name);

@@ -140,6 +140,18 @@ SplitEvaluation evaluate_sharded(Net& model, const ImageSet& set, const Normaliz
 
 }  // namespace
 
+namespace {
+
+// The run a checkpoint belongs to: the folder holding its checkpoints/
+// folder (made absolute first: "latest_model.pt" from inside checkpoints/
+// has no parent to read); empty when the file lies elsewhere.
+std::filesystem::path run_folder_of(const std::string& checkpoint) {
+  const auto folder = std::filesystem::absolute(checkpoint).lexically_normal().parent_path();
+  return folder.filename() == "checkpoints" ? folder.parent_path() : std::filesystem::path();
+}
+
+}  // namespace
+
 std::vector<std::shared_ptr<Callback>> make_callbacks(const Config& config, const RunPaths& paths,
                                                       std::shared_ptr<History>& history) {
   const auto& t = config.train;
@@ -175,11 +187,10 @@ std::vector<std::shared_ptr<Callback>> make_callbacks(const Config& config, cons
   }
   history = std::make_shared<History>((paths.results / "training_history.json").string());
   cbs.push_back(history);
-  // A resume in another output folder carries the run's log along; the
-  // checkpoint sits in <run>/checkpoints/, its log in <run>/logs/.
-  const auto resumed_logs = config.run.resume.empty()
-                                ? std::filesystem::path()
-                                : std::filesystem::path(config.run.resume).parent_path().parent_path() / "logs";
+  // A resume in another output folder carries the run's log along, from
+  // <run>/logs/ beside the checkpoint's <run>/checkpoints/.
+  const auto resumed_run = config.run.resume.empty() ? std::filesystem::path() : run_folder_of(config.run.resume);
+  const auto resumed_logs = resumed_run.empty() ? std::filesystem::path() : resumed_run / "logs";
   cbs.push_back(std::make_shared<CSVLogger>(paths.logs, ',', resumed_logs));
   cbs.push_back(std::make_shared<TensorBoardCallback>(paths.logs, t.log_every));
   cbs.push_back(std::make_shared<ProgressBar>(std::cout, ::isatty(1) != 0));
@@ -449,13 +460,39 @@ Config resumed_run_config(const Config& config, const std::set<std::string>& giv
   } catch (const UserError& e) {
     throw UserError("checkpoint " + config.run.resume + ": its settings are unreadable: " + e.what());
   }
-  if (!given.count("output-dir")) {
-    const std::filesystem::path folder = std::filesystem::path(config.run.resume).parent_path();
-    if (folder.filename() == "checkpoints") {
-      resumed.run.output_dir = folder.parent_path().empty() ? "." : folder.parent_path().string();
-    }
+  // The model is the checkpoint's own (a run started from --load-model
+  // saved the default model flags): unless a model type is given (and
+  // checked against it), the model flags describe it.
+  const ModelSpec spec = spec_from_json(meta.at("spec"));
+  if (!given.count("model-type")) {
+    resumed.model.model_type = spec.type;
+    if (!given.count("depth")) resumed.model.depth = spec.type == "resnet" ? spec.depth : 0;
+    if (!given.count("width")) resumed.model.width = spec.type == "fast" ? spec.width : 0;
+    if (!given.count("input-size")) resumed.model.input_size = spec.type == "efficientnet" ? spec.input_size : 32;
   }
-  validate(resumed);
+  // A saved width or input size of another architecture (the quick
+  // preset's width beside --model-type cnn, from before it was refused)
+  // is no setting of this model's.
+  if (!given.count("width") && resumed.model.model_type != "fast") resumed.model.width = 0;
+  if (!given.count("input-size") && resumed.model.model_type != "efficientnet") resumed.model.input_size = 32;
+  if (!given.count("dropout-rate")) resumed.model.dropout_rate = spec.dropout;
+  // Training continues the run in its own folder; an evaluation
+  // (--skip-training) writes where --load-model's would, leaving the run's
+  // results as they are.
+  if (!given.count("output-dir") && !config.run.skip_training) {
+    if (const auto run = run_folder_of(config.run.resume); !run.empty()) resumed.run.output_dir = run.string();
+  }
+  try {
+    validate(resumed);
+  } catch (const UserError& e) {
+    // "invalid --KEY ...": a KEY the user did not give is the run's own.
+    const std::string what = e.what();
+    const std::string prefix = "invalid --";
+    const std::string key = what.rfind(prefix, 0) == 0 ? what.substr(prefix.size(), what.find(' ') - prefix.size())
+                                                       : std::string();
+    if (key.empty() || given.count(key)) throw;
+    throw UserError("checkpoint " + config.run.resume + "'s settings: " + what);
+  }
   return resumed;
 }
 
@@ -471,9 +508,11 @@ void check_run_inputs(const Config& config) {
   // another model than the flags build, fails here and not after the data.
   for (const std::string* path : {&config.run.load_model, &config.run.resume}) {
     if (path->empty()) continue;
-    const ModelSpec saved = spec_from_json(read_checkpoint(*path).meta.at("spec"));
+    const CheckpointData checkpoint = read_checkpoint(*path);
+    const ModelSpec saved = spec_from_json(checkpoint.meta.at("spec"));
     if (path == &config.run.resume && !config.run.skip_training) {
       check_resume_model(config, saved, saved.class_names, *path);
+      check_resume_settings(checkpoint.meta, config, *path);
     }
   }
   if (!config.model.pretrained_weights.empty()) read_safetensors(config.model.pretrained_weights);
@@ -504,9 +543,13 @@ int run_pipeline(const Config& config) {
     return 0;
   }
   // The model flags and the input files are checked on every rank before
-  // 180 MB of data are read (with a checkpoint too: bad flags stay bad).
+  // 180 MB of data are read. With a checkpoint the model is its own: a
+  // resume's flags are checked against it (check_run_inputs), and
+  // --load-model notes flags that do not apply.
   const Normalization norm = make_normalization(config.data.normalization);
-  make_spec(config.model, std::vector<std::string>(kNumClasses, "class"), norm.mean, norm.std);
+  if (config.run.load_model.empty() && config.run.resume.empty()) {
+    make_spec(config.model, std::vector<std::string>(kNumClasses, "class"), norm.mean, norm.std);
+  }
   check_run_inputs(config);
   auto dist = make_distributed_context(config.dist, env, device);
   check_ranks_agree(config, *dist);

@@ -33,6 +33,8 @@ std::string signal_name(int sig) {
   return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : std::to_string(sig);
 }
 
+}  // namespace
+
 // A resume continues the same run: the settings that fix which images are
 // in the training split and in what order (a changed split would put
 // validation images into training; another batch size would put the saved
@@ -46,12 +48,10 @@ void check_resume_settings(const nlohmann::json& meta, const Config& config, con
   for (const char* key : {"seed", "validation-size", "train-limit", "batch-size", "monitor"}) {
     if (!saved.contains(key) || saved[key] == now[key]) continue;
     throw UserError("checkpoint " + path + " was trained with --" + key + " " + text(saved[key]) + ", not " +
-                    text(now[key]) + " (hint: resume with --" + key + " " + text(saved[key]) +
-                    ", or start a new run from its weights with --load-model)");
+                    text(now[key]) + " (hint: leave --" + key + " out to keep the run's, or start a new run from "
+                    "its weights with --load-model)");
   }
 }
-
-}  // namespace
 
 Trainer::Trainer(const Config& config, const Splits& data, NetPtr model, ModelSpec spec, torch::Device device,
                  DistributedContext& dist)

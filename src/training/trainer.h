@@ -28,6 +28,11 @@ struct FitResult {
   Logs last;                   // last epoch's logs
 };
 
+// A resume continues the same run: refuses (UserError) a `config` whose
+// seed, validation size, training limit, batch size or monitor differ from
+// those the checkpoint (its `meta`) was trained with.
+void check_resume_settings(const nlohmann::json& meta, const Config& config, const std::string& path);
+
 class Trainer final : public TrainContext {
  public:
   Trainer(const Config& config, const Splits& data, NetPtr model, ModelSpec spec, torch::Device device,

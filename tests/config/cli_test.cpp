@@ -147,6 +147,14 @@ TEST(Cli, BadInputsGiveOneLine) {
             std::string::npos);
 }
 
+// The quick preset's width is the fast net's: with another model it is not
+// the user's --width, and must not be refused as one.
+TEST(Cli, PresetWidthDoesNotFollowAnotherModel) {
+  EXPECT_EQ(parse({"--preset", "quick", "--model-type", "cnn"}).config.model.width, 0);
+  EXPECT_EQ(parse({"--preset", "quick"}).config.model.width, 32);
+  EXPECT_EQ(parse({"--preset", "quick", "--model-type", "cnn", "--width", "16"}).config.model.width, 16);
+}
+
 // The flags a user set, on the command line or in the config file: what a
 // resume keeps from the user instead of from the checkpoint.
 TEST(Cli, RecordsWhichFlagsWereGiven) {

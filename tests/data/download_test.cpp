@@ -409,7 +409,7 @@ TEST(DownloadFailure, TruncatedArchiveIsRefused) {
 TEST(DownloadFailure, ConnectionRefusedGivesOfflineHint) {
   TempDir tmp("dl");
   DataConfig config;
-  config.data_dir = (tmp / "new" / "data" / "").string();
+  config.data_dir = (tmp / "new" / "e" / ".." / "data" / "").string();  // makes new/e and new/data
   config.data_url = "http://127.0.0.1:" + std::to_string(free_port()) + "/cifar-10-binary.tar.gz";
   auto e = error_of(config);
   const std::string msg = e.what();

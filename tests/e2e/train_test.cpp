@@ -317,21 +317,25 @@ TEST(Train, ResumingAnEarlyStoppedRunKeepsItStopped) {
   EXPECT_EQ(read_json(out / "results/training_history.json").size(), 3u) << longer.output;
 }
 
-// The README's one-liner: `--resume RUN/checkpoints/latest_model.pt` with
-// only the data folder continues the run with its own settings, in its own
-// folder, exactly as if it had not stopped; a setting typed differently is
-// still refused, --batch-size among them (the saved step would point at
-// other images).
+// The README's one-liner: `--resume checkpoints/latest_model.pt` with only
+// the data folder continues the run with its own settings, in its own
+// folder (here from inside checkpoints/, where the path has no folder part),
+// exactly as if it had not stopped; a setting typed differently is still
+// refused, --batch-size among them (the saved step would point at other
+// images), before the run's record is touched; an evaluation of the
+// checkpoint (--skip-training) writes where it runs, not into the run.
 TEST(Train, ResumeTakesTheRunsSettingsFromTheCheckpoint) {
-  TempDir out("own"), straight("straight");
+  TempDir out("own"), straight("straight"), elsewhere("elsewhere");
   const std::vector<std::string> lr = {"--learning-rate", "0.003", "--skip-inference"};
   auto first = tiny_run(out.path(), {"--epochs", "1"});
   first.insert(first.end(), lr.begin(), lr.end());
   ASSERT_EQ(run_cifar10(first).exit_code, 0);
   const auto latest = (out / "checkpoints/latest_model.pt").string();
-  auto r = run_cifar10({"--resume", latest, "--epochs", "2", "--data-dir", testing::data_root().string(),
-                        "--skip-inference"});
+  auto r = run_cifar10({"--resume", "latest_model.pt", "--epochs", "2", "--data-dir", testing::data_root().string(),
+                        "--skip-inference"},
+                       600, {}, out / "checkpoints");
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_FALSE(fs::exists(out / "checkpoints/checkpoints"));
   EXPECT_EQ(read_json(out / "results/training_history.json").size(), 2u) << r.output;
   const auto config = read_json(out / "results/config.json");
   EXPECT_EQ(config["model-type"], "cnn");
@@ -346,9 +350,38 @@ TEST(Train, ResumeTakesTheRunsSettingsFromTheCheckpoint) {
   ASSERT_EQ(run_cifar10(whole).exit_code, 0);
   expect_bit_identical(out / "checkpoints/latest_model.pt", straight / "checkpoints/latest_model.pt");
 
+  const std::string record = read_file(out / "results/config.json");
   auto batch = run_cifar10({"--resume", latest, "--epochs", "3", "--batch-size", "32", "--data-dir",
                             testing::data_root().string()});
   EXPECT_NE(single_error_line(batch).find("--batch-size 64, not 32"), std::string::npos) << batch.output;
+  EXPECT_EQ(read_file(out / "results/config.json"), record);
+
+  const std::string summary = read_file(out / "results/training_summary.json");
+  auto eval = run_cifar10({"--skip-training", "--resume", latest, "--data-dir", testing::data_root().string(),
+                           "--skip-visualization"},
+                          600, {}, elsewhere.path());
+  ASSERT_EQ(eval.exit_code, 0) << eval.output;
+  EXPECT_TRUE(fs::exists(elsewhere / "results/inference_results.json"));
+  EXPECT_EQ(read_file(out / "results/training_summary.json"), summary);
+}
+
+// A run started from --load-model saved the default model flags (none were
+// given); resumed with only --resume it is the checkpoint's model that
+// continues, not the flags' resnet.
+TEST(Train, ARunStartedFromLoadModelResumesWithOnlyResume) {
+  TempDir base("base"), tuned("tuned");
+  ASSERT_EQ(run_cifar10(tiny_run(base.path(), {"--epochs", "1", "--skip-inference"})).exit_code, 0);
+  const std::string data = testing::data_root().string();
+  auto start = run_cifar10({"--load-model", (base / "checkpoints/best_model.pt").string(), "--epochs", "1",
+                            "--data-dir", data, "--output-dir", tuned.path().string(), "--train-limit", "512",
+                            "--validation-size", "256", "--batch-size", "64", "--skip-inference",
+                            "--skip-visualization"});
+  ASSERT_EQ(start.exit_code, 0) << start.output;
+  auto r = run_cifar10({"--resume", (tuned / "checkpoints/latest_model.pt").string(), "--epochs", "2", "--data-dir",
+                        data, "--skip-inference", "--skip-visualization"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_json(tuned / "results/training_history.json").size(), 2u);
+  EXPECT_EQ(read_json(tuned / "results/config.json")["model-type"], "cnn");
 }
 
 // The fast net's default width is 64, whether given as 0 or as 64: a

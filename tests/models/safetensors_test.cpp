@@ -342,6 +342,12 @@ TEST_F(Pretrained, IntegerTensorsAreRefused) {
   EXPECT_TRUE(contains(msg, "not floating point: features.0.0.weight Long, features.8.1.running_var Byte")) << msg;
 }
 
+// The other way is harmless: a step counter exported as float loads.
+TEST_F(Pretrained, FloatStepCountersLoad) {
+  state["features.8.1.num_batches_tracked"] = state["features.8.1.num_batches_tracked"].to(torch::kFloat32);
+  EXPECT_EQ(load_error(state), "(no error)");
+}
+
 TEST_F(Pretrained, NanOrInfiniteValuesAreRefused) {
   state["features.1.0.block.0.0.weight"][0][0][0][0] = std::nan("");
   state["classifier.1.weight"] = torch::zeros({10, 1280});
