@@ -54,7 +54,10 @@ torch::Tensor predict_logits(Net& model, const torch::Tensor& images_u8, const N
 }
 
 void check_finite_logits(const torch::Tensor& logits) {
-  if (const int64_t bad = (~torch::isfinite(logits)).any(1).sum().item<int64_t>(); bad > 0) {
+  // -inf alone is fine: under TTA a probability that rounds to 0 logs to
+  // it. NaN, +inf, or a row of nothing but -inf is not.
+  const auto bad_rows = torch::isnan(logits).any(1) | torch::isposinf(logits).any(1) | torch::isneginf(logits).all(1);
+  if (const int64_t bad = bad_rows.sum().item<int64_t>(); bad > 0) {
     throw UserError("the model gave NaN or infinite outputs for " + std::to_string(bad) + " of " +
                     std::to_string(logits.size(0)) +
                     " images (hint: its weights hold NaN or infinite values; load another checkpoint)");

@@ -142,11 +142,19 @@ SplitEvaluation evaluate_sharded(Net& model, const ImageSet& set, const Normaliz
 
 namespace {
 
+// The folder a checkpoint file really lies in: made absolute
+// ("latest_model.pt" from inside checkpoints/ has no parent to read) and
+// with symbolic links resolved (a link to a run's checkpoint is that run's).
+std::filesystem::path checkpoint_folder(const std::string& checkpoint) {
+  std::error_code ec;
+  const auto real = std::filesystem::weakly_canonical(std::filesystem::absolute(checkpoint), ec);
+  return (ec ? std::filesystem::absolute(checkpoint).lexically_normal() : real).parent_path();
+}
+
 // The run a checkpoint belongs to: the folder holding its checkpoints/
-// folder (made absolute first: "latest_model.pt" from inside checkpoints/
-// has no parent to read); empty when the file lies elsewhere.
+// folder; empty when the file lies elsewhere.
 std::filesystem::path run_folder_of(const std::string& checkpoint) {
-  const auto folder = std::filesystem::absolute(checkpoint).lexically_normal().parent_path();
+  const auto folder = checkpoint_folder(checkpoint);
   return folder.filename() == "checkpoints" ? folder.parent_path() : std::filesystem::path();
 }
 
@@ -236,6 +244,12 @@ void check_resume_model(const Config& config, const ModelSpec& saved, const std:
                     " model, but this run builds " + a_model(wanted) +
                     " (hint: resume with the model flags the run started with)");
   }
+  // The model is rebuilt from the checkpoint, dropout included.
+  if (wanted.dropout != saved.dropout) {
+    throw UserError("cannot resume from " + path + ": its model has --dropout-rate " + json_text(saved.dropout) +
+                    ", not " + json_text(wanted.dropout) +
+                    " (hint: leave --dropout-rate out, or start a new run from its weights with --load-model)");
+  }
 }
 
 // The model: from a checkpoint's own description (--load-model, --resume),
@@ -292,7 +306,7 @@ RunModel make_run_model(const Config& config, const Splits& splits) {
 // run's is beside its file), and restoring it would pass off that run's
 // weights as this one's.
 void carry_best_checkpoint(const std::string& resume, const RunPaths& paths) {
-  const auto from = std::filesystem::path(resume).parent_path() / "best_model.pt";
+  const auto from = checkpoint_folder(resume) / "best_model.pt";
   const auto to = paths.checkpoints / "best_model.pt";
   std::error_code ec;
   if (!std::filesystem::is_regular_file(from, ec) || std::filesystem::equivalent(from, to, ec)) return;
@@ -464,9 +478,14 @@ Config resumed_run_config(const Config& config, const std::set<std::string>& giv
   // saved the default model flags): unless a model type is given (and
   // checked against it), the model flags describe it.
   const ModelSpec spec = spec_from_json(meta.at("spec"));
-  if (!given.count("model-type")) {
-    resumed.model.model_type = spec.type;
-    if (!given.count("depth")) resumed.model.depth = spec.type == "resnet" ? spec.depth : 0;
+  if (!given.count("model-type")) resumed.model.model_type = spec.type;
+  // A given type of the same family ("resnet" for a resnet20 run) takes
+  // the checkpoint's shape where no flag gives it; "resnet56" names its
+  // own depth, so a saved --depth must not contradict it.
+  const std::string& type = resumed.model.model_type;
+  const bool names_depth = type.size() > 6 && type.rfind("resnet", 0) == 0;
+  if ((names_depth ? std::string("resnet") : type) == spec.type) {
+    if (!given.count("depth")) resumed.model.depth = names_depth || spec.type != "resnet" ? 0 : spec.depth;
     if (!given.count("width")) resumed.model.width = spec.type == "fast" ? spec.width : 0;
     if (!given.count("input-size")) resumed.model.input_size = spec.type == "efficientnet" ? spec.input_size : 32;
   }
@@ -488,8 +507,9 @@ Config resumed_run_config(const Config& config, const std::set<std::string>& giv
     // "invalid --KEY ...": a KEY the user did not give is the run's own.
     const std::string what = e.what();
     const std::string prefix = "invalid --";
-    const std::string key = what.rfind(prefix, 0) == 0 ? what.substr(prefix.size(), what.find(' ') - prefix.size())
-                                                       : std::string();
+    const std::string key = what.rfind(prefix, 0) == 0
+                                ? what.substr(prefix.size(), what.find(' ', prefix.size()) - prefix.size())
+                                : std::string();
     if (key.empty() || given.count(key)) throw;
     throw UserError("checkpoint " + config.run.resume + "'s settings: " + what);
   }
@@ -581,7 +601,8 @@ int run_pipeline(const Config& config) {
   // --load-model rebuilds the checkpoint's own model; model flags naming
   // another (the default resnet aside, which a user need not have typed)
   // are not applied, and saying so beats training an unexpected model.
-  if (!config.run.load_model.empty() && dist->is_writer() &&
+  const std::string weights_flag = !config.run.load_model.empty() ? "--load-model" : "--resume";
+  if (!model.weights.empty() && (config.run.resume.empty() || config.run.skip_training) && dist->is_writer() &&
       (config.model.model_type != ModelConfig{}.model_type || config.model.depth != 0)) {
     std::string wanted;
     try {
@@ -590,7 +611,7 @@ int run_pipeline(const Config& config) {
       wanted = config.model.model_type;  // flags that fit no model: not applied either
     }
     if (wanted != describe_model(spec)) {
-      std::cout << "note: --load-model " << config.run.load_model << " holds " << a_model(spec)
+      std::cout << "note: " << weights_flag << " " << model.weights << " holds " << a_model(spec)
                 << " model, used as saved; the model flags (" << wanted << ") do not apply\n";
     }
   }
@@ -601,7 +622,16 @@ int run_pipeline(const Config& config) {
   }
   // Written once the data and the model are in hand: a run that fails on
   // its inputs leaves the previous run's record in the folder as it was.
-  if (dist->is_writer()) write_file_atomic(paths.results / "config.json", json_text(config_to_json(config), 2) + "\n");
+  // It describes the model used: a checkpoint's own, whatever the flags said.
+  nlohmann::json record = config_to_json(config);
+  if (!model.weights.empty()) {
+    record["model-type"] = spec.type;
+    record["depth"] = spec.type == "resnet" ? spec.depth : 0;
+    record["width"] = spec.type == "fast" ? spec.width : 0;
+    record["input-size"] = spec.type == "efficientnet" ? spec.input_size : 32;
+    record["dropout-rate"] = spec.dropout;
+  }
+  if (dist->is_writer()) write_file_atomic(paths.results / "config.json", json_text(record, 2) + "\n");
   nlohmann::json summary = {{"model", spec_to_json(spec)},
                             {"parameters", count_parameters(*model.net)},
                             {"device", device.str()},

@@ -350,6 +350,21 @@ TEST(Train, ResumeTakesTheRunsSettingsFromTheCheckpoint) {
   ASSERT_EQ(run_cifar10(whole).exit_code, 0);
   expect_bit_identical(out / "checkpoints/latest_model.pt", straight / "checkpoints/latest_model.pt");
 
+  // A typed flag's bad value is the user's, not the checkpoint's; the
+  // model (dropout included) is the checkpoint's, so another is refused.
+  auto negative = run_cifar10({"--resume", latest, "--epochs", "-1", "--data-dir", testing::data_root().string()});
+  EXPECT_EQ(single_error_line(negative).rfind("error: invalid --epochs -1", 0), 0u) << negative.output;
+  auto dropout = run_cifar10({"--resume", latest, "--dropout-rate", "0.1", "--data-dir", testing::data_root().string()});
+  EXPECT_NE(single_error_line(dropout).find("--dropout-rate 0.3, not 0.1"), std::string::npos) << dropout.output;
+  // A link to the checkpoint is the run's checkpoint: the run, finished,
+  // says so in its own folder, and nothing lands where the link is.
+  fs::create_symlink(latest, elsewhere / "link.pt");
+  auto linked = run_cifar10({"--resume", "link.pt", "--data-dir", testing::data_root().string(), "--skip-inference"},
+                            600, {}, elsewhere.path());
+  ASSERT_EQ(linked.exit_code, 0) << linked.output;
+  EXPECT_NE(linked.output.find("nothing left to train"), std::string::npos) << linked.output;
+  EXPECT_FALSE(fs::exists(elsewhere / "results")) << linked.output;
+
   const std::string record = read_file(out / "results/config.json");
   auto batch = run_cifar10({"--resume", latest, "--epochs", "3", "--batch-size", "32", "--data-dir",
                             testing::data_root().string()});
@@ -382,6 +397,19 @@ TEST(Train, ARunStartedFromLoadModelResumesWithOnlyResume) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(read_json(tuned / "results/training_history.json").size(), 2u);
   EXPECT_EQ(read_json(tuned / "results/config.json")["model-type"], "cnn");
+}
+
+// A run started as resnet20 resumes with `--model-type resnet`: the family
+// given, the depth is the checkpoint's (it was refused as "resnet depth 18").
+TEST(Train, AResNetResumesWithItsFamilyName) {
+  TempDir out("r20");
+  ASSERT_EQ(run_cifar10(tiny_run(out.path(), {"--model-type", "resnet20", "--epochs", "1", "--skip-inference"}))
+                .exit_code,
+            0);
+  auto r = run_cifar10(tiny_run(out.path(), {"--model-type", "resnet", "--epochs", "2", "--skip-inference",
+                                             "--resume", (out / "checkpoints/latest_model.pt").string()}));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_json(out / "results/config.json")["depth"], 20);
 }
 
 // The fast net's default width is 64, whether given as 0 or as 64: a

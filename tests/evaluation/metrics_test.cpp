@@ -7,6 +7,7 @@
 #include "data/dataset.h"
 #include "evaluation/evaluate.h"
 #include "common/atomic_file.h"
+#include "common/error.h"
 #include "models/registry.h"
 #include "reporting/plots.h"
 #include "test_util.h"
@@ -178,6 +179,17 @@ TEST(Metrics, ZeroProbabilityGivesAFiniteLoss) {
   EXPECT_EQ(c.confusion[1][0].item<int64_t>(), 1);
   EXPECT_DOUBLE_EQ(c.confidence_sum_wrong, 1.0);
   EXPECT_EQ(c.bin_count[14].item<int64_t>(), 1);  // confidence 1.0 lands in the last bin
+}
+
+// Broken weights give NaN; a TTA average whose probability rounds to 0
+// gives -inf, which is a fine log-probability and must pass.
+TEST(Metrics, NonFiniteLogitsAreRefusedButMinusInfinityPasses) {
+  const double inf = std::numeric_limits<double>::infinity();
+  EXPECT_NO_THROW(check_finite_logits(torch::tensor({{0.0, -inf}, {-inf, 1.0}})));
+  for (const auto& bad : {torch::tensor({{0.0, std::nan("")}, {1.0, 2.0}}), torch::tensor({{inf, 0.0}}),
+                          torch::tensor({{-inf, -inf}})}) {
+    EXPECT_THROW(check_finite_logits(bad), UserError) << bad;
+  }
 }
 
 TEST(Metrics, MergeOfHalvesEqualsWhole) {
