@@ -282,9 +282,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   visit_fields(cmd.config, [&](const char* name, const auto&, const char*) {
     if (app.count(std::string("--") + name) > 0) cmd.given.insert(name);
   });
-  // The quick preset's width is the fast net's; with another --model-type
-  // it is no setting of the user's and does not apply.
-  if (!cmd.given.count("width") && cmd.config.model.model_type != "fast") cmd.config.model.width = 0;
+  drop_other_models_flags(cmd.config.model, cmd.given);
   if (predict->parsed()) {
     cmd.command = CommandLine::Command::kPredict;
     return cmd;

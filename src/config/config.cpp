@@ -26,6 +26,12 @@ void require_one_of(const std::string& flag, const std::string& value, const std
 
 }  // namespace
 
+void drop_other_models_flags(ModelConfig& model, const std::set<std::string>& given) {
+  const ModelConfig defaults;
+  if (!given.count("width") && model.model_type != "fast") model.width = defaults.width;
+  if (!given.count("input-size") && model.model_type != "efficientnet") model.input_size = defaults.input_size;
+}
+
 void validate(const Config& c) {
   const auto& t = c.train;
   require(t.epochs >= 0, "epochs", std::to_string(t.epochs), "must be 0 or more");

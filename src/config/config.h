@@ -2,6 +2,7 @@
 // flag (`--model-type` <-> model.model_type). Defaults follow the original
 // system's config.py where it had one.
 #pragma once
+#include <set>
 #include <string>
 #include <vector>
 
@@ -100,5 +101,10 @@ struct Config {
 
 // Checks ranges and names; throws UserError naming the flag, value and fix.
 void validate(const Config& config);
+
+// Sets --width and --input-size back to their defaults unless `given` (the
+// flags the user set) holds them or the model type uses them: a preset's
+// fast-net width, or a resumed run's, is no setting of another model's.
+void drop_other_models_flags(ModelConfig& model, const std::set<std::string>& given);
 
 }  // namespace cifar

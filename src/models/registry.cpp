@@ -41,14 +41,29 @@ std::vector<std::string> model_names() {
   return names;
 }
 
+std::string model_family(const std::string& type) {
+  const bool shorthand = type.size() > 6 && type.size() <= 10 && type.rfind("resnet", 0) == 0 &&
+                         type.find_first_not_of("0123456789", 6) == std::string::npos;
+  return shorthand ? "resnet" : type;
+}
+
+ModelConfig model_flags(const ModelSpec& spec, ModelConfig base) {
+  const ModelConfig defaults;
+  base.model_type = spec.type;
+  base.depth = spec.type == "resnet" ? spec.depth : defaults.depth;
+  base.width = spec.type == "fast" ? spec.width : defaults.width;
+  base.input_size = spec.type == "efficientnet" ? spec.input_size : defaults.input_size;
+  base.dropout_rate = spec.dropout;
+  return base;
+}
+
 ModelSpec make_spec(const ModelConfig& config, const std::vector<std::string>& class_names,
                     const std::vector<double>& mean, const std::vector<double>& std) {
   ModelSpec spec;
   spec.type = config.model_type;
   spec.depth = config.depth;
   // "resnet56" = resnet with depth 56.
-  if (spec.type.size() > 6 && spec.type.size() <= 10 && spec.type.rfind("resnet", 0) == 0 &&
-      spec.type.find_first_not_of("0123456789", 6) == std::string::npos) {
+  if (model_family(spec.type) != spec.type) {
     const int named = std::stoi(spec.type.substr(6));
     check_resnet_depth(named);  // "resnet0" would otherwise become the default 18
     if (config.depth != 0 && config.depth != named) {

@@ -12,6 +12,13 @@ namespace cifar {
 ModelSpec make_spec(const ModelConfig& config, const std::vector<std::string>& class_names,
                     const std::vector<double>& mean, const std::vector<double>& std);
 
+// "resnet" for the shorthands resnet18, resnet56, ...; any other name as it is.
+std::string model_family(const std::string& model_type);
+
+// `base` with the model flags that build `spec` (those of other
+// architectures at their defaults): a checkpoint's model in flag form.
+ModelConfig model_flags(const ModelSpec& spec, ModelConfig base = {});
+
 // Constructs the (randomly initialised) model a spec describes.
 NetPtr build_model(const ModelSpec& spec);
 

@@ -477,24 +477,21 @@ Config resumed_run_config(const Config& config, const std::set<std::string>& giv
   // The model is the checkpoint's own (a run started from --load-model
   // saved the default model flags): unless a model type is given (and
   // checked against it), the model flags describe it.
-  const ModelSpec spec = spec_from_json(meta.at("spec"));
-  if (!given.count("model-type")) resumed.model.model_type = spec.type;
+  const ModelConfig checkpoint_model = model_flags(spec_from_json(meta.at("spec")));
+  if (!given.count("model-type")) resumed.model.model_type = checkpoint_model.model_type;
   // A given type of the same family ("resnet" for a resnet20 run) takes
   // the checkpoint's shape where no flag gives it; "resnet56" names its
   // own depth, so a saved --depth must not contradict it.
   const std::string& type = resumed.model.model_type;
-  const bool names_depth = type.size() > 6 && type.rfind("resnet", 0) == 0;
-  if ((names_depth ? std::string("resnet") : type) == spec.type) {
-    if (!given.count("depth")) resumed.model.depth = names_depth || spec.type != "resnet" ? 0 : spec.depth;
-    if (!given.count("width")) resumed.model.width = spec.type == "fast" ? spec.width : 0;
-    if (!given.count("input-size")) resumed.model.input_size = spec.type == "efficientnet" ? spec.input_size : 32;
+  if (model_family(type) == checkpoint_model.model_type) {
+    if (!given.count("depth")) resumed.model.depth = model_family(type) != type ? 0 : checkpoint_model.depth;
+    if (!given.count("width")) resumed.model.width = checkpoint_model.width;
+    if (!given.count("input-size")) resumed.model.input_size = checkpoint_model.input_size;
   }
   // A saved width or input size of another architecture (the quick
-  // preset's width beside --model-type cnn, from before it was refused)
-  // is no setting of this model's.
-  if (!given.count("width") && resumed.model.model_type != "fast") resumed.model.width = 0;
-  if (!given.count("input-size") && resumed.model.model_type != "efficientnet") resumed.model.input_size = 32;
-  if (!given.count("dropout-rate")) resumed.model.dropout_rate = spec.dropout;
+  // preset's width beside --model-type cnn, from before it was refused).
+  drop_other_models_flags(resumed.model, given);
+  if (!given.count("dropout-rate")) resumed.model.dropout_rate = checkpoint_model.dropout_rate;
   // Training continues the run in its own folder; an evaluation
   // (--skip-training) writes where --load-model's would, leaving the run's
   // results as they are.
@@ -623,15 +620,11 @@ int run_pipeline(const Config& config) {
   // Written once the data and the model are in hand: a run that fails on
   // its inputs leaves the previous run's record in the folder as it was.
   // It describes the model used: a checkpoint's own, whatever the flags said.
-  nlohmann::json record = config_to_json(config);
-  if (!model.weights.empty()) {
-    record["model-type"] = spec.type;
-    record["depth"] = spec.type == "resnet" ? spec.depth : 0;
-    record["width"] = spec.type == "fast" ? spec.width : 0;
-    record["input-size"] = spec.type == "efficientnet" ? spec.input_size : 32;
-    record["dropout-rate"] = spec.dropout;
+  Config record = config;
+  if (!model.weights.empty()) record.model = model_flags(spec, config.model);
+  if (dist->is_writer()) {
+    write_file_atomic(paths.results / "config.json", json_text(config_to_json(record), 2) + "\n");
   }
-  if (dist->is_writer()) write_file_atomic(paths.results / "config.json", json_text(record, 2) + "\n");
   nlohmann::json summary = {{"model", spec_to_json(spec)},
                             {"parameters", count_parameters(*model.net)},
                             {"device", device.str()},
