@@ -200,7 +200,7 @@ std::vector<std::shared_ptr<Callback>> make_callbacks(const Config& config, cons
   const auto resumed_run = config.run.resume.empty() ? std::filesystem::path() : run_folder_of(config.run.resume);
   const auto resumed_logs = resumed_run.empty() ? std::filesystem::path() : resumed_run / "logs";
   cbs.push_back(std::make_shared<CSVLogger>(paths.logs, ',', resumed_logs));
-  cbs.push_back(std::make_shared<TensorBoardCallback>(paths.logs, t.log_every));
+  cbs.push_back(std::make_shared<TensorBoardCallback>(paths.logs, t.log_every, resumed_logs));
   cbs.push_back(std::make_shared<ProgressBar>(std::cout, ::isatty(1) != 0));
   // Checkpoints last, so they capture every other callback's updated state.
   cbs.push_back(std::make_shared<ModelCheckpoint>(best_path, monitor, /*save_best_only=*/true));
@@ -403,7 +403,11 @@ int train_stage(const Config& config, const RunPaths& paths, const Splits& split
   restore_default_signals();
   const int late_signal = fit.signal == 0 ? trainer.agreed_stop_signal() : 0;
   summary["epochs_run"] = history->epochs().size();
-  summary["stop_reason"] = fit.stop_reason;
+  // Said outright rather than left empty, so a reader of the JSON need not
+  // know that "" means the run ended normally.
+  summary["stop_reason"] = fit.stop_reason.empty()
+                               ? "completed: epoch " + std::to_string(config.train.epochs) + " of " + std::to_string(config.train.epochs)
+                               : fit.stop_reason;
   summary["wall_seconds"] = fit.wall_seconds;
   summary["train_seconds"] = fit.train_seconds;
   summary["images_per_second"] = fit.train_seconds > 0 ? fit.images_trained / fit.train_seconds : 0.0;
@@ -466,6 +470,23 @@ Config resumed_run_config(const Config& config, const std::set<std::string>& giv
     for (const auto& [key, value] : meta["config"].items()) {
       // Keys of another version's config are skipped, not refused.
       if (known.contains(key) && !given.count(key) && !kOwn.count(key)) saved[key] = value;
+    }
+  }
+  // A preset only shapes the defaults, and a resumed run's defaults are its
+  // own settings: a different one given here would change nothing but the
+  // record, so it is refused like another --seed.
+  if (given.count("preset")) {
+    const auto run_preset = [](std::string p) { return p.empty() ? std::string("full") : p; };
+    const nlohmann::json* saved_preset = meta.contains("config") && meta["config"].is_object() &&
+                                                 meta["config"].contains("preset")
+                                             ? &meta["config"]["preset"]
+                                             : nullptr;
+    const std::string was =
+        run_preset(saved_preset && saved_preset->is_string() ? saved_preset->get<std::string>() : "");
+    if (run_preset(config.run.preset) != was) {
+      throw UserError("--preset " + config.run.preset + ": checkpoint " + config.run.resume +
+                      " continues a run made with --preset " + was +
+                      ", and a resume keeps its settings (hint: leave out --preset; give the flags to change)");
     }
   }
   Config resumed = config;

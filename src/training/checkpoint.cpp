@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <set>
 #include <sstream>
 
 #include "common/atomic_file.h"
@@ -291,6 +292,44 @@ ResumePoint resume_point(const nlohmann::json& meta, const std::string& source) 
   return p;
 }
 
+namespace {
+
+// The dotted names of every tensor in a module archive, as named_parameters()
+// and named_buffers() spell them: submodules are nested archives.
+void collect_tensor_names(torch::serialize::InputArchive& archive, const std::string& prefix,
+                          std::vector<std::string>& names) {
+  for (const auto& key : archive.keys()) {
+    torch::Tensor tensor;
+    torch::serialize::InputArchive child;
+    if (archive.try_read(key, tensor)) {
+      names.push_back(prefix + key);
+    } else if (archive.try_read(key, child)) {
+      collect_tensor_names(child, prefix + key + ".", names);
+    }
+  }
+}
+
+// Module::load() reads the names the model has and skips the rest, so a
+// file whose model description was edited to a smaller model of the same
+// family (fewer blocks) would load silently with part of its weights unused.
+void check_no_extra_tensors(torch::serialize::InputArchive& archive, Net& model, const std::string& path) {
+  std::set<std::string> known;
+  for (const auto& p : model.named_parameters()) known.insert(p.key());
+  for (const auto& b : model.named_buffers()) known.insert(b.key());
+  std::vector<std::string> names, extra;
+  collect_tensor_names(archive, "", names);
+  for (const auto& name : names) {
+    if (!known.count(name)) extra.push_back(name);
+  }
+  if (extra.empty()) return;
+  throw UserError("checkpoint " + path + " does not match the model it describes: it holds " +
+                  std::to_string(extra.size()) + " tensor" + (extra.size() == 1 ? "" : "s") +
+                  " the model lacks, such as '" + printable(extra.front(), 100) +
+                  "' (hint: the file's model description was changed; use the checkpoint as cifar10 wrote it)");
+}
+
+}  // namespace
+
 void load_model_state(const CheckpointData& data, Net& model, const std::string& path,
                       const torch::Device& device) {
   try {
@@ -314,6 +353,7 @@ void load_model_state(const CheckpointData& data, Net& model, const std::string&
     };
     for (const auto& p : model.named_parameters()) check(p.key(), p.value());
     for (const auto& b : model.named_buffers()) check(b.key(), b.value());
+    check_no_extra_tensors(archive, model, path);
   } catch (const UserError&) {
     throw;
   } catch (const c10::Error& e) {

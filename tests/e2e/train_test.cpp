@@ -7,6 +7,7 @@
 
 #include "common/atomic_file.h"
 #include "models/registry.h"
+#include "reporting/tensorboard.h"
 #include "test_util.h"
 #include "training/checkpoint.h"
 
@@ -61,6 +62,7 @@ TEST(Train, OneCnnEpochOnFiveThousandImagesLearns) {
   EXPECT_GE(summary["test"]["accuracy"].get<double>(), 0.35) << r.output;
   EXPECT_EQ(summary["test"]["num_samples"].get<int>(), 1000);
   EXPECT_EQ(summary["epochs_run"].get<int>(), 1);
+  EXPECT_EQ(summary["stop_reason"], "completed: epoch 1 of 1");
   for (const char* f : {"checkpoints/best_model.pt", "checkpoints/latest_model.pt", "results/config.json",
                         "results/training_history.json", "results/inference_results.json"}) {
     EXPECT_TRUE(fs::exists(out / f)) << f;
@@ -354,6 +356,9 @@ TEST(Train, ResumeTakesTheRunsSettingsFromTheCheckpoint) {
   // model (dropout included) is the checkpoint's, so another is refused.
   auto negative = run_cifar10({"--resume", latest, "--epochs", "-1", "--data-dir", testing::data_root().string()});
   EXPECT_EQ(single_error_line(negative).rfind("error: invalid --epochs -1", 0), 0u) << negative.output;
+  auto preset = run_cifar10({"--resume", latest, "--preset", "quick", "--data-dir", testing::data_root().string()});
+  EXPECT_NE(single_error_line(preset).find("continues a run made with --preset full"), std::string::npos)
+      << preset.output;
   auto dropout = run_cifar10({"--resume", latest, "--dropout-rate", "0.1", "--data-dir", testing::data_root().string()});
   EXPECT_NE(single_error_line(dropout).find("--dropout-rate 0.3, not 0.1"), std::string::npos) << dropout.output;
   // A link to the checkpoint is the run's checkpoint: the run, finished,
@@ -450,6 +455,9 @@ TEST(Train, ResumeIntoAnotherFolderCarriesTheBestCheckpoint) {
   std::vector<std::string> lines;
   for (std::string line; std::getline(csv, line);) lines.push_back(line.substr(0, line.find(',')));
   EXPECT_EQ(lines, (std::vector<std::string>{"epoch", "0", "1"})) << read_file(logs[0]);
+  // And its TensorBoard runs: the first run's event file beside this one's.
+  EXPECT_NE(r.output.find("Copied the run's TensorBoard logs"), std::string::npos) << r.output;
+  EXPECT_EQ(list_event_files(second / "logs/tensorboard/train").size(), 2u) << r.output;
 }
 
 // 513 images in batches of 64: the last batch holds one image, which the

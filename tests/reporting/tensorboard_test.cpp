@@ -534,6 +534,20 @@ TEST(TensorBoardCallback, LearningRateIsWrittenOnceWhenBothKeysArePresent) {
   EXPECT_FALSE(fs::exists(tmp / "tensorboard" / "train_batch"));  // update_freq 0
 }
 
+// --validation-size 0: no val_ values, so no empty validation run for
+// TensorBoard to list (Keras makes the folder only when it writes to it).
+TEST(TensorBoardCallback, ARunWithoutValidationHasNoValidationRun) {
+  TempDir tmp("tb");
+  FakeTrainContext ctx;
+  TensorBoardCallback cb(tmp.path());
+  cb.on_train_begin(ctx);
+  Logs logs{{"loss", 1}, {"accuracy", 0.5}, {"lr", 0.5}};
+  cb.on_epoch_end(0, logs, ctx);
+  cb.on_train_end(logs, ctx);
+  EXPECT_EQ(view_run(tmp / "tensorboard" / "train").scalars.at("epoch_loss").size(), 1u);
+  EXPECT_FALSE(fs::exists(tmp / "tensorboard" / "validation"));
+}
+
 TEST(TensorBoardCallback, SamplesAreRetriedUntilTheTrainerHasThemAndSkippedIfNever) {
   TempDir tmp("tb");
   FakeTrainContext ctx;
@@ -633,6 +647,39 @@ TEST(TensorBoardCallback, ResumeHidesThePointsTheKilledRunWroteAfterItsCheckpoin
   ASSERT_EQ(img.size(), 2u);
   EXPECT_EQ(img[0].first, 0);
   EXPECT_EQ(img[1].first, 2);
+}
+
+// A resume into another --output-dir: the run's points come along, so the
+// new folder's curves start at epoch 0 and the START still hides what the
+// killed run wrote after its checkpoint; the first folder is left as it was.
+TEST(TensorBoardCallback, AResumeIntoAnotherFolderBringsTheRunsPoints) {
+  TempDir tmp("tb");
+  nlohmann::json saved;
+  {
+    FakeTrainContext ctx;
+    TensorBoardCallback cb(tmp / "a", 0);
+    cb.on_train_begin(ctx);
+    testing::run_epochs(cb, ctx, 1, 0, 3, [&](int epoch) {
+      if (epoch == 1) saved = cb.state();
+    });  // killed after epoch 2, checkpoint from epoch 1
+  }
+  FakeTrainContext ctx;
+  ctx.step = 2 * ctx.per_epoch;
+  TensorBoardCallback cb(tmp / "b", 0, tmp / "a");
+  cb.load_state(saved);
+  cb.on_train_begin(ctx);
+  testing::run_epochs(cb, ctx, 2, 2, 4);
+  cb.on_train_end({}, ctx);
+  auto run_of = [](int64_t epoch) { return epoch < 2 ? 1 : 2; };
+  const fs::path moved = tmp / "b" / "tensorboard";
+  EXPECT_EQ(view_run(moved / "train").scalars.at("epoch_loss"), series({0, 1, 2, 3}, [&](int64_t e) {
+              return testing::epoch_logs(run_of(e), int(e)).at("loss");
+            }));
+  EXPECT_EQ(view_run(moved / "validation").scalars.at("epoch_loss"), series({0, 1, 2, 3}, [&](int64_t e) {
+              return testing::epoch_logs(run_of(e), int(e)).at("val_loss");
+            }));
+  EXPECT_EQ(view_run(tmp / "a" / "tensorboard" / "train").scalars.at("epoch_loss").size(), 3u);
+  EXPECT_EQ(list_event_files(tmp / "a" / "tensorboard" / "train").size(), 1u);
 }
 
 TEST(TensorBoardCallback, ResumeWithoutBatchLoggingStillHidesStaleBatchPoints) {

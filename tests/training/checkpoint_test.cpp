@@ -496,6 +496,28 @@ TEST(Checkpoint, ModelTensorsOfAnotherShapeOrTypeAreRefused) {
       << f32;
 }
 
+TEST(Checkpoint, ModelTensorsTheDescribedModelLacksAreRefused) {
+  // A ResNet-32's weights under a description edited to ResNet-20: every
+  // tensor ResNet-20 has fits, and Module::load() skips the other blocks.
+  ModelConfig mc;
+  mc.model_type = "resnet";
+  mc.depth = 32;
+  const ModelSpec deep = make_spec(mc, kClasses, {0.5, 0.5, 0.5}, {0.25, 0.25, 0.25});
+  mc.depth = 20;
+  const ModelSpec shallow = make_spec(mc, kClasses, {0.5, 0.5, 0.5}, {0.25, 0.25, 0.25});
+  TempDir tmp("extra");
+  const fs::path file = tmp / "deep.pt";
+  save_checkpoint(file.string(), *build_model(deep), deep, nullptr, nlohmann::json::object());
+  auto data = read_checkpoint(file.string());
+  const std::string message = refusal([&] { load_model_state(data, *build_model(shallow), "edited.pt"); });
+  EXPECT_TRUE(contains(message, "checkpoint edited.pt does not match the model it describes: it holds 72 tensors "
+                                "the model lacks, such as 'layer1.3."))
+      << message;
+  // The model it was written for loads.
+  auto same = build_model(deep);
+  load_model_state(data, *same, "deep.pt");
+}
+
 TEST(Checkpoint, ResumePointIsCheckedForTypeAndRange) {
   const auto meta = read_checkpoint(saved().file.string()).meta;
   const ResumePoint p = resume_point(meta, "ok.pt");

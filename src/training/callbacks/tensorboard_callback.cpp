@@ -1,5 +1,8 @@
 #include "training/callbacks/tensorboard_callback.h"
 
+#include <iostream>
+
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "models/net.h"
 #include "reporting/tensorboard.h"
@@ -7,8 +10,10 @@
 namespace cifar {
 namespace fs = std::filesystem;
 
-TensorBoardCallback::TensorBoardCallback(fs::path logs_dir, int64_t update_freq)
-    : root_(std::move(logs_dir) / "tensorboard"), update_freq_(update_freq) {
+TensorBoardCallback::TensorBoardCallback(fs::path logs_dir, int64_t update_freq, fs::path resumed_logs_dir)
+    : root_(std::move(logs_dir) / "tensorboard"),
+      resumed_root_(resumed_logs_dir.empty() ? fs::path() : resumed_logs_dir / "tensorboard"),
+      update_freq_(update_freq) {
   check_input(update_freq >= 0, "TensorBoard update_freq must be >= 0 (0 = per epoch only)");
 }
 
@@ -29,12 +34,37 @@ std::string TensorBoardCallback::batch_tag(const std::string& key) {
   return prefix + key;
 }
 
+void TensorBoardCallback::carry_resumed_runs() {
+  std::error_code ec;
+  // Never into a folder that has runs of its own (or is the run's own).
+  if (!resumed_ || resumed_root_.empty() || fs::exists(root_, ec) || !fs::is_directory(resumed_root_, ec)) return;
+  for (const char* run : {"train", "validation", "train_batch"}) {
+    const fs::path from = resumed_root_ / run;
+    if (!fs::is_directory(from, ec)) continue;
+    for (fs::directory_iterator it(from, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      std::error_code file_ec;
+      if (!it->is_regular_file(file_ec) || name.find("tfevents") == std::string::npos) continue;
+      ensure_dir(root_ / run);
+      write_file_atomic(root_ / run / name, read_file(it->path()));
+    }
+  }
+  if (fs::exists(root_, ec)) {
+    std::cout << "Copied the run's TensorBoard logs " << resumed_root_.string() << " to " << root_.string() << "\n";
+  }
+}
+
 void TensorBoardCallback::on_train_begin(TrainContext& ctx) {
   if (!ctx.is_writer()) return;
+  carry_resumed_runs();
   train_ = std::make_unique<TensorBoardWriter>(root_ / "train");
-  validation_ = std::make_unique<TensorBoardWriter>(root_ / "validation");
-  // A resumed run that logs no batches must still hide the batch points the
-  // killed run wrote after its checkpoint.
+  // As in Keras, the validation run appears with the first val_ value (a
+  // run without validation has none), but a resumed run must still hide
+  // the points the killed run wrote there after its checkpoint; likewise
+  // for batch points when this run logs none.
+  if (resumed_ && fs::exists(root_ / "validation")) {
+    validation_ = std::make_unique<TensorBoardWriter>(root_ / "validation");
+  }
   const bool stale_batches = resumed_ && fs::exists(root_ / "train_batch");
   if (update_freq_ > 0 || stale_batches) {
     batch_ = std::make_unique<TensorBoardWriter>(root_ / "train_batch");
@@ -56,7 +86,7 @@ void TensorBoardCallback::begin_epoch_scale(int epoch, TrainContext& ctx) {
   // so it holds however the trainer counts a partial epoch.
   if (resumed_) {
     train_->add_session_start(epoch);
-    validation_->add_session_start(epoch);
+    if (validation_) validation_->add_session_start(epoch);
   }
   write_samples(epoch, ctx);
 }
@@ -100,6 +130,7 @@ void TensorBoardCallback::on_epoch_end(int epoch, Logs& logs, TrainContext& ctx)
   const bool has_learning_rate = logs.count("learning_rate") > 0;
   for (const auto& [key, value] : logs) {
     if (key.rfind("val_", 0) == 0) {
+      if (!validation_) validation_ = std::make_unique<TensorBoardWriter>(root_ / "validation");
       validation_->add_scalar("epoch_" + key.substr(4), value, epoch);
     } else if (key == "lr") {
       if (!has_learning_rate) train_->add_scalar("epoch_learning_rate", value, epoch);

@@ -27,7 +27,11 @@ class TensorBoardWriter;
 class TensorBoardCallback : public Callback {
  public:
   // update_freq: batch scalars every N optimiser steps (0 = off).
-  explicit TensorBoardCallback(std::filesystem::path logs_dir, int64_t update_freq = 0);
+  // resumed_logs_dir: the logs folder of the run a resume continues; when it
+  // is another folder and this one has no TensorBoard runs yet, the run's
+  // event files are copied here first, so the curves stay whole.
+  explicit TensorBoardCallback(std::filesystem::path logs_dir, int64_t update_freq = 0,
+                               std::filesystem::path resumed_logs_dir = {});
   ~TensorBoardCallback() override;
 
   std::string name() const override { return "tensorboard"; }
@@ -56,8 +60,9 @@ class TensorBoardCallback : public Callback {
   void begin_epoch_scale(int epoch, TrainContext& ctx);
   void write_samples(int epoch, TrainContext& ctx);
   void flush_all();
+  void carry_resumed_runs();
 
-  std::filesystem::path root_;
+  std::filesystem::path root_, resumed_root_;
   int64_t update_freq_;
   std::unique_ptr<TensorBoardWriter> train_, validation_, batch_;
   bool resumed_ = false;
