@@ -117,6 +117,17 @@ void ensure_dir(const fs::path& dir) {
   }
 }
 
+void ensure_writable_dir(const fs::path& dir) {
+  ensure_dir(dir);
+  // access() asks the kernel with the user's own rights (read-only mounts
+  // included) without leaving a probe file behind.
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    throw UserError("cannot write into folder " + dir.string() + ": " + errno_text() +
+                        " (hint: make it writable, or choose another --output-dir)",
+                    kExitBadInput);
+  }
+}
+
 void write_file_atomic(const fs::path& path, std::string_view bytes) {
   const fs::path dir = path.parent_path();
   if (!dir.empty()) ensure_dir(dir);

@@ -19,6 +19,9 @@ std::string read_file(const std::filesystem::path& path);
 
 // Creates a folder (and parents); throws UserError naming it if it cannot.
 void ensure_dir(const std::filesystem::path& dir);
+// ensure_dir, then checks that files can be made in the folder: a run
+// learns that checkpoints/ is read-only before its first epoch, not after.
+void ensure_writable_dir(const std::filesystem::path& dir);
 
 // Temporaries that outlive a process killed by SIGKILL or the OOM killer
 // (it cannot remove its own) are named <prefix><host>.<pid>.XXXXXX, from

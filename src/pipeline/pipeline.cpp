@@ -598,7 +598,7 @@ int run_pipeline(const Config& config) {
       std::cout << "note: --mixed-precision on: this CPU has no bf16 instructions (avx512_bf16, amx_bf16), "
                    "so training stays in float32, which is faster here\n";
     }
-    for (const auto& dir : {paths.checkpoints, paths.logs, paths.results}) ensure_dir(dir);
+    for (const auto& dir : {paths.checkpoints, paths.logs, paths.results}) ensure_writable_dir(dir);
   }
 
   // Rank 0 downloads or extracts; the others wait, then find the files in

@@ -1,6 +1,7 @@
 // Whole-binary runs on the real data: what a user types, checked through
 // the files the run leaves behind.
 #include <signal.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -458,6 +459,31 @@ TEST(Train, ResumeIntoAnotherFolderCarriesTheBestCheckpoint) {
   // And its TensorBoard runs: the first run's event file beside this one's.
   EXPECT_NE(r.output.find("Copied the run's TensorBoard logs"), std::string::npos) << r.output;
   EXPECT_EQ(list_event_files(second / "logs/tensorboard/train").size(), 2u) << r.output;
+}
+
+// A checkpoints/ folder the user cannot write to is refused before the
+// data is read, not when the first epoch's checkpoint is written.
+TEST(Train, AReadOnlyCheckpointsFolderIsRefusedBeforeTraining) {
+  TempDir out("ro");
+  using fs::perms;
+  const perms read_only = perms::owner_read | perms::owner_exec | perms::group_read | perms::group_exec |
+                          perms::others_read | perms::others_exec;
+  fs::create_directories(out / "checkpoints");
+  fs::permissions(out / "checkpoints", read_only);
+  fs::permissions(out.path(), read_only | perms::owner_write);
+  std::string command;
+  for (const auto& arg : tiny_run(out.path(), {"--epochs", "1"})) command += " '" + arg + "'";
+  command = testing::cifar10_binary() + command + " > '" + (out / "log").string() + "' 2>&1";
+  // Root writes anywhere: the run goes as nobody, who owns nothing here.
+  if (::geteuid() == 0) command = "setpriv --reuid=65534 --regid=65534 --clear-groups " + command;
+  const int status = std::system(command.c_str());
+  fs::permissions(out / "checkpoints", perms::owner_all);
+  const std::string output = read_file(out / "log");
+  ASSERT_TRUE(WIFEXITED(status)) << output;
+  EXPECT_EQ(WEXITSTATUS(status), 2) << output;
+  EXPECT_NE(output.find("error: cannot write into folder " + (out / "checkpoints").string()), std::string::npos)
+      << output;
+  EXPECT_EQ(output.find("Data:"), std::string::npos) << output;
 }
 
 // 513 images in batches of 64: the last batch holds one image, which the
