@@ -158,6 +158,20 @@ std::filesystem::path run_folder_of(const std::string& checkpoint) {
   return folder.filename() == "checkpoints" ? folder.parent_path() : std::filesystem::path();
 }
 
+// The training record in a results folder (training_summary.json with a
+// history), or null when there is none or it is unreadable.
+nlohmann::json training_record(const std::filesystem::path& results) {
+  const auto file = results / "training_summary.json";
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(file, ec)) return nullptr;
+  try {
+    auto summary = nlohmann::json::parse(read_file(file));
+    return summary.is_object() && summary.contains("history") ? summary : nlohmann::json(nullptr);
+  } catch (const std::exception&) {
+    return nullptr;
+  }
+}
+
 }  // namespace
 
 std::vector<std::shared_ptr<Callback>> make_callbacks(const Config& config, const RunPaths& paths,
@@ -554,6 +568,20 @@ void check_run_inputs(const Config& config) {
     }
   }
   if (!config.model.pretrained_weights.empty()) read_safetensors(config.model.pretrained_weights);
+  // An evaluation writes into the output folder's results/: over a training
+  // run's record only when it evaluates that run's own checkpoint (and then
+  // keeps the record, see run_pipeline).
+  if (config.run.skip_training && !training_record(paths.results).is_null()) {
+    const std::string& weights = !config.run.load_model.empty() ? config.run.load_model : config.run.resume;
+    const auto run = weights.empty() ? std::filesystem::path() : run_folder_of(weights);
+    std::error_code ec;
+    if (run.empty() || !std::filesystem::equivalent(run, config.run.output_dir, ec)) {
+      throw UserError("--output-dir " + config.run.output_dir + " holds the results of a training run (" +
+                      (paths.results / "training_summary.json").string() + "), which evaluating " +
+                      (weights.empty() ? std::string("a model") : weights) +
+                      " there would replace (hint: pass another --output-dir for this evaluation)");
+    }
+  }
   // Training writes best_model.pt from its first epoch (every run starts
   // with no best), so a --load-model of that very file would be replaced
   // by the new run's first epoch.
@@ -641,18 +669,23 @@ int run_pipeline(const Config& config) {
   // Written once the data and the model are in hand: a run that fails on
   // its inputs leaves the previous run's record in the folder as it was.
   // It describes the model used: a checkpoint's own, whatever the flags said.
+  // An evaluation of a run's checkpoint in the run's folder (checked in
+  // check_run_inputs) keeps the run's configuration and training record,
+  // and updates the record's test figures.
+  const nlohmann::json run_record = config.run.skip_training ? training_record(paths.results) : nullptr;
   Config record = config;
   if (!model.weights.empty()) record.model = model_flags(spec, config.model);
-  if (dist->is_writer()) {
+  if (dist->is_writer() && run_record.is_null()) {
     write_file_atomic(paths.results / "config.json", json_text(config_to_json(record), 2) + "\n");
   }
-  nlohmann::json summary = {{"model", spec_to_json(spec)},
-                            {"parameters", count_parameters(*model.net)},
-                            {"device", device.str()},
-                            {"world_size", dist->world_size()},
-                            {"threads", threads},
-                            {"version", CIFAR10_VERSION},
-                            {"torch_version", compat::torch_version()}};
+  nlohmann::json summary = !run_record.is_null() ? run_record
+                                                 : nlohmann::json{{"model", spec_to_json(spec)},
+                                                                  {"parameters", count_parameters(*model.net)},
+                                                                  {"device", device.str()},
+                                                                  {"world_size", dist->world_size()},
+                                                                  {"threads", threads},
+                                                                  {"version", CIFAR10_VERSION},
+                                                                  {"torch_version", compat::torch_version()}};
   int exit_code = 0;
   if (!config.run.skip_training) exit_code = train_stage(config, paths, splits, model, device, *dist, summary);
   std::optional<SplitEvaluation> evaluation;
@@ -676,7 +709,7 @@ int run_pipeline(const Config& config) {
       write_file_atomic(paths.results / "inference_results.json", json_text(inference, 2) + "\n");
       std::cout << "Test accuracy: " << r.accuracy * 100 << "% (top-3 " << r.top3_accuracy * 100 << "%, loss "
                 << r.loss << ") on " << r.num_samples << " images" << (config.run.tta ? " with TTA" : "");
-      if (summary.contains("wall_seconds")) {
+      if (!config.run.skip_training && summary.contains("wall_seconds")) {
         std::cout << "; training + evaluation took "
                   << summary["wall_seconds"].get<double>() + summary["eval_seconds"].get<double>() << " s";
       }

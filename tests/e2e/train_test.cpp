@@ -259,6 +259,35 @@ TEST(Train, SkipTrainingEvaluatesASavedModel) {
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_DOUBLE_EQ(read_json(third / "results/inference_results.json")["accuracy"].get<double>(), trained);
 
+  // The README's `--skip-training --load-model checkpoints/best_model.pt`
+  // in the run's folder: the run's configuration and training record stay,
+  // the record's test figures are the new evaluation's.
+  const std::string config = read_file(out / "results/config.json");
+  const auto before = read_json(out / "results/training_summary.json");
+  auto in_run = run_cifar10({"--skip-training", "--load-model", "checkpoints/best_model.pt", "--data-dir",
+                             testing::data_root().string(), "--test-limit", "100", "--skip-visualization"},
+                            600, {}, out.path());
+  ASSERT_EQ(in_run.exit_code, 0) << in_run.output;
+  EXPECT_EQ(read_file(out / "results/config.json"), config);
+  auto after = read_json(out / "results/training_summary.json");
+  EXPECT_EQ(after["test"]["num_samples"], 100);
+  EXPECT_EQ(read_json(out / "results/inference_results.json")["num_samples"], 100);
+  for (const char* key : {"history", "epochs_run", "stop_reason", "wall_seconds", "best_epoch"}) {
+    EXPECT_EQ(after[key], before[key]) << key;
+  }
+  // Another run's checkpoint evaluated there would replace the record: refused, nothing written.
+  const std::string summary_text = read_file(out / "results/training_summary.json");
+  auto foreign = run_cifar10({"--skip-training", "--load-model", (out / "checkpoints/best_model.pt").string(),
+                              "--data-dir", testing::data_root().string(), "--output-dir", again.path().string(),
+                              "--test-limit", "100", "--skip-visualization"});
+  EXPECT_EQ(foreign.exit_code, 0) << "again/ holds an evaluation, not a training run: " << foreign.output;
+  fs::copy_file(out / "checkpoints/best_model.pt", again / "copy.pt");
+  auto refused = run_cifar10({"--skip-training", "--load-model", (again / "copy.pt").string(), "--data-dir",
+                              testing::data_root().string(), "--output-dir", out.path().string()});
+  EXPECT_NE(single_error_line(refused).find("holds the results of a training run"), std::string::npos)
+      << refused.output;
+  EXPECT_EQ(read_file(out / "results/training_summary.json"), summary_text);
+
   // --summary describes the checkpoint's model and trains nothing.
   TempDir fourth("summary");
   auto summary = run_cifar10({"--summary", "--load-model", (out / "checkpoints/best_model.pt").string(),
