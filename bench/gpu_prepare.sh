@@ -11,7 +11,7 @@ shared="$root/../shared"
 mkdir -p "$dev/debs"
 cp "$shared/data/cifar-10-jpeg.tar.gz" "$shared/tools/jpeg_to_cifar_bin.py" "$dev/"
 packages="libcli11-dev nlohmann-json3-dev libyaml-cpp-dev libcurl4-openssl-dev libarchive-dev libssl-dev
-          libprotobuf-dev protobuf-compiler libstb-dev libjpeg62-turbo-dev libexif-dev libgtest-dev pkgconf"
+          libprotobuf-dev protobuf-compiler libstb-dev libjpeg62-turbo-dev libexif-dev zlib1g-dev libgtest-dev pkgconf"
 # The toolchain's own libraries come with any machine that has a compiler.
 skip="gcc-12-base libc-dev-bin libc6 libc6-dev libcrypt-dev libcrypt1 libgcc-s1 libstdc++6 linux-libc-dev
       libnsl-dev libnsl2 libtirpc-dev libtirpc-common libtirpc3 rpcsvc-proto"

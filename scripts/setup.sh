@@ -13,6 +13,7 @@ PACKAGES=(
   libstb-dev                                       # PNG/BMP decoding, JPEG headers, PNG writing
   libjpeg62-turbo-dev                              # JPEG pixels (stb's decoder has UB on corrupt data)
   libexif-dev                                      # JPEG orientation (EXIF) in predict
+  zlib1g-dev                                       # CRC checks of .tar.gz downloads and checkpoints
   libgtest-dev                                     # tests
   gnuplot-nox                                      # plots (pngcairo terminal)
   python3 python3-pil python3-numpy                # test HTTP server; J75 data rebuild

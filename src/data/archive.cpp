@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -145,6 +146,29 @@ std::string md5_file(const fs::path& file) {
     hex += kHex[digest[i] & 15];
   }
   return hex;
+}
+
+void check_gzip_integrity(const fs::path& archive) {
+  unsigned char magic[2] = {0, 0};
+  if (FILE* f = std::fopen(archive.c_str(), "rb")) {
+    const size_t got = std::fread(magic, 1, 2, f);
+    std::fclose(f);
+    if (got != 2) return;
+  }
+  if (magic[0] != 0x1f || magic[1] != 0x8b) return;
+  gzFile gz = ::gzopen(archive.c_str(), "rb");
+  if (!gz) throw UserError("cannot open archive " + archive.string() + ": " + std::strerror(errno));
+  ::gzbuffer(gz, kChunkBytes);
+  std::vector<char> buf(kChunkBytes);
+  int n = 0;
+  while ((n = ::gzread(gz, buf.data(), static_cast<unsigned>(buf.size()))) > 0) {
+  }
+  int code = Z_OK;
+  std::string why = n < 0 ? one_line(::gzerror(gz, &code)) : "";
+  ::gzclose(gz);
+  // zlib puts the path in front: the error already names the archive.
+  if (why.rfind(archive.string() + ": ", 0) == 0) why.erase(0, archive.string().size() + 2);
+  if (n < 0) damaged(archive, "gzip check failed: " + why);
 }
 
 int extract_folder(const fs::path& archive, const std::string& folder, const fs::path& dest,

@@ -30,6 +30,13 @@ std::string md5_file(const std::filesystem::path& file);
 // a size past `limits` refuses the whole archive with a UserError naming the
 // entry. A damaged archive throws too. On error `dest` may hold partial
 // files: the caller owns it and removes it.
+// libarchive's gzip reader skips the gzip trailer unchecked ("XXX TODO:
+// Verify the length and CRC-32 fields" in its source), so a .tar.gz damaged
+// in a way the deflate stream still decodes would install wrong pixels when
+// --data-md5 is none. This reads a gzip file through zlib, which checks
+// every member's CRC-32 and length; anything else is left alone.
+void check_gzip_integrity(const std::filesystem::path& archive);
+
 int extract_folder(const std::filesystem::path& archive, const std::string& folder,
                    const std::filesystem::path& dest, const ExtractLimits& limits = {});
 

@@ -209,6 +209,7 @@ fs::path install_archive(const fs::path& archive, const std::string& label, cons
                   "--data-md5 none to skip the check");
     }
     std::fprintf(stderr, "extracting %s into %s\n", label.c_str(), target.c_str());
+    check_gzip_integrity(archive);
     const int files = extract_folder(archive, kBatchesFolder, extract_dir.path, limits);
     check_input(files > 0, "archive " + label + " holds no " + kBatchesFolder + "/ folder",
                 "pass the binary version, cifar-10-binary.tar.gz, not the Python or MATLAB one");
@@ -216,7 +217,10 @@ fs::path install_archive(const fs::path& archive, const std::string& label, cons
   } catch (const UserError& e) {
     // Name what the user knows, not our temporary paths.
     std::string message = e.what();
-    replace_all(message, extract_dir.path.string(), label + ":" + kBatchesFolder);
+    // Our own writes ("cannot create/write ...": a full disk) name the
+    // folder being filled; the archive's faults name the archive's entry.
+    replace_all(message, extract_dir.path.string(),
+                message.rfind("cannot ", 0) == 0 ? target.string() : label + ":" + kBatchesFolder);
     replace_all(message, archive.string(), label);
     throw UserError(message, e.exit_code());
   }

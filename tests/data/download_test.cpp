@@ -406,6 +406,28 @@ TEST(DownloadFailure, TruncatedArchiveIsRefused) {
   EXPECT_EQ(listing(tmp / "data"), std::vector<std::string>{});
 }
 
+// A byte changed inside a stored deflate block still decodes: only the
+// gzip trailer's CRC-32 tells, and libarchive does not check it. With
+// --data-md5 none (mirrors, repacks) nothing else would.
+TEST(DownloadFailure, AGzipWhoseCrcFailsIsRefused) {
+  TempDir tmp("dl");
+  std::string noise(1 << 20, '\0');
+  uint32_t state = 777;
+  for (char& c : noise) c = static_cast<char>((state = state * 1664525u + 1013904223u) >> 24);
+  write_tar_gz(tmp / "whole.tar.gz", {{"cifar-10-batches-bin/data_batch_1.bin", Entry::File, noise}});
+  std::string bytes = read_file(tmp / "whole.tar.gz");
+  bytes[bytes.size() / 2] ^= 0x01;
+  write_bytes(tmp / "flipped.tar.gz", bytes);
+  auto config = config_in(tmp);
+  config.data_archive = (tmp / "flipped.tar.gz").string();
+  config.data_md5 = "none";
+  auto e = error_of(config);
+  const std::string msg = e.what();
+  EXPECT_EQ(e.exit_code(), 2);
+  EXPECT_TRUE(contains(msg, "corrupt or truncated archive " + config.data_archive + ": gzip check failed: ")) << msg;
+  EXPECT_EQ(listing(tmp / "data"), std::vector<std::string>{});
+}
+
 TEST(DownloadFailure, ConnectionRefusedGivesOfflineHint) {
   TempDir tmp("dl");
   DataConfig config;

@@ -351,6 +351,17 @@ TEST(Checkpoint, TruncatedOrForeignFilesAreRefused) {
   EXPECT_TRUE(contains(refusal([&] { parse_checkpoint(out.str(), "other.pt"); }), "not a cifar10 checkpoint"));
 }
 
+// Bytes damaged on disk inside a tensor record: LibTorch's zip reader does
+// not check CRCs, and the weights loaded and predicted with full confidence.
+TEST(Checkpoint, ARecordWhoseBytesChangedIsRefusedByItsCrc) {
+  std::string bytes = saved().bytes;
+  for (size_t i = 0; i < 64; ++i) bytes[bytes.size() / 2 + i] ^= 0x5a;
+  const std::string message = refusal([&] { parse_checkpoint(bytes, "flipped.pt"); });
+  EXPECT_TRUE(contains(message, "checkpoint flipped.pt is corrupt: record ")) << message;
+  EXPECT_TRUE(contains(message, "CRC")) << message;
+  EXPECT_NO_THROW(parse_checkpoint(saved().bytes, "intact.pt"));
+}
+
 TEST(Checkpoint, ArchivesCarryingTorchScriptAreRefusedBeforeLibTorchLoadsThem) {
   // torch::jit::load compiles code/*.py and runs a __setstate__ while
   // unpickling; our archives hold attribute declarations only.
