@@ -125,15 +125,40 @@ std::string join(const std::vector<std::string>& items) {
 
 // The folder already holding all seven files, if any. A folder holding only
 // some is the user's (a failed copy, a deleted file): refuse rather than
-// extract over it.
+// extract over it. So is one we cannot look into (taken for absent, it led
+// to a whole download that then could not be put in place), a batch name
+// that is no file, and a batch of another size than CIFAR-10's 10,000
+// records (a copy cut short at a record boundary trained on less data).
 std::optional<fs::path> find_complete(const fs::path& data_dir) {
+  const std::string keep_hint =
+      " (hint: restore the folder's files, or move it away so the archive is extracted again)";
   for (const fs::path& dir : {data_dir / kBatchesFolder, data_dir}) {
     std::vector<std::string> missing;
     for (const auto& name : cifar10_files()) {
       std::error_code ec;
-      if (!fs::is_regular_file(dir / name, ec)) missing.push_back(name);
+      const auto status = fs::status(dir / name, ec);
+      if (status.type() == fs::file_type::not_found) {
+        missing.push_back(name);
+      } else if (ec) {
+        throw UserError("cannot read " + (dir / name).string() + ": " + ec.message() +
+                        " (hint: make the data folder readable, or pass another --data-dir)");
+      } else if (!fs::is_regular_file(status)) {
+        throw UserError("CIFAR-10 file " + (dir / name).string() + " is not a regular file" + keep_hint);
+      }
     }
-    if (missing.empty()) return dir;
+    if (missing.empty()) {
+      for (const auto& name : cifar10_files()) {
+        if (name == "batches.meta.txt") continue;
+        std::error_code ec;
+        const auto bytes = fs::file_size(dir / name, ec);
+        if (!ec && bytes != static_cast<uintmax_t>(kRecordsPerBatch * kRecordBytes)) {
+          throw UserError("corrupt CIFAR-10 file " + (dir / name).string() + ": " + std::to_string(bytes) +
+                          " bytes, expected " + std::to_string(kRecordsPerBatch * kRecordBytes) + " (" +
+                          std::to_string(kRecordsPerBatch) + " records)" + keep_hint);
+        }
+      }
+      return dir;
+    }
     if (missing.size() < cifar10_files().size()) {
       throw UserError("incomplete CIFAR-10 folder " + dir.string() + ": missing " + join(missing) +
                       " (hint: restore the missing files, or move the folder away so the "

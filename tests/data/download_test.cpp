@@ -475,6 +475,76 @@ TEST(ExistingFolder, PartialFolderNamesMissingFileAndIsKept) {
   EXPECT_EQ(read_file(dir / "data_batch_1.bin"), "user data");
 }
 
+// A folder of real batches but one: cut short at a record boundary (a full
+// disk during a copy), a directory in a file's place. Both were used (the
+// short one trained on less data, silently) or called "missing".
+TEST(ExistingFolder, ABatchOfAnotherSizeOrNoFileIsRefusedAndKept) {
+  TempDir tmp("dl");
+  const auto dir = tmp / "data" / "cifar-10-batches-bin";
+  fs::create_directories(dir);
+  for (const auto& name : cifar10_files()) {
+    if (name != "data_batch_2.bin") fs::create_symlink(testing::batches_dir() / name, dir / name);
+  }
+  const std::string half = read_file(testing::batches_dir() / "data_batch_2.bin").substr(0, 5000 * kRecordBytes);
+  write_bytes(dir / "data_batch_2.bin", half);
+  DataConfig config;
+  config.data_dir = (tmp / "data").string();
+  config.data_url = "http://127.0.0.1:9/never-used.tar.gz";
+  auto e = error_of(config);
+  EXPECT_EQ(e.exit_code(), 2);
+  EXPECT_TRUE(contains(e.what(), "corrupt CIFAR-10 file " + (dir / "data_batch_2.bin").string() +
+                                     ": 15365000 bytes, expected 30730000 (10000 records)"))
+      << e.what();
+  EXPECT_EQ(read_file(dir / "data_batch_2.bin"), half);
+
+  fs::remove(dir / "data_batch_2.bin");
+  fs::create_directory(dir / "data_batch_2.bin");
+  e = error_of(config);
+  EXPECT_TRUE(contains(e.what(), "CIFAR-10 file " + (dir / "data_batch_2.bin").string() + " is not a regular file"))
+      << e.what();
+}
+
+// A data folder the user cannot look into is not an absent one: it was
+// downloaded into, and the download then could not be put in place.
+TEST(ExistingFolder, AFolderThatCannotBeReadIsNamedNotDownloadedOver) {
+  TempDir tmp("dl");
+  const auto dir = tmp / "data" / "cifar-10-batches-bin";
+  fs::create_directories(dir);
+  fs::permissions(dir, fs::perms::none);
+  // Root reads anything: the check runs in a child as nobody when we are root.
+  int pipefd[2];
+  ASSERT_EQ(::pipe(pipefd), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(pipefd[0]);
+    if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(3);
+    std::string message = "no error";
+    try {
+      DataConfig config;
+      config.data_dir = (tmp / "data").string();
+      config.data_url = "http://127.0.0.1:9/never-used.tar.gz";
+      obtain_cifar10(config);
+    } catch (const UserError& e) {
+      message = e.what();
+    }
+    const ssize_t written = ::write(pipefd[1], message.data(), message.size());
+    ::_exit(written == static_cast<ssize_t>(message.size()) ? 0 : 4);
+  }
+  ::close(pipefd[1]);
+  std::string message;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(pipefd[0], buf, sizeof buf)) > 0;) message.append(buf, static_cast<size_t>(n));
+  ::close(pipefd[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  fs::permissions(dir, fs::perms::owner_all);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_TRUE(contains(message, "cannot read ")) << message;
+  EXPECT_TRUE(contains(message, "Permission denied")) << message;
+  EXPECT_FALSE(contains(message, "download")) << message;
+}
+
 TEST(ExistingFolder, FilesDirectlyInDataDirAreAccepted) {
   TempDir tmp("dl");
   for (const auto& name : cifar10_files()) {
