@@ -261,6 +261,11 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
       ->capture_default_str()
       ->check(kNotEmpty)
       ->check(CLI::NonNegativeNumber);
+  // Unset, predict averages as the run's own evaluation did (the quick
+  // preset's TTA), so its classes are the evaluation's for the same image.
+  bool tta_on = false, tta_off = false;
+  auto* tta = predict->add_flag("--tta", tta_on, "Average over flips and shifts (default: as the checkpoint's run)");
+  predict->add_flag("--no-tta", tta_off, "Classify the image alone")->excludes(tta);
   predict->add_option("inputs", p.inputs, "Image files or folders")->required();
 
   try {
@@ -284,6 +289,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   });
   drop_other_models_flags(cmd.config.model, cmd.given);
   if (predict->parsed()) {
+    if (tta_on || tta_off) p.tta = tta_on;
     cmd.command = CommandLine::Command::kPredict;
     return cmd;
   }

@@ -2,6 +2,7 @@
 // `cifar10 predict --load-model PATH IMAGE_OR_DIR...` classifies image files.
 #pragma once
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@ struct PredictOptions {
   std::string output;               // optional .json or .csv
   std::string device = "auto";      // auto | cpu | cuda
   int threads = 0;                  // intra-op threads (0 = usable cores)
+  std::optional<bool> tta;          // --tta / --no-tta; unset: as the checkpoint's run evaluated
 };
 
 struct CommandLine {

@@ -19,6 +19,14 @@ namespace cifar {
 namespace fs = std::filesystem;
 namespace {
 
+// Whether the checkpoint's run evaluated with test-time augmentation.
+bool run_used_tta(const nlohmann::json& meta) {
+  const auto config = meta.find("config");
+  if (config == meta.end() || !config->is_object()) return false;
+  const auto tta = config->find("tta");
+  return tta != config->end() && tta->is_boolean() && tta->get<bool>();
+}
+
 // Files decoded and classified together: 256 RGB 32x32 images are 0.8 MB,
 // and a folder of large photos holds at most 256 decoded originals at once.
 constexpr size_t kFilesPerChunk = 256;
@@ -134,6 +142,7 @@ int run_predict(const PredictOptions& options, std::ostream& out, std::ostream& 
   EvalOptions eval;
   eval.device = device;
   eval.batch_size = static_cast<int64_t>(kFilesPerChunk);
+  eval.tta = options.tta.value_or(run_used_tta(loaded.meta));
 
   const auto inputs = expand_image_inputs(options.inputs);
   // Bad inputs (missing, empty, corrupt, unsupported files; empty folders)
