@@ -350,13 +350,16 @@ void print_model_summary(const Config& config, const DistEnvironment& env) {
 // whose sizes differ, with an error from inside Gloo or NCCL (or train
 // different models without a word); so they first agree on every setting
 // but those that may differ between machines (paths, threads, device).
-void check_ranks_agree(const Config& config, DistributedContext& dist) {
+void check_ranks_agree(const Config& config, const std::string& start, DistributedContext& dist) {
   if (dist.world_size() == 1) return;
   nlohmann::json settings = config_to_json(config);
   // Paths may differ between machines; whether a run starts from a file
-  // may not (it decides the model and, with --resume, extra collectives).
-  for (const char* start : {"load-model", "resume", "pretrained-weights"}) {
-    settings[start] = !settings[start].get<std::string>().empty();
+  // may not (it decides the model and, with --resume, extra collectives),
+  // nor what the file holds: another model, or a resume from another step
+  // (the ranks would shard other batches), failed inside Gloo or hung.
+  for (const char* flag : {"load-model", "resume", "pretrained-weights"}) {
+    const bool given = !settings[flag].get<std::string>().empty();
+    settings[flag] = given && flag != std::string("pretrained-weights") ? nlohmann::json(start) : nlohmann::json(given);
   }
   // Per machine, or read only by rank 0 or the launcher.
   for (const char* local : {"data-dir", "data-archive", "data-url", "data-md5", "output-dir", "threads", "device",
@@ -548,7 +551,7 @@ Config resumed_run_config(const Config& config, const std::set<std::string>& giv
   return resumed;
 }
 
-void check_run_inputs(const Config& config) {
+std::string check_run_inputs(const Config& config) {
   const RunPaths paths(config.run.output_dir);
   const std::pair<const char*, const std::string*> inputs[] = {{"--load-model", &config.run.load_model},
                                                                {"--resume", &config.run.resume},
@@ -558,13 +561,17 @@ void check_run_inputs(const Config& config) {
   }
   // Their formats too: a Keras .h5 given as a checkpoint, or a resume of
   // another model than the flags build, fails here and not after the data.
+  std::string start;
   for (const std::string* path : {&config.run.load_model, &config.run.resume}) {
     if (path->empty()) continue;
     const CheckpointData checkpoint = read_checkpoint(*path);
     const ModelSpec saved = spec_from_json(checkpoint.meta.at("spec"));
+    start = a_model(saved);
     if (path == &config.run.resume && !config.run.skip_training) {
       check_resume_model(config, saved, saved.class_names, *path);
       check_resume_settings(checkpoint.meta, config, *path);
+      const ResumePoint at = resume_point(checkpoint.meta, *path);
+      start = "epoch " + std::to_string(at.epoch) + " step " + std::to_string(at.step_in_epoch) + " of " + start;
     }
   }
   if (!config.model.pretrained_weights.empty()) read_safetensors(config.model.pretrained_weights);
@@ -595,6 +602,7 @@ void check_run_inputs(const Config& config) {
       }
     }
   }
+  return start;
 }
 
 int run_pipeline(const Config& config) {
@@ -616,9 +624,9 @@ int run_pipeline(const Config& config) {
   if (config.run.load_model.empty() && config.run.resume.empty()) {
     make_spec(config.model, std::vector<std::string>(kNumClasses, "class"), norm.mean, norm.std);
   }
-  check_run_inputs(config);
+  const std::string start = check_run_inputs(config);
   auto dist = make_distributed_context(config.dist, env, device);
-  check_ranks_agree(config, *dist);
+  check_ranks_agree(config, start, *dist);
 
   if (dist->is_writer()) {
     print_config(config, device, threads, *dist);

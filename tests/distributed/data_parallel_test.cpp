@@ -435,6 +435,35 @@ TEST(DataParallel, RanksStartedWithDifferentSettingsAreRefused) {
       << ranks[1]->output();
 }
 
+// The same flag, other files: ranks given checkpoints of different models
+// hung in the first broadcast until --dist-timeout (and resumes from
+// different steps aborted in Gloo). What the file holds is compared too.
+TEST(DataParallel, RanksStartedFromDifferentCheckpointsAreRefused) {
+  SKIP_WITHOUT_GLOO();
+  TempDir dir("ckpt_mismatch");
+  const std::vector<std::string> names(10, "class");
+  for (const char* type : {"cnn", "mlp"}) {
+    ModelConfig mc;
+    mc.model_type = type;
+    const ModelSpec spec = make_spec(mc, names, {0.5, 0.5, 0.5}, {0.25, 0.25, 0.25});
+    save_checkpoint((dir / (std::string(type) + ".pt")).string(), *build_model(spec), spec, nullptr,
+                    nlohmann::json::object());
+  }
+  const int port = find_free_loopback_port();
+  std::vector<std::unique_ptr<BackgroundProcess>> ranks;
+  for (int r = 0; r < 2; ++r) {
+    auto args = tiny_run(dir, {"--epochs", "1", "--train-limit", "256", "--dist-timeout", "60", "--load-model",
+                               (dir / (r == 0 ? "cnn.pt" : "mlp.pt")).string()});
+    ranks.push_back(std::make_unique<BackgroundProcess>(
+        args, std::vector<std::string>{"RANK=" + std::to_string(r), "WORLD_SIZE=2", "LOCAL_RANK=" + std::to_string(r),
+                                       "LOCAL_WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1",
+                                       "MASTER_PORT=" + std::to_string(port)}));
+  }
+  for (auto& rank : ranks) EXPECT_EQ(rank->wait(50), kExitBadInput) << rank->output();
+  EXPECT_NE(ranks[1]->output().find("different settings: rank 0 has --load-model a cnn"), std::string::npos)
+      << ranks[1]->output();
+}
+
 // GLOO_SOCKET_IFNAME naming an interface the machine lacks: each rank says
 // so in one line (Gloo's own error is a multi-line enforce failure).
 TEST(DataParallel, MissingSocketInterfaceIsNamed) {
