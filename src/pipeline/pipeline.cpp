@@ -398,6 +398,21 @@ void check_ranks_agree(const Config& config, const std::string& start, Distribut
                   "and the launcher's flags may differ)");
 }
 
+// Each rank's share of a step's batch must hold two images for a batch-norm
+// model: with a share of one at every step (--batch-size 2 over two ranks,
+// --train-limit 1) the trainer left every part out, trained on nothing and
+// reported a loss of 0. Only a short last batch may leave a rank one image.
+void check_batch_shares(const Config& config, const Splits& splits, Net& model, int world_size) {
+  if (config.run.skip_training || !has_batch_norm(model)) return;
+  const int64_t batch = std::min<int64_t>(config.train.batch_size, splits.train.size());
+  if (batch >= 2 * int64_t{world_size}) return;
+  const std::string over = world_size > 1 ? " over " + std::to_string(world_size) + " ranks" : "";
+  throw UserError("a training step of " + std::to_string(batch) + " image" + (batch == 1 ? "" : "s") + over +
+                  " leaves a rank one image or none, which the model's batch norm cannot normalise (hint: use "
+                  "--batch-size " + std::to_string(2 * world_size) + " or more" +
+                  (splits.train.size() < config.train.batch_size ? " and a larger --train-limit" : "") + ")");
+}
+
 // Fits the model with a real run's callbacks; records the run in `summary`.
 // Returns the exit code: 0, 1 when the loss diverged, 128+signal.
 int train_stage(const Config& config, const RunPaths& paths, const Splits& splits, RunModel& model,
@@ -652,6 +667,7 @@ int run_pipeline(const Config& config) {
 
   RunModel model = make_run_model(config, splits);
   const ModelSpec& spec = model.spec;
+  check_batch_shares(config, splits, *model.net, dist->world_size());
   // --load-model rebuilds the checkpoint's own model; model flags naming
   // another (the default resnet aside, which a user need not have typed)
   // are not applied, and saying so beats training an unexpected model.

@@ -70,12 +70,17 @@ Trainer::Trainer(const Config& config, const Splits& data, NetPtr model, ModelSp
   const auto& mp = config_.train.mixed_precision;
   autocast_ = use_bf16_autocast(mp, device_);
   steps_per_epoch_ = cifar::steps_per_epoch(train_.size(), config_.train.batch_size);
-  for (const auto& m : model_->modules(/*include_self=*/false)) {
-    if (m->name().find("BatchNorm") != std::string::npos) has_batch_norm_ = true;
-  }
+  has_batch_norm_ = has_batch_norm(*model_);
 }
 
 Trainer::~Trainer() = default;
+
+bool has_batch_norm(Net& model) {
+  for (const auto& m : model.modules(/*include_self=*/false)) {
+    if (m->name().find("BatchNorm") != std::string::npos) return true;
+  }
+  return false;
+}
 
 double Trainer::learning_rate() const { return get_learning_rate(*optimizer_); }
 void Trainer::set_learning_rate(double lr) { cifar::set_learning_rate(*optimizer_, lr); }

@@ -33,6 +33,10 @@ struct FitResult {
 // those the checkpoint (its `meta`) was trained with.
 void check_resume_settings(const nlohmann::json& meta, const Config& config, const std::string& path);
 
+// Whether the model has batch-norm layers, which cannot normalise a batch
+// part of one image (the trainer leaves such a part out).
+bool has_batch_norm(Net& model);
+
 class Trainer final : public TrainContext {
  public:
   Trainer(const Config& config, const Splits& data, NetPtr model, ModelSpec spec, torch::Device device,

@@ -490,6 +490,21 @@ TEST(Train, ResumeIntoAnotherFolderCarriesTheBestCheckpoint) {
   EXPECT_EQ(list_event_files(second / "logs/tensorboard/train").size(), 2u) << r.output;
 }
 
+// Steps of one image cannot train a batch-norm model (every part was left
+// out, and the run reported a loss of 0): refused before training.
+TEST(Train, StepsOfOneImageForABatchNormModelAreRefused) {
+  TempDir out("one_image");
+  auto batch = run_cifar10(tiny_run(out.path(), {"--epochs", "1", "--batch-size", "1"}));
+  EXPECT_NE(single_error_line(batch).find("a training step of 1 image leaves a rank one image or none, which the "
+                                          "model's batch norm cannot normalise (hint: use --batch-size 2 or more)"),
+            std::string::npos)
+      << batch.output;
+  auto limit = run_cifar10(tiny_run(out.path(), {"--epochs", "1", "--train-limit", "1"}));
+  EXPECT_NE(single_error_line(limit).find("--batch-size 2 or more and a larger --train-limit)"), std::string::npos)
+      << limit.output;
+  EXPECT_FALSE(fs::exists(out / "checkpoints/latest_model.pt"));
+}
+
 // A checkpoints/ folder the user cannot write to is refused before the
 // data is read, not when the first epoch's checkpoint is written.
 TEST(Train, AReadOnlyCheckpointsFolderIsRefusedBeforeTraining) {
