@@ -50,6 +50,11 @@ std::string launcher_of(const std::string& variable) {
   return "none";
 }
 
+bool is_loopback_host(const std::string& host) {
+  return host == "localhost" || host == "::1" || host == "[::1]" || host == "ip6-localhost" ||
+         host.rfind("127.", 0) == 0;
+}
+
 std::optional<int> slurm_local_world_size(const EnvMap& env) {
   auto tasks = lookup(env, "SLURM_TASKS_PER_NODE");
   if (!tasks) return std::nullopt;
@@ -178,7 +183,7 @@ DistEnvironment detect_environment(const EnvMap& env) {
   } else if (auto ompi = first_int(env, {"OMPI_COMM_WORLD_LOCAL_SIZE"})) {
     d.local_world_size = ompi->value;
   } else {
-    d.local_world_size = 1;
+    d.local_world_size = 0;  // unknown: see MASTER_ADDR below
   }
 
   const std::string world_var = world ? world->variable : "WORLD_SIZE";
@@ -193,6 +198,7 @@ DistEnvironment detect_environment(const EnvMap& env) {
   }
   // A launcher's local size cannot exceed the world; clamping keeps a bad
   // value from dividing the cores by zero.
+  const bool local_size_known = d.local_world_size > 0;
   d.local_world_size = std::clamp(d.local_world_size, 1, d.world_size);
   if (d.local_rank < 0) {
     throw UserError("environment variable " + (local ? local->variable : std::string("LOCAL_RANK")) + "=" +
@@ -207,6 +213,10 @@ DistEnvironment detect_environment(const EnvMap& env) {
     throw UserError("a " + std::to_string(d.world_size) + "-rank group over several machines needs MASTER_ADDR (hint: export "
                     "MASTER_ADDR=<first node's address> and MASTER_PORT on every rank)");
   }
+  // Ranks started by hand without LOCAL_WORLD_SIZE each took every core
+  // (15 times slower on two cores): a loopback MASTER_ADDR says every rank
+  // is on this machine.
+  if (!local_size_known && is_loopback_host(d.master_addr)) d.local_world_size = d.world_size;
   if (auto port = lookup(env, "MASTER_PORT")) {
     d.master_port = parse_int("MASTER_PORT", *port);
   } else if (auto job = lookup(env, "SLURM_JOB_ID")) {

@@ -54,6 +54,20 @@ TEST(Environment, Torchrun) {
   EXPECT_EQ(elastic.restart_count, 2);
 }
 
+// Ranks started by hand without LOCAL_WORLD_SIZE: with a loopback
+// MASTER_ADDR every rank is on this machine and shares its cores (each took
+// them all, 15 times slower); another address says nothing about it.
+TEST(Environment, ALoopbackMasterMeansEveryRankIsLocal) {
+  for (const char* host : {"127.0.0.1", "localhost", "::1"}) {
+    const auto d = detect_environment({{"RANK", "1"}, {"WORLD_SIZE", "3"}, {"MASTER_ADDR", host}});
+    EXPECT_EQ(d.local_world_size, 3) << host;
+  }
+  EXPECT_EQ(detect_environment({{"RANK", "1"}, {"WORLD_SIZE", "3"}, {"MASTER_ADDR", "10.0.0.7"}}).local_world_size, 1);
+  const auto told = detect_environment(
+      {{"RANK", "1"}, {"WORLD_SIZE", "3"}, {"LOCAL_WORLD_SIZE", "2"}, {"MASTER_ADDR", "127.0.0.1"}});
+  EXPECT_EQ(told.local_world_size, 2);
+}
+
 TEST(Environment, SlurmTakesFirstHostAndJobPort) {
   const auto d = detect_environment({{"SLURM_PROCID", "6"},
                                      {"SLURM_NTASKS", "8"},
