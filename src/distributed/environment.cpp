@@ -50,11 +50,6 @@ std::string launcher_of(const std::string& variable) {
   return "none";
 }
 
-bool is_loopback_host(const std::string& host) {
-  return host == "localhost" || host == "::1" || host == "[::1]" || host == "ip6-localhost" ||
-         host.rfind("127.", 0) == 0;
-}
-
 std::optional<int> slurm_local_world_size(const EnvMap& env) {
   auto tasks = lookup(env, "SLURM_TASKS_PER_NODE");
   if (!tasks) return std::nullopt;
@@ -109,6 +104,11 @@ void expand_host(const std::string& list, const std::string& pattern, std::vecto
 }
 
 }  // namespace
+
+bool is_loopback_host(const std::string& host) {
+  return host == "localhost" || host == "::1" || host == "[::1]" || host == "ip6-localhost" ||
+         host.rfind("127.", 0) == 0;
+}
 
 EnvMap process_environment() {
   EnvMap env;

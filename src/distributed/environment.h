@@ -38,6 +38,9 @@ struct DistEnvironment {
   std::string store_file;
 };
 
+// "localhost", "::1" or 127.x.x.x: a group meeting there is on one machine.
+bool is_loopback_host(const std::string& host);
+
 // Reads the launcher variables. When several launchers' variables are set
 // (torchrun inside a SLURM job, say), each value is taken in timm's order:
 //   rank:       RANK, PMI_RANK, SLURM_PROCID, OMPI_COMM_WORLD_RANK

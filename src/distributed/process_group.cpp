@@ -1,6 +1,8 @@
 #include "distributed/process_group.h"
 
 #include <net/if.h>
+#include <netdb.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <cstdio>
@@ -27,10 +29,6 @@ std::string first_line(const std::exception& e) {
   if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) what = c10->what_without_backtrace();
   if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
   return what;
-}
-
-bool is_loopback(const std::string& host) {
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
 // Under our launcher a peer's failure reaches the other ranks twice: as a
@@ -494,6 +492,22 @@ void check_group_shape(c10d::Store& store, const DistEnvironment& env) {
   }
 }
 
+// A MASTER_ADDR no resolver knows cost the whole --dist-timeout in
+// retries, hundreds of warning lines, and an error blaming a missing peer.
+// A temporary failure (EAI_AGAIN) is left to the store's own retries.
+void check_master_resolves(const DistEnvironment& env) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  const int code = ::getaddrinfo(env.master_addr.c_str(), nullptr, &hints, &found);
+  if (found) ::freeaddrinfo(found);
+  if (code == EAI_NONAME || code == EAI_FAIL || code == EAI_NODATA) {
+    throw UserError(rank_text(env) + ": MASTER_ADDR '" + printable(env.master_addr, 100) +
+                    "' is no host this machine can resolve (" + ::gai_strerror(code) +
+                    ") (hint: set MASTER_ADDR to rank 0's host name or IP address)");
+  }
+}
+
 #if CIFAR10_C10D_GLOO
 // GLOO_SOCKET_IFNAME's names, comma-separated as PyTorch reads them; none
 // when it is unset. Gloo reports a missing one as a multi-line enforce
@@ -532,7 +546,7 @@ c10::intrusive_ptr<Backend> make_gloo(const c10::intrusive_ptr<c10d::Store>& sto
     for (const std::string& name : interfaces) {
       options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(name));
     }
-  } else if (is_loopback(env.master_addr)) {
+  } else if (is_loopback_host(env.master_addr)) {
     options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
   } else {
     options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
@@ -600,6 +614,7 @@ std::unique_ptr<DistributedContext> make_distributed_context(const DistConfig& c
       base = c10::make_intrusive<c10d::FileStore>(env.store_file, env.world_size);
       base->setTimeout(timeout);
     } else {
+      check_master_resolves(env);
       const bool host = env.rank == 0 && !env.store_hosted_by_launcher;
       base = c10::make_intrusive<c10d::TCPStore>(
           env.master_addr,

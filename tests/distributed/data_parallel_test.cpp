@@ -464,6 +464,20 @@ TEST(DataParallel, RanksStartedFromDifferentCheckpointsAreRefused) {
       << ranks[1]->output();
 }
 
+// A MASTER_ADDR no resolver knows (.invalid never resolves, RFC 6761) cost
+// the whole --dist-timeout, hundreds of warnings and an error blaming a
+// missing peer; it is named at once.
+TEST(DataParallel, AnUnresolvableMasterAddrIsNamedAtOnce) {
+  TempDir dir("nohost");
+  BackgroundProcess rank(tiny_run(dir, {"--epochs", "1", "--dist-timeout", "30"}),
+                         {"RANK=1", "WORLD_SIZE=2", "MASTER_ADDR=no.such.host.invalid", "MASTER_PORT=29712"});
+  EXPECT_EQ(rank.wait(20), kExitBadInput) << rank.output();
+  EXPECT_NE(rank.output().find("error: rank 1 of 2: MASTER_ADDR 'no.such.host.invalid' is no host this machine can "
+                               "resolve"),
+            std::string::npos)
+      << rank.output();
+}
+
 // GLOO_SOCKET_IFNAME naming an interface the machine lacks: each rank says
 // so in one line (Gloo's own error is a multi-line enforce failure).
 TEST(DataParallel, MissingSocketInterfaceIsNamed) {
