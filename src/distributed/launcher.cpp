@@ -87,10 +87,13 @@ std::vector<char*> c_strings(std::vector<std::string>& strings) {
 class RendezvousFolder {
  public:
   RendezvousFolder() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "cifar10-rendezvous-XXXXXX").string();
+    // temp_directory_path() throws a bare filesystem_error when TMPDIR
+    // names no folder: read TMPDIR here so the error says which.
+    const char* tmpdir = std::getenv("TMPDIR");
+    const std::string base = tmpdir && *tmpdir ? tmpdir : "/tmp";
+    std::string pattern = (std::filesystem::path(base) / "cifar10-rendezvous-XXXXXX").string();
     if (::mkdtemp(pattern.data()) == nullptr) {
-      throw UserError("cannot create a rendezvous folder under " +
-                          std::filesystem::temp_directory_path().string() + ": " + std::strerror(errno) +
+      throw UserError("cannot create a rendezvous folder under " + base + ": " + std::strerror(errno) +
                           " (hint: set TMPDIR to a writable folder)",
                       kExitRuntime);
     }

@@ -377,6 +377,17 @@ TEST(DataParallel, EarlyFailureIsReportedOnce) {
   EXPECT_EQ(count(out, "error:"), 2) << out;
 }
 
+// temp_directory_path()'s bare "filesystem error" named neither TMPDIR nor the fix.
+TEST(DataParallel, ATmpdirThatIsNoFolderIsNamed) {
+  TempDir dir("tmpdir");
+  BackgroundProcess launcher(tiny_run(dir, {"--nproc-per-node", "2"}), {"TMPDIR=" + (dir / "none").string()});
+  EXPECT_EQ(launcher.wait(30), kExitRuntime);
+  EXPECT_NE(launcher.output().find("error: cannot create a rendezvous folder under " + (dir / "none").string() +
+                                   ": No such file or directory (hint: set TMPDIR to a writable folder)"),
+            std::string::npos)
+      << launcher.output();
+}
+
 TEST(DataParallel, BadModelNameFailsBeforeAnyWorkerStarts) {
   TempDir dir("badmodel");
   BackgroundProcess launcher(tiny_run(dir, {"--model-type", "nosuchnet", "--nproc-per-node", "2"}));
