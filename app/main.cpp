@@ -3,6 +3,7 @@
 
 #include "common/error.h"
 #include "common/printable.h"
+#include "common/runtime.h"
 #include "config/cli.h"
 #include "distributed/launcher.h"
 #include "evaluation/predict.h"
@@ -10,6 +11,7 @@
 
 int main(int argc, char** argv) {
   using cifar::CommandLine;
+  cifar::install_terminate_handler();
   try {
     const CommandLine cmd = cifar::parse_command_line(argc, argv);
     switch (cmd.command) {

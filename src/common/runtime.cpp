@@ -2,11 +2,15 @@
 
 #include <sched.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <exception>
+#include <iostream>
 #include <fstream>
 #include <sstream>
 
 #include "common/error.h"
+#include "common/printable.h"
 
 namespace cifar {
 
@@ -74,6 +78,27 @@ void configure_determinism(bool deterministic) {
 torch::Tensor to_device_async(const torch::Tensor& t, const torch::Device& device) {
   if (!device.is_cuda() || !t.is_cpu()) return t.to(device);
   return t.pin_memory().to(device, /*non_blocking=*/true);
+}
+
+void install_terminate_handler() {
+  std::set_terminate([] {
+    std::cout.flush();
+    std::fflush(stdout);
+    std::string why = "no exception";
+    if (const auto current = std::current_exception()) {
+      try {
+        std::rethrow_exception(current);
+      } catch (const c10::Error& e) {
+        why = e.what_without_backtrace();
+      } catch (const std::exception& e) {
+        why = e.what();
+      } catch (...) {
+        why = "an exception of unknown type";
+      }
+    }
+    std::cerr << "error: internal failure, aborting: " << printable(first_line(why)) << std::endl;
+    std::abort();
+  });
 }
 
 }  // namespace cifar

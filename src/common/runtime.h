@@ -39,4 +39,10 @@ torch::Tensor to_device_async(const torch::Tensor& t, const torch::Device& devic
 // Deterministic kernels and no cuDNN autotuning when asked (REFERENCE #9).
 void configure_determinism(bool deterministic);
 
+// An exception escaping a LibTorch or Gloo thread (gloo::EnforceNotMet)
+// ends the process through std::terminate, and a rank's buffered stdout
+// (a pipe under a launcher) was lost with it. The handler installed here
+// flushes it and says why in one "error:" line before aborting.
+void install_terminate_handler();
+
 }  // namespace cifar

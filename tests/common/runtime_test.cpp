@@ -1,9 +1,16 @@
 // Host-to-device copies that do not make the host wait (CUDA only; on a CPU
-// the helper is a plain to()).
+// the helper is a plain to()); the terminate handler.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "common/runtime.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <iostream>
+#include <thread>
 
 namespace cifar {
 namespace {
@@ -19,6 +26,36 @@ TEST(ToDeviceAsync, ValuesArriveAndLaterHostWritesDoNot) {
   EXPECT_TRUE(torch::equal(on_device.cpu(), torch::arange(1000, torch::kInt64)));
   // Already there: the same tensor back.
   EXPECT_TRUE(to_device_async(on_device, device).is_same(on_device));
+}
+
+// An exception escaping a thread ends the process through std::terminate:
+// what the process printed to a piped stdout (buffered) comes out, then
+// one error line, and the process aborts as before.
+TEST(TerminateHandler, FlushesStdoutAndNamesTheException) {
+  int out[2];
+  ASSERT_EQ(::pipe(out), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::dup2(out[1], 1);
+    ::dup2(out[1], 2);
+    ::close(out[0]);
+    install_terminate_handler();
+    std::cout << "Epoch 1/3 done";  // no newline: still in the buffer
+    std::thread([] { throw std::runtime_error("gloo enforce failed\nsecond line"); }).join();
+    ::_exit(0);
+  }
+  ::close(out[1]);
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+  ::close(out[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT) << status;
+  EXPECT_NE(text.find("Epoch 1/3 done"), std::string::npos) << text;
+  EXPECT_NE(text.find("error: internal failure, aborting: gloo enforce failed\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("second line"), std::string::npos) << text;
 }
 
 }  // namespace
