@@ -7,8 +7,10 @@ namespace cifar {
 
 Normalization make_normalization(const std::string& kind) {
   if (kind == "unit") return {};
-  // Measured over the 50,000 training images (J75 copy; the original files
-  // agree to 1e-4 in the mean).
+  // CIFAR-10's published statistics of the 50,000 training images, as every
+  // PyTorch recipe uses them. On the JPEG (quality 75) copy we test with,
+  // measured 2026-11-27: means 0.4913, 0.4821, 0.4465 and stds 0.2452,
+  // 0.2428, 0.2606; kept as published so results compare with other tools.
   return {{0.4914, 0.4822, 0.4465}, {0.2470, 0.2435, 0.2616}};
 }
 
