@@ -403,7 +403,19 @@ torch::Tensor decode_image(std::string_view bytes, const std::string& path) {
     fail(path, std::string(format) + " header claims " + std::to_string(width) + "x" + std::to_string(height) +
                    " pixels: image too large (" + limit + ")");
   }
-  if (std::string(format) == "JPEG") return decode_jpeg_pixels(bytes, path, width, height);
+  if (std::string(format) == "JPEG") {
+    // A file that lacks only its end marker (FF D9; some cameras and
+    // uploads) has every pixel, but libjpeg warns at the end of input as it
+    // does for a file cut mid-image. With the marker put back, the complete
+    // file decodes cleanly, and a cut one still hits the marker inside its
+    // image data, which libjpeg reports ("premature end of data segment").
+    constexpr std::string_view kEnd("\xFF\xD9", 2);
+    if (bytes.size() < 2 || bytes.substr(bytes.size() - 2) != kEnd) {
+      const std::string ended = std::string(bytes) + std::string(kEnd);
+      return decode_jpeg_pixels(ended, path, width, height);
+    }
+    return decode_jpeg_pixels(bytes, path, width, height);
+  }
   if (std::string(format) == "BMP") {
     if (const std::string fault = bmp_truncation_fault(bytes, width, height); !fault.empty()) fail(path, fault);
   }
