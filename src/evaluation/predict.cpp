@@ -112,10 +112,20 @@ ImageInputs expand_image_inputs(const std::vector<std::string>& inputs) {
       continue;
     }
     std::vector<fs::path> found;
+    size_t skipped = 0;
     fs::directory_iterator it(path, ec), end;
     for (; !ec && it != end; it.increment(ec)) {
       std::error_code file_ec;
-      if (it->is_regular_file(file_ec) && is_image_name(it->path())) found.push_back(it->path());
+      if (it->is_regular_file(file_ec) && is_image_name(it->path())) {
+        found.push_back(it->path());
+      } else {
+        ++skipped;
+      }
+    }
+    if (!ec && skipped > 0) {
+      out.notes.push_back(input + ": skipped " + std::to_string(skipped) + " entr" + (skipped == 1 ? "y" : "ies") +
+                          " that " + (skipped == 1 ? "is" : "are") +
+                          " not a .png, .jpg, .jpeg or .bmp file (subfolders are not searched)");
     }
     if (ec) {
       out.errors.push_back({input, input + ": cannot list folder: " + ec.message()});
@@ -150,6 +160,7 @@ int run_predict(const PredictOptions& options, std::ostream& out, std::ostream& 
   // and wins, as it says the run itself is in doubt.
   bool bad_input = false, runtime_failure = false;
   std::vector<FileResult> results;
+  for (const auto& note : inputs.notes) err << "note: " << printable(note) << "\n";
   for (const auto& e : inputs.errors) {
     err << "error: " << printable(e.message) << "\n";
     bad_input = true;

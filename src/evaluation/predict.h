@@ -23,6 +23,9 @@ struct InputError {
 struct ImageInputs {
   std::vector<std::filesystem::path> files;
   std::vector<InputError> errors;
+  // Per folder, what was passed over (subfolders, other files, dangling
+  // links), so a folder of .webp or of subfolders is not a silent no-op.
+  std::vector<std::string> notes;
 };
 ImageInputs expand_image_inputs(const std::vector<std::string>& inputs);
 

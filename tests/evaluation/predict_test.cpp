@@ -163,7 +163,8 @@ TEST(Predict, FilesGiveExactlyTheTensorPredictions) {
   opt.device = "cpu";
   auto run = predict(opt);
   EXPECT_EQ(run.code, 0) << run.err;
-  EXPECT_EQ(run.err, "");
+  EXPECT_EQ(run.err, "note: " + dir.string() +
+                         ": skipped 1 entry that is not a .png, .jpg, .jpeg or .bmp file (subfolders are not searched)\n");
   EXPECT_EQ(count_lines(run.out), 40);
 
   EvalOptions eval;
@@ -189,6 +190,24 @@ TEST(Predict, FilesGiveExactlyTheTensorPredictions) {
     EXPECT_EQ(line.rfind(expected_start, 0), 0u) << line;
     EXPECT_EQ(std::count(line.begin(), line.end(), ','), 2) << line;
   }
+}
+
+// A folder's subfolders, other files and dangling links are passed over
+// with a note, so a folder of .webp files or of class folders is not a
+// silent no-op.
+TEST(Predict, AFoldersSkippedEntriesAreCounted) {
+  testing::TempDir tmp("inputs");
+  testing::write_bytes(tmp / "pics/a.png", "x");
+  testing::write_bytes(tmp / "pics/b.webp", "x");
+  fs::create_directories(tmp / "pics/cats");
+  fs::create_symlink(tmp / "gone.png", tmp / "pics/dangling.png");
+  testing::write_bytes(tmp / "plain/c.JPG", "x");
+  const auto inputs = expand_image_inputs({(tmp / "pics").string(), (tmp / "plain").string()});
+  EXPECT_EQ(inputs.files, (std::vector<fs::path>{tmp / "pics/a.png", tmp / "plain/c.JPG"}));
+  ASSERT_EQ(inputs.notes.size(), 1u);
+  EXPECT_EQ(inputs.notes[0], (tmp / "pics").string() + ": skipped 3 entries that are not a .png, .jpg, .jpeg or "
+                                                       ".bmp file (subfolders are not searched)");
+  EXPECT_TRUE(inputs.errors.empty());
 }
 
 TEST(Predict, EachBadFileGetsItsOwnErrorAndTheOthersStillRun) {
