@@ -91,7 +91,11 @@ class RendezvousFolder {
     // names no folder: read TMPDIR here so the error says which.
     const char* tmpdir = std::getenv("TMPDIR");
     const std::string base = tmpdir && *tmpdir ? tmpdir : "/tmp";
-    std::string pattern = (std::filesystem::path(base) / "cifar10-rendezvous-XXXXXX").string();
+    // A launcher killed by SIGKILL cannot remove its folder: the next one
+    // on this machine does. <prefix><host>.<pid>.XXXXXX says whose it was.
+    remove_temps_of_dead_processes(base, "cifar10-rendezvous-");
+    std::string pattern =
+        (std::filesystem::path(base) / (temp_name_prefix("cifar10-rendezvous-") + "XXXXXX")).string();
     if (::mkdtemp(pattern.data()) == nullptr) {
       throw UserError("cannot create a rendezvous folder under " + base + ": " + std::strerror(errno) +
                           " (hint: set TMPDIR to a writable folder)",

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <fstream>
@@ -15,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "background_process.h"
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "distributed/launcher.h"
 #include "models/registry.h"
@@ -375,6 +378,25 @@ TEST(DataParallel, EarlyFailureIsReportedOnce) {
   EXPECT_EQ(count(out, "error: cannot download"), 1) << out;
   EXPECT_NE(out.find("error: rank 0 exited with status 2; stopped the other workers"), std::string::npos) << out;
   EXPECT_EQ(count(out, "error:"), 2) << out;
+}
+
+// A launcher killed by SIGKILL leaves its rendezvous folder; the next
+// launcher removes it (a live process's folder would be kept).
+TEST(DataParallel, ADeadLaunchersRendezvousFolderIsRemovedByTheNext) {
+  TempDir dir("dead_rdv");
+  const pid_t gone = ::fork();
+  if (gone == 0) ::_exit(0);
+  ::waitpid(gone, nullptr, 0);
+  // <prefix><host>.<pid>.: this process's; the same host, the dead pid.
+  std::string name = cifar::temp_name_prefix("cifar10-rendezvous-");
+  name = name.substr(0, name.rfind('.', name.size() - 2) + 1) + std::to_string(gone) + ".AbCdEf";
+  testing::write_bytes(dir / "tmp" / name / "store", "x");
+  auto args = tiny_run(dir, {"--nproc-per-node", "2", "--data-url", "file://" + (dir / "missing.tar.gz").string()});
+  args[1] = (dir / "no-data").string();  // --data-dir: the workers fail at once
+  BackgroundProcess launcher(args, {"TMPDIR=" + (dir / "tmp").string()});
+  EXPECT_EQ(launcher.wait(60), kExitBadInput) << launcher.output();
+  EXPECT_FALSE(fs::exists(dir / "tmp" / name)) << launcher.output();
+  EXPECT_TRUE(fs::is_empty(dir / "tmp")) << "the launcher's own folder is removed too";
 }
 
 // temp_directory_path()'s bare "filesystem error" named neither TMPDIR nor the fix.
