@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/signals.h"
 
 namespace cifar {
 namespace fs = std::filesystem;
@@ -161,7 +162,7 @@ void check_gzip_integrity(const fs::path& archive) {
   ::gzbuffer(gz, kChunkBytes);
   std::vector<char> buf(kChunkBytes);
   int n = 0;
-  while ((n = ::gzread(gz, buf.data(), static_cast<unsigned>(buf.size()))) > 0) {
+  while ((n = ::gzread(gz, buf.data(), static_cast<unsigned>(buf.size()))) > 0 && !stop_signal()) {
   }
   int code = Z_OK;
   std::string why = n < 0 ? one_line(::gzerror(gz, &code)) : "";
@@ -246,6 +247,7 @@ int extract_folder(const fs::path& archive, const std::string& folder, const fs:
       if (n == 0) break;
       if (n < 0) damaged(archive, archive_error(a.get()));
       entry_bytes += static_cast<uint64_t>(n);
+      throw_if_stop_requested("while extracting " + archive.string() + "; the partial folder was removed");
       if (entry_bytes > limits.max_entry_bytes) {
         refuse(archive, raw_name, "expands past the limit of " +
                                       std::to_string(limits.max_entry_bytes) + " bytes per entry");

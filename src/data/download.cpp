@@ -16,6 +16,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/signals.h"
 #include "data/cifar_reader.h"
 
 namespace cifar {
@@ -62,6 +63,7 @@ struct Progress {
 // line per quarter, so CI logs stay short.
 int report_progress(void* user, curl_off_t total, curl_off_t now, curl_off_t, curl_off_t) {
   auto& p = *static_cast<Progress*>(user);
+  if (stop_signal()) return 1;  // curl stops with CURLE_ABORTED_BY_CALLBACK
   constexpr double kMB = 1e6;
   if (total > 0) {
     const int percent = static_cast<int>(now * 100 / total);
@@ -235,6 +237,7 @@ fs::path install_archive(const fs::path& archive, const std::string& label, cons
     }
     std::fprintf(stderr, "extracting %s into %s\n", label.c_str(), target.c_str());
     check_gzip_integrity(archive);
+    throw_if_stop_requested("while checking " + label);
     const int files = extract_folder(archive, kBatchesFolder, extract_dir.path, limits);
     check_input(files > 0, "archive " + label + " holds no " + kBatchesFolder + "/ folder",
                 "pass the binary version, cifar-10-binary.tar.gz, not the Python or MATLAB one");
@@ -316,6 +319,7 @@ void download_file(const std::string& url, const fs::path& dest) {
   std::fprintf(stderr, "downloading %s\n", url.c_str());
   const CURLcode code = curl_easy_perform(c);
   if (progress.line_open) std::fputc('\n', stderr);
+  throw_if_stop_requested("while downloading " + url + "; the partial download was removed");
   const bool flushed = std::fflush(file.get()) == 0;
   const int flush_errno = errno;
 
@@ -387,8 +391,13 @@ fs::path obtain_cifar10(const DataConfig& config, const ExtractLimits& limits) {
     if (p == p.parent_path()) break;
   }
   ensure_dir(data_dir);
+  // Ctrl-C or SIGTERM while downloading or extracting (minutes, 180 MB)
+  // unwinds like any error: the partial files and folders go, at once.
+  StopSignalsCaught caught;
   try {
-    return fetch_and_install(config, md5, data_dir, limits);
+    const fs::path installed = fetch_and_install(config, md5, data_dir, limits);
+    throw_if_stop_requested("after CIFAR-10 was installed in " + installed.string());
+    return installed;
   } catch (...) {
     for (const fs::path& p : made) {
       if (!fs::remove(p, ec)) break;  // not empty (or not ours): keep it and what holds it

@@ -15,7 +15,7 @@
 #include "common/printable.h"
 #include "distributed/c10d_compat.h"
 #include "models/net.h"
-#include "training/signals.h"
+#include "common/signals.h"
 
 namespace cifar {
 namespace {

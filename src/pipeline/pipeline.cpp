@@ -42,7 +42,7 @@
 #include "training/callbacks/tensorboard_callback.h"
 #include "training/callbacks/terminate_on_nan.h"
 #include "training/checkpoint.h"
-#include "training/signals.h"
+#include "common/signals.h"
 #include "training/trainer.h"
 
 namespace cifar {

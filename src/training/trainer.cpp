@@ -13,7 +13,7 @@
 #include "evaluation/evaluate.h"
 #include "training/checkpoint.h"
 #include "training/optim.h"
-#include "training/signals.h"
+#include "common/signals.h"
 
 namespace cifar {
 namespace {
@@ -27,10 +27,6 @@ torch::Tensor to_display_u8(const torch::Tensor& x, const Normalization& norm) {
   auto mean = torch::tensor(std::vector<float>(norm.mean.begin(), norm.mean.end()), opts).view({1, 3, 1, 1});
   auto std = torch::tensor(std::vector<float>(norm.std.begin(), norm.std.end()), opts).view({1, 3, 1, 1});
   return (x.to(torch::kFloat32) * std + mean).mul(255.0).round().clamp(0, 255).to(torch::kUInt8).cpu();
-}
-
-std::string signal_name(int sig) {
-  return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : std::to_string(sig);
 }
 
 }  // namespace

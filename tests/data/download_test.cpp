@@ -150,9 +150,10 @@ bool accepts(int port) {
 
 // python3's http.server serving `root` on 127.0.0.1, plus two routes the
 // stock server lacks: /moved redirects to the archive, /cut promises 1 MB
-// and hangs up after 1 kB (an interrupted download).
+// and hangs up after 1 kB (an interrupted download), /slow sends 1 kB a
+// second of a promised 1 MB (a download to interrupt).
 const char* kServerScript = R"PY(
-import functools, http.server, sys
+import functools, http.server, sys, time
 class Handler(http.server.SimpleHTTPRequestHandler):
     def do_GET(self):
         if self.path == '/moved':
@@ -167,6 +168,18 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             self.wfile.write(b'x' * 1000)
             self.wfile.flush()
             self.close_connection = True
+            return
+        if self.path == '/slow':
+            self.send_response(200)
+            self.send_header('Content-Length', '1000000')
+            self.end_headers()
+            try:
+                for _ in range(1000):
+                    self.wfile.write(b'x' * 1000)
+                    self.wfile.flush()
+                    time.sleep(1)
+            except OSError:
+                pass
             return
         super().do_GET()
     def log_message(self, *args):
@@ -370,6 +383,26 @@ TEST(DownloadFailure, InterruptedDownloadLeavesNothing) {
   EXPECT_TRUE(contains(msg, "cannot download " + config.data_url + ": ")) << msg;
   EXPECT_FALSE(contains(msg, "\n")) << msg;
   EXPECT_EQ(listing(tmp / "data"), std::vector<std::string>{});
+}
+
+// Ctrl-C during a download: the run unwinds as on an error (exit 130), so
+// the partial download and the folders it made go at once, not at the
+// next run in that folder.
+TEST(DownloadFailure, SigintDuringADownloadRemovesItsFiles) {
+  TempDir tmp("dl");
+  LoopbackServer server(tmp.path());
+  testing::Child run({"--data-dir", (tmp / "data" / "cifar").string(), "--data-url", server.url("/slow"),
+                      "--output-dir", (tmp / "out").string(), "--epochs", "1"});
+  ASSERT_TRUE(run.wait_for_output("downloading", 60)) << run.output();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(listing(tmp / "data" / "cifar").size(), 1u) << "the partial download is there";
+  run.send(SIGINT);
+  const auto result = run.wait(30);
+  EXPECT_EQ(result.exit_code, 130) << result.output;
+  EXPECT_TRUE(contains(result.output, "error: interrupted by SIGINT while downloading " + server.url("/slow") +
+                                          "; the partial download was removed"))
+      << result.output;
+  EXPECT_FALSE(fs::exists(tmp / "data")) << "the folders the run made are gone too";
 }
 
 TEST(DownloadFailure, HttpServedGarbageIsRefusedAndRemoved) {

@@ -1,9 +1,11 @@
-#include "training/signals.h"
+#include "common/signals.h"
 
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
+
+#include "common/error.h"
 
 namespace cifar {
 namespace {
@@ -40,6 +42,17 @@ void restore_default_signals() {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGUSR1, &sa, nullptr);
+}
+
+std::string signal_name(int sig) {
+  return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGUSR1 ? "SIGUSR1" : std::to_string(sig);
+}
+
+StopSignalsCaught::StopSignalsCaught() { install_stop_signals(); }
+StopSignalsCaught::~StopSignalsCaught() { restore_default_signals(); }
+
+void throw_if_stop_requested(const std::string& what) {
+  if (const int sig = stop_signal()) throw UserError("interrupted by " + signal_name(sig) + " " + what, 128 + sig);
 }
 
 int stop_signal() { return g_signal.load(); }
