@@ -93,9 +93,10 @@ std::vector<std::string> parse_class_names(std::string_view text, const std::str
   return names;
 }
 
-Cifar10 read_cifar10(const fs::path& dir) {
+Cifar10 read_cifar10(const fs::path& dir, bool with_training) {
   // Check every file exists before reading any, so the error is immediate.
   for (const auto& name : cifar10_files()) {
+    if (!with_training && name.rfind("data_batch_", 0) == 0) continue;
     std::error_code ec;
     if (!fs::exists(dir / name, ec)) {
       throw UserError("missing CIFAR-10 file " + (dir / name).string() + " (hint: " + kFixHint + ")");
@@ -103,8 +104,9 @@ Cifar10 read_cifar10(const fs::path& dir) {
   }
   Cifar10 data;
   data.class_names = read_class_names(dir / "batches.meta.txt");
-  std::vector<torch::Tensor> images, labels;
-  for (int b = 1; b <= 5; ++b) {
+  std::vector<torch::Tensor> images{torch::empty({0, 3, kImageSide, kImageSide}, torch::kUInt8)};
+  std::vector<torch::Tensor> labels{torch::empty({0}, torch::kInt64)};
+  for (int b = 1; b <= 5 && with_training; ++b) {
     auto part = read_cifar_batch(dir / ("data_batch_" + std::to_string(b) + ".bin"));
     images.push_back(part.images);
     labels.push_back(part.labels);

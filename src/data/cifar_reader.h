@@ -41,8 +41,10 @@ ImageSet parse_cifar_batch(std::string_view bytes, const std::string& source);
 std::vector<std::string> read_class_names(const std::filesystem::path& file);
 std::vector<std::string> parse_class_names(std::string_view text, const std::string& source);
 
-// Reads and validates the whole cifar-10-batches-bin/ folder.
-Cifar10 read_cifar10(const std::filesystem::path& batches_dir);
+// Reads and validates the whole cifar-10-batches-bin/ folder; without
+// `with_training` (an evaluation) only the test batch and the class names,
+// and `train` is empty.
+Cifar10 read_cifar10(const std::filesystem::path& batches_dir, bool with_training = true);
 
 // The files a complete cifar-10-batches-bin/ holds.
 std::vector<std::string> cifar10_files();

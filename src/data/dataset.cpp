@@ -18,7 +18,8 @@ Splits make_splits(const Cifar10& data, const DataConfig& config, uint64_t seed)
   Splits s;
   s.class_names = data.class_names;
   const int64_t n = data.train.size();
-  const int64_t n_val = std::min<int64_t>(config.validation_size, n - 1);
+  // An evaluation reads no training images: both splits are then empty.
+  const int64_t n_val = std::min<int64_t>(config.validation_size, std::max<int64_t>(n - 1, 0));
   auto gen = at::detail::createCPUGenerator(seed);
   auto perm = torch::randperm(n, gen, torch::kInt64);
   s.val = data.train.select(perm.slice(0, 0, n_val));

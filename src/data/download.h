@@ -23,11 +23,12 @@ constexpr const char* kBatchesFolder = "cifar-10-batches-bin";
 //  4. extracted into data_dir/.cifar-extract-XXXXXX, validated with the
 //     reader, and renamed to data_dir/cifar-10-batches-bin/.
 // Every failure is a one-line UserError (exit code 2) and leaves data_dir as
-// it was.
-std::filesystem::path obtain_cifar10(const DataConfig& config);
+// it was. With `test_only` (an evaluation), a folder holding the test batch
+// and the class names is enough in step 1.
+std::filesystem::path obtain_cifar10(const DataConfig& config, bool test_only = false);
 
 // The same with explicit size caps, so tests can refuse a small "bomb".
-std::filesystem::path obtain_cifar10(const DataConfig& config, const ExtractLimits& limits);
+std::filesystem::path obtain_cifar10(const DataConfig& config, const ExtractLimits& limits, bool test_only = false);
 
 // Downloads `url` (http, https or file) into `dest`, overwriting it, with
 // progress on stderr. Throws UserError "cannot download <url>: ..." with a

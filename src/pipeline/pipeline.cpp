@@ -655,14 +655,18 @@ int run_pipeline(const Config& config) {
   // Rank 0 downloads or extracts; the others wait, then find the files in
   // place, so a missing archive is reported once and fetched once.
   std::filesystem::path batches;
-  if (dist->is_writer()) batches = obtain_cifar10(config.data);
+  // An evaluation needs the test batch only (the normalisation is the
+  // checkpoint's), so a folder without the training batches serves it.
+  const bool test_only = config.run.skip_training;
+  if (dist->is_writer()) batches = obtain_cifar10(config.data, test_only);
   dist->barrier();
-  if (!dist->is_writer()) batches = obtain_cifar10(config.data);
-  const Cifar10 cifar = read_cifar10(batches);
+  if (!dist->is_writer()) batches = obtain_cifar10(config.data, test_only);
+  const Cifar10 cifar = read_cifar10(batches, !test_only);
   const Splits splits = make_splits(cifar, config.data, static_cast<uint64_t>(config.run.seed));
   if (dist->is_writer()) {
-    std::cout << "Data: " << splits.train.size() << " train, " << splits.val.size() << " validation, "
-              << splits.test.size() << " test images from " << batches.string() << "\n";
+    std::cout << "Data: ";
+    if (!test_only) std::cout << splits.train.size() << " train, " << splits.val.size() << " validation, ";
+    std::cout << splits.test.size() << " test images from " << batches.string() << "\n";
   }
 
   RunModel model = make_run_model(config, splits);

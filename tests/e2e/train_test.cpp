@@ -250,6 +250,19 @@ TEST(Train, SkipTrainingEvaluatesASavedModel) {
   EXPECT_DOUBLE_EQ(results["accuracy"].get<double>(), trained);
   EXPECT_EQ(results["model"]["type"], "cnn");
 
+  // An evaluation needs only the test batch and the class names.
+  TempDir test_only("test_only");
+  for (const char* name : {"test_batch.bin", "batches.meta.txt"}) {
+    fs::create_directories(test_only / "data/cifar-10-batches-bin");
+    fs::create_symlink(testing::batches_dir() / name, test_only / "data/cifar-10-batches-bin" / name);
+  }
+  auto lean = run_cifar10({"--skip-training", "--load-model", (out / "checkpoints/best_model.pt").string(),
+                           "--data-dir", (test_only / "data").string(), "--output-dir", test_only.path().string(),
+                           "--test-limit", "200", "--skip-visualization"});
+  ASSERT_EQ(lean.exit_code, 0) << lean.output;
+  EXPECT_NE(lean.output.find("Data: 200 test images from "), std::string::npos) << lean.output;
+  EXPECT_DOUBLE_EQ(read_json(test_only / "results/inference_results.json")["accuracy"].get<double>(), trained);
+
   // A --resume checkpoint evaluated without training: its weights, not the
   // seed's fresh ones.
   TempDir third("eval3");
