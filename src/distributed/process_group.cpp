@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -476,7 +478,7 @@ class C10dContext final : public DistributedContext {
 void check_group_shape(c10d::Store& store, const DistEnvironment& env) {
   if (store.add("joined_rank_" + std::to_string(env.rank), 1) > 1) {
     throw UserError(rank_text(env) + ": another process already joined the group as rank " + std::to_string(env.rank) +
-                    " (hint: give each process its own RANK)");
+                    " (hint: give each process its own RANK; or MASTER_PORT is another group's or program's)");
   }
   const std::string key = "world_size";
   if (env.rank == 0) {
@@ -491,6 +493,40 @@ void check_group_shape(c10d::Store& store, const DistEnvironment& env) {
                     std::to_string(env.world_size) + " (hint: give every rank the same WORLD_SIZE)");
   }
 }
+
+// The store's client reads its answers with no deadline of its own: a
+// program other than a c10d store on MASTER_PORT that accepts and never
+// answers held a rank for as long as it kept the connection (forever, or
+// 120 s with --dist-timeout 10). Forming the group gets the timeout twice
+// (reaching rank 0, then the others' arrival) and a margin; past that, this
+// rank says so and exits, as a timed-out collective would.
+class RendezvousWatchdog {
+ public:
+  RendezvousWatchdog(milliseconds limit, std::string message)
+      : thread_([this, limit, message = std::move(message)] {
+          std::unique_lock<std::mutex> lock(mu_);
+          if (cv_.wait_for(lock, limit, [this] { return done_; })) return;
+          std::fflush(stdout);
+          std::cerr << "error: " << message << std::endl;
+          std::_Exit(kExitRuntime);
+        }) {}
+  ~RendezvousWatchdog() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  RendezvousWatchdog(const RendezvousWatchdog&) = delete;
+  RendezvousWatchdog& operator=(const RendezvousWatchdog&) = delete;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;  // last: it starts once the members above exist
+};
 
 // A MASTER_ADDR no resolver knows cost the whole --dist-timeout in
 // retries, hundreds of warning lines, and an error blaming a missing peer.
@@ -608,6 +644,13 @@ std::unique_ptr<DistributedContext> make_distributed_context(const DistConfig& c
 
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<Backend> pg;
+  const int64_t limit_s = 2 * config.timeout + 10;
+  RendezvousWatchdog watchdog(
+      std::chrono::seconds(limit_s),
+      rank_text(env) + ": the group did not form within " + std::to_string(limit_s) + " s (twice --dist-timeout " +
+          std::to_string(config.timeout) + " s, and 10) at " +
+          (env.store_file.empty() ? env.master_addr + ":" + std::to_string(env.master_port) : env.store_file) +
+          " (hint: check that MASTER_PORT is rank 0's and no other program's, and that rank 0 is running)");
   try {
     c10::intrusive_ptr<c10d::Store> base;
     if (!env.store_file.empty()) {

@@ -363,6 +363,35 @@ TEST(DataParallel, GarbageOnTheRendezvousPortNeitherCrashesNorStallsTheGroup) {
   EXPECT_EQ(out.find("error:"), std::string::npos) << out;
 }
 
+// Another program on MASTER_PORT that accepts and never answers (here the
+// kernel accepts into a backlog nobody reads): the store's client waited
+// as long as the connection lived. The rank now gives up after twice
+// --dist-timeout and 10 s, naming the address.
+TEST(DataParallel, APortThatAcceptsButNeverAnswersFailsWithinTheLimit) {
+  TempDir dir("mute");
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(listener, 16), 0);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string port = std::to_string(ntohs(addr.sin_port));
+  const auto t0 = Clock::now();
+  BackgroundProcess rank(tiny_run(dir, {"--epochs", "1", "--dist-timeout", "2"}),
+                         {"RANK=1", "WORLD_SIZE=2", "LOCAL_WORLD_SIZE=2", "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port});
+  const int code = rank.wait(60);
+  ::close(listener);
+  EXPECT_EQ(code, kExitRuntime) << rank.output();
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 30.0);
+  EXPECT_NE(rank.output().find("error: rank 1 of 2: the group did not form within 14 s (twice --dist-timeout 2 s, "
+                               "and 10) at 127.0.0.1:" + port),
+            std::string::npos)
+      << rank.output();
+}
+
 // A rank that fails before training (here: no data and an unreachable
 // download) takes the group down with its error printed once.
 TEST(DataParallel, EarlyFailureIsReportedOnce) {
