@@ -644,7 +644,7 @@ std::unique_ptr<DistributedContext> make_distributed_context(const DistConfig& c
 
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<Backend> pg;
-  const int64_t limit_s = 2 * config.timeout + 10;
+  const int64_t limit_s = 2 * int64_t{config.timeout} + 10;
   RendezvousWatchdog watchdog(
       std::chrono::seconds(limit_s),
       rank_text(env) + ": the group did not form within " + std::to_string(limit_s) + " s (twice --dist-timeout " +

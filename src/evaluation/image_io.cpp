@@ -215,6 +215,8 @@ struct JpegErrors {
   std::jmp_buf jump;
   char message[JMSG_LENGTH_MAX];
   char warning[JMSG_LENGTH_MAX];  // the first warning, for the error line
+  bool data_missing = false;      // a warning that means pixels were made up
+  bool input_ended = false;       // JWRN_JPEG_EOF: the input ended before its end marker
   int scans = 0;
 };
 
@@ -292,8 +294,13 @@ torch::Tensor decode_jpeg_pixels(std::string_view bytes, const std::string& path
     auto* e = reinterpret_cast<JpegErrors*>(c->err);
     ++c->err->num_warnings;
     switch (c->err->msg_code) {
-      case JWRN_JPEG_EOF: case JWRN_HIT_MARKER: case JWRN_MUST_RESYNC: case JWRN_NOT_SEQUENTIAL:
+      case JWRN_JPEG_EOF:
+        e->input_ended = true;
+        if (e->warning[0] == '\0') (*c->err->format_message)(c, e->warning);
+        break;
+      case JWRN_HIT_MARKER: case JWRN_MUST_RESYNC: case JWRN_NOT_SEQUENTIAL:
       case JWRN_HUFF_BAD_CODE: case JWRN_ARITH_BAD_CODE:
+        e->data_missing = true;
         if (e->warning[0] == '\0') (*c->err->format_message)(c, e->warning);
         break;
       default:
@@ -321,6 +328,14 @@ torch::Tensor decode_jpeg_pixels(std::string_view bytes, const std::string& path
   jpeg_read_header(&info, TRUE);
   // Read now: the saved markers live until jpeg_finish_decompress.
   const int orientation = exif_orientation(info);
+  // A sequential JPEG whose first scan holds every component has one scan:
+  // if it ends early, the Huffman decoder runs out of bits for the missing
+  // rows and warns (JWRN_HIT_MARKER), so an end of input with no such
+  // warning is a file that lacks only its end marker (FF D9; some cameras
+  // and uploads), every pixel there. A progressive or multi-scan file cut
+  // at a scan boundary reads as complete with scans missing: its end of
+  // input is refused.
+  const bool one_scan = !info.progressive_mode && info.comps_in_scan == info.num_components;
   // libjpeg converts gray and YCbCr to RGB itself, but not CMYK or YCCK
   // (print-ready files): those come out as CMYK and are converted below.
   const bool cmyk = info.jpeg_color_space == JCS_CMYK || info.jpeg_color_space == JCS_YCCK;
@@ -342,7 +357,7 @@ torch::Tensor decode_jpeg_pixels(std::string_view bytes, const std::string& path
     if (cmyk) cmyk_row_to_rgb(row, rgb, static_cast<size_t>(width), info.saw_Adobe_marker);
   }
   jpeg_finish_decompress(&info);
-  const bool warned = errors.warning[0] != '\0';
+  const bool warned = errors.data_missing || (errors.input_ended && !one_scan);
   jpeg_destroy_decompress(&info);
   if (warned) fail(path, "corrupt or truncated JPEG data (" + ascii_reason(errors.warning) + ")");
   return apply_orientation(pixels.permute({2, 0, 1}), orientation).contiguous();
@@ -403,19 +418,7 @@ torch::Tensor decode_image(std::string_view bytes, const std::string& path) {
     fail(path, std::string(format) + " header claims " + std::to_string(width) + "x" + std::to_string(height) +
                    " pixels: image too large (" + limit + ")");
   }
-  if (std::string(format) == "JPEG") {
-    // A file that lacks only its end marker (FF D9; some cameras and
-    // uploads) has every pixel, but libjpeg warns at the end of input as it
-    // does for a file cut mid-image. With the marker put back, the complete
-    // file decodes cleanly, and a cut one still hits the marker inside its
-    // image data, which libjpeg reports ("premature end of data segment").
-    constexpr std::string_view kEnd("\xFF\xD9", 2);
-    if (bytes.size() < 2 || bytes.substr(bytes.size() - 2) != kEnd) {
-      const std::string ended = std::string(bytes) + std::string(kEnd);
-      return decode_jpeg_pixels(ended, path, width, height);
-    }
-    return decode_jpeg_pixels(bytes, path, width, height);
-  }
+  if (std::string(format) == "JPEG") return decode_jpeg_pixels(bytes, path, width, height);
   if (std::string(format) == "BMP") {
     if (const std::string fault = bmp_truncation_fault(bytes, width, height); !fault.empty()) fail(path, fault);
   }

@@ -649,7 +649,12 @@ int run_pipeline(const Config& config) {
       std::cout << "note: --mixed-precision on: this CPU has no bf16 instructions (avx512_bf16, amx_bf16), "
                    "so training stays in float32, which is faster here\n";
     }
-    for (const auto& dir : {paths.checkpoints, paths.logs, paths.results}) ensure_writable_dir(dir);
+    // An evaluation writes results/ only: a run folder whose checkpoints
+    // were made read-only is still evaluated in place.
+    if (!config.run.skip_training) {
+      for (const auto& dir : {paths.checkpoints, paths.logs}) ensure_writable_dir(dir);
+    }
+    ensure_writable_dir(paths.results);
   }
 
   // Rank 0 downloads or extracts; the others wait, then find the files in
@@ -731,7 +736,7 @@ int run_pipeline(const Config& config) {
                      "test_batch.bin (" + std::to_string(splits.test.size()) + " images)", config.run.tta};
     inference = results_json(r, info);
     summary["test"] = {{"accuracy", r.accuracy}, {"top3_accuracy", r.top3_accuracy}, {"loss", r.loss},
-                       {"num_samples", r.num_samples}, {"tta", config.run.tta}};
+                       {"num_samples", r.num_samples}, {"tta", config.run.tta}, {"checkpoint", info.checkpoint}};
     summary["eval_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();
     if (dist->is_writer()) {
       write_file_atomic(paths.results / "inference_results.json", json_text(inference, 2) + "\n");

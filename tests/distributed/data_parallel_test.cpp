@@ -4,6 +4,7 @@
 // rank) so the file takes about a minute on two cores.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -386,10 +387,14 @@ TEST(DataParallel, APortThatAcceptsButNeverAnswersFailsWithinTheLimit) {
   ::close(listener);
   EXPECT_EQ(code, kExitRuntime) << rank.output();
   EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 30.0);
-  EXPECT_NE(rank.output().find("error: rank 1 of 2: the group did not form within 14 s (twice --dist-timeout 2 s, "
-                               "and 10) at 127.0.0.1:" + port),
-            std::string::npos)
-      << rank.output();
+  // LibTorch 1.13's client waits unbounded and the watchdog speaks; a
+  // client with a receive deadline of its own fails first, as a timeout.
+  const std::string out = rank.output();
+  const bool watchdog = out.find("error: rank 1 of 2: the group did not form within 14 s (twice --dist-timeout 2 s, "
+                                 "and 10) at 127.0.0.1:" + port) != std::string::npos;
+  const bool client = out.find("error: rank 1 of 2: cannot form the process group at 127.0.0.1:" + port) !=
+                      std::string::npos;
+  EXPECT_TRUE(watchdog || client) << out;
 }
 
 // A rank that fails before training (here: no data and an unreachable
@@ -530,6 +535,14 @@ TEST(DataParallel, RanksStartedFromDifferentCheckpointsAreRefused) {
 // the whole --dist-timeout, hundreds of warnings and an error blaming a
 // missing peer; it is named at once.
 TEST(DataParallel, AnUnresolvableMasterAddrIsNamedAtOnce) {
+  // Without a resolver that answers (EAI_AGAIN), the name is left to the
+  // store's retries by design: nothing to test here.
+  addrinfo* found = nullptr;
+  const int code = ::getaddrinfo("no.such.host.invalid", nullptr, nullptr, &found);
+  if (found) ::freeaddrinfo(found);
+  if (code != EAI_NONAME && code != EAI_FAIL && code != EAI_NODATA) {
+    GTEST_SKIP() << "this machine's resolver does not answer for .invalid: " << ::gai_strerror(code);
+  }
   TempDir dir("nohost");
   BackgroundProcess rank(tiny_run(dir, {"--epochs", "1", "--dist-timeout", "30"}),
                          {"RANK=1", "WORLD_SIZE=2", "MASTER_ADDR=no.such.host.invalid", "MASTER_PORT=29712"});

@@ -284,6 +284,7 @@ TEST(Train, SkipTrainingEvaluatesASavedModel) {
   EXPECT_EQ(read_file(out / "results/config.json"), config);
   auto after = read_json(out / "results/training_summary.json");
   EXPECT_EQ(after["test"]["num_samples"], 100);
+  EXPECT_EQ(after["test"]["checkpoint"], "checkpoints/best_model.pt");
   EXPECT_EQ(read_json(out / "results/inference_results.json")["num_samples"], 100);
   for (const char* key : {"history", "epochs_run", "stop_reason", "wall_seconds", "best_epoch"}) {
     EXPECT_EQ(after[key], before[key]) << key;
@@ -541,6 +542,41 @@ TEST(Train, AReadOnlyCheckpointsFolderIsRefusedBeforeTraining) {
   EXPECT_NE(output.find("error: cannot write into folder " + (out / "checkpoints").string()), std::string::npos)
       << output;
   EXPECT_EQ(output.find("Data:"), std::string::npos) << output;
+}
+
+// An evaluation writes results/ only: a run whose checkpoints/ (and logs/)
+// the user cannot write is still evaluated in place, from a data folder
+// holding just the test batch.
+TEST(Train, ARunWithReadOnlyCheckpointsIsStillEvaluatedInPlace) {
+  TempDir out("ro_eval");
+  ASSERT_EQ(run_cifar10(tiny_run(out.path(), {"--epochs", "1", "--skip-inference"})).exit_code, 0);
+  const fs::path data = out / "data/cifar-10-batches-bin";
+  fs::create_directories(data);
+  for (const char* name : {"test_batch.bin", "batches.meta.txt"}) fs::copy_file(testing::batches_dir() / name, data / name);
+  using fs::perms;
+  fs::permissions(out.path(), perms::owner_all | perms::group_read | perms::group_exec | perms::others_read |
+                                  perms::others_exec);
+  fs::permissions(out / "checkpoints", perms::owner_read | perms::owner_exec | perms::group_read |
+                                           perms::group_exec | perms::others_read | perms::others_exec);
+  std::string command = testing::cifar10_binary();
+  for (const std::string& arg : std::vector<std::string>{"--skip-training", "--load-model", (out / "checkpoints/best_model.pt").string(),
+                                "--data-dir", (out / "data").string(), "--output-dir", out.path().string(),
+                                "--test-limit", "100", "--skip-visualization"}) {
+    command += " '" + arg + "'";
+  }
+  command += " > '" + (out / "log").string() + "' 2>&1";
+  // Root writes anywhere: the evaluation runs as nobody, who may write
+  // results/ only.
+  if (::geteuid() == 0) {
+    ASSERT_EQ(::chown((out / "results").c_str(), 65534, 65534), 0);
+    command = "setpriv --reuid=65534 --regid=65534 --clear-groups " + command;
+  }
+  const int status = std::system(command.c_str());
+  fs::permissions(out / "checkpoints", perms::owner_all);
+  const std::string output = read_file(out / "log");
+  ASSERT_TRUE(WIFEXITED(status)) << output;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << output;
+  EXPECT_EQ(read_json(out / "results/inference_results.json")["num_samples"], 100) << output;
 }
 
 // 513 images in batches of 64: the last batch holds one image, which the
