@@ -15,9 +15,9 @@
 
 #include "common/error.h"
 #include "common/printable.h"
+#include "common/signals.h"
 #include "distributed/c10d_compat.h"
 #include "models/net.h"
-#include "common/signals.h"
 
 namespace cifar {
 namespace {

@@ -11,26 +11,27 @@
 #include "common/error.h"
 #include "common/json_text.h"
 #include "common/printable.h"
+#include "common/runtime.h"
+#include "common/signals.h"
 #include "common/torch_compat.h"
 #include "config/cli.h"
+#include "data/batches.h"
 #include "data/cifar_reader.h"
 #include "data/dataset.h"
 #include "data/download.h"
-#include "data/batches.h"
 #include "distributed/context.h"
 #include "distributed/environment.h"
 #include "distributed/process_group.h"
 #include "evaluation/evaluate.h"
 #include "evaluation/metrics.h"
-#include "reporting/gnuplot.h"
-#include "reporting/html_report.h"
-#include "reporting/plots.h"
 #include "models/efficientnet.h"
 #include "models/fastnet.h"
 #include "models/registry.h"
 #include "models/safetensors.h"
 #include "models/summary.h"
-#include "common/runtime.h"
+#include "reporting/gnuplot.h"
+#include "reporting/html_report.h"
+#include "reporting/plots.h"
 #include "training/callbacks/csv_logger.h"
 #include "training/callbacks/early_stopping.h"
 #include "training/callbacks/history.h"
@@ -42,7 +43,6 @@
 #include "training/callbacks/tensorboard_callback.h"
 #include "training/callbacks/terminate_on_nan.h"
 #include "training/checkpoint.h"
-#include "common/signals.h"
 #include "training/trainer.h"
 
 namespace cifar {
@@ -437,9 +437,8 @@ int train_stage(const Config& config, const RunPaths& paths, const Splits& split
   summary["epochs_run"] = history->epochs().size();
   // Said outright rather than left empty, so a reader of the JSON need not
   // know that "" means the run ended normally.
-  summary["stop_reason"] = fit.stop_reason.empty()
-                               ? "completed: epoch " + std::to_string(config.train.epochs) + " of " + std::to_string(config.train.epochs)
-                               : fit.stop_reason;
+  const std::string last = std::to_string(config.train.epochs);
+  summary["stop_reason"] = fit.stop_reason.empty() ? "completed: epoch " + last + " of " + last : fit.stop_reason;
   summary["wall_seconds"] = fit.wall_seconds;
   summary["train_seconds"] = fit.train_seconds;
   summary["images_per_second"] = fit.train_seconds > 0 ? fit.images_trained / fit.train_seconds : 0.0;

@@ -7,13 +7,13 @@
 #include "common/json_text.h"
 #include "common/printable.h"
 #include "common/runtime.h"
+#include "common/signals.h"
 #include "common/torch_compat.h"
 #include "config/cli.h"
 #include "data/batches.h"
 #include "evaluation/evaluate.h"
 #include "training/checkpoint.h"
 #include "training/optim.h"
-#include "common/signals.h"
 
 namespace cifar {
 namespace {
