@@ -153,6 +153,12 @@ int run_predict(const PredictOptions& options, std::ostream& out, std::ostream& 
   eval.device = device;
   eval.batch_size = static_cast<int64_t>(kFilesPerChunk);
   eval.tta = options.tta.value_or(run_used_tta(loaded.meta));
+  // Said once, on the error stream (stdout keeps one line per file): the
+  // figures change with it.
+  if (eval.tta && !options.tta) {
+    err << "note: averaging over flips and shifts (TTA), as " << printable(options.load_model)
+        << "'s run evaluated (--no-tta classifies each image alone)\n";
+  }
 
   const auto inputs = expand_image_inputs(options.inputs);
   // Bad inputs (missing, empty, corrupt, unsupported files; empty folders)

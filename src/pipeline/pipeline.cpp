@@ -63,7 +63,7 @@ void print_config(const Config& config, const torch::Device& device, int threads
 // report that gathers them. Plots are extras: a missing or failing gnuplot
 // costs the plot it was drawing (a warning), not the run or the report.
 void visualize(const RunPaths& paths, const nlohmann::json& summary, const nlohmann::json& inference,
-               const std::optional<SplitEvaluation>& evaluation, const Splits& splits, const Config& config) {
+               const std::optional<SplitEvaluation>& evaluation, const Splits& splits, const nlohmann::json& config) {
   std::vector<fs::path> plots;  // this run's, so the report shows no stale one
   const bool gnuplot = find_gnuplot().has_value();
   if (!gnuplot) std::cerr << "warning: " << kGnuplotMissing << "\n";
@@ -113,7 +113,7 @@ void visualize(const RunPaths& paths, const nlohmann::json& summary, const nlohm
     });
     draw("reliability", [&] { return plot_reliability_diagram(r.reliability, r.ece, paths.results); });
   }
-  nlohmann::json page = {{"training", summary}, {"config", config_to_json(config)}};
+  nlohmann::json page = {{"training", summary}, {"config", config}};
   if (!inference.is_null()) page["inference"] = inference;
   write_html_report(paths.results, page, plots);
 }
@@ -142,13 +142,21 @@ SplitEvaluation evaluate_sharded(Net& model, const ImageSet& set, const Normaliz
 
 namespace {
 
-// The folder a checkpoint file really lies in: made absolute
-// ("latest_model.pt" from inside checkpoints/ has no parent to read) and
-// with symbolic links resolved (a link to a run's checkpoint is that run's).
+// The folder a checkpoint file lies in: made absolute ("latest_model.pt"
+// from inside checkpoints/ has no parent to read), with the links of the
+// file itself followed (a link to a run's checkpoint is that run's) but
+// not those of its folders (a run whose checkpoints/ links to scratch
+// storage is still the run holding the link).
 std::filesystem::path checkpoint_folder(const std::string& checkpoint) {
+  namespace fs = std::filesystem;
+  fs::path file = fs::absolute(checkpoint).lexically_normal();
   std::error_code ec;
-  const auto real = std::filesystem::weakly_canonical(std::filesystem::absolute(checkpoint), ec);
-  return (ec ? std::filesystem::absolute(checkpoint).lexically_normal() : real).parent_path();
+  for (int hops = 0; hops < 40 && fs::is_symlink(file, ec); ++hops) {
+    const fs::path target = fs::read_symlink(file, ec);
+    if (ec) break;
+    file = (target.is_absolute() ? target : file.parent_path() / target).lexically_normal();
+  }
+  return file.parent_path();
 }
 
 // The run a checkpoint belongs to: the folder holding its checkpoints/
@@ -157,6 +165,11 @@ std::filesystem::path run_folder_of(const std::string& checkpoint) {
   const auto folder = checkpoint_folder(checkpoint);
   return folder.filename() == "checkpoints" ? folder.parent_path() : std::filesystem::path();
 }
+
+// Whether a results folder is a training run's: its summary has a history,
+// or (the summary damaged or hand-edited) the History callback's file is
+// there.
+bool holds_training_run(const std::filesystem::path& results);
 
 // The training record in a results folder (training_summary.json with a
 // history), or null when there is none or it is unreadable.
@@ -170,6 +183,11 @@ nlohmann::json training_record(const std::filesystem::path& results) {
   } catch (const std::exception&) {
     return nullptr;
   }
+}
+
+bool holds_training_run(const std::filesystem::path& results) {
+  std::error_code ec;
+  return !training_record(results).is_null() || std::filesystem::exists(results / "training_history.json", ec);
 }
 
 }  // namespace
@@ -515,8 +533,9 @@ Config resumed_run_config(const Config& config, const std::set<std::string>& giv
     const std::string was =
         run_preset(saved_preset && saved_preset->is_string() ? saved_preset->get<std::string>() : "");
     if (run_preset(config.run.preset) != was) {
+      const bool none = saved_preset == nullptr || !saved_preset->is_string() || saved_preset->get<std::string>().empty();
       throw UserError("--preset " + config.run.preset + ": checkpoint " + config.run.resume +
-                      " continues a run made with --preset " + was +
+                      " continues a run made with " + (none ? std::string("no --preset") : "--preset " + was) +
                       ", and a resume keeps its settings (hint: leave out --preset; give the flags to change)");
     }
   }
@@ -592,7 +611,7 @@ std::string check_run_inputs(const Config& config) {
   // An evaluation writes into the output folder's results/: over a training
   // run's record only when it evaluates that run's own checkpoint (and then
   // keeps the record, see run_pipeline).
-  if (config.run.skip_training && !training_record(paths.results).is_null()) {
+  if (config.run.skip_training && holds_training_run(paths.results)) {
     const std::string& weights = !config.run.load_model.empty() ? config.run.load_model : config.run.resume;
     const auto run = weights.empty() ? std::filesystem::path() : run_folder_of(weights);
     std::error_code ec;
@@ -675,6 +694,10 @@ int run_pipeline(const Config& config) {
 
   RunModel model = make_run_model(config, splits);
   const ModelSpec& spec = model.spec;
+  // Training broadcasts rank 0's weights (Trainer); an evaluation does so
+  // here, so ranks given different copies of "the same" checkpoint cannot
+  // report a mixture of two models.
+  if (config.run.skip_training) dist->broadcast_model(*model.net);
   check_batch_shares(config, splits, *model.net, dist->world_size());
   // --load-model rebuilds the checkpoint's own model; model flags naming
   // another (the default resnet aside, which a user need not have typed)
@@ -704,11 +727,19 @@ int run_pipeline(const Config& config) {
   // An evaluation of a run's checkpoint in the run's folder (checked in
   // check_run_inputs) keeps the run's configuration and training record,
   // and updates the record's test figures.
-  const nlohmann::json run_record = config.run.skip_training ? training_record(paths.results) : nullptr;
+  const bool in_run = config.run.skip_training && holds_training_run(paths.results);
+  const nlohmann::json run_record = in_run ? training_record(paths.results) : nullptr;
   Config record = config;
   if (!model.weights.empty()) record.model = model_flags(spec, config.model);
-  if (dist->is_writer() && run_record.is_null()) {
-    write_file_atomic(paths.results / "config.json", json_text(config_to_json(record), 2) + "\n");
+  nlohmann::json shown_config = config_to_json(record);  // what the report's table shows
+  if (dist->is_writer() && !in_run) {
+    write_file_atomic(paths.results / "config.json", json_text(shown_config, 2) + "\n");
+  } else if (in_run) {
+    try {
+      shown_config = nlohmann::json::parse(read_file(paths.results / "config.json"));
+    } catch (const std::exception&) {
+      // No readable configuration of the run: the table shows this one's.
+    }
   }
   nlohmann::json summary = !run_record.is_null() ? run_record
                                                  : nlohmann::json{{"model", spec_to_json(spec)},
@@ -750,7 +781,7 @@ int run_pipeline(const Config& config) {
   }
   if (dist->is_writer()) {
     write_file_atomic(paths.results / "training_summary.json", json_text(summary, 2) + "\n");
-    if (!config.run.skip_visualization) visualize(paths, summary, inference, evaluation, splits, config);
+    if (!config.run.skip_visualization) visualize(paths, summary, inference, evaluation, splits, shown_config);
     std::cout << "Results in " << paths.results.string() << (config.run.skip_visualization ? "" : " (open report.html)")
               << "\n";
   }

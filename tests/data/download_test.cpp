@@ -122,6 +122,15 @@ bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
+std::string obtain_error(const DataConfig& config, bool test_only) {
+  try {
+    obtain_cifar10(config, test_only);
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
 // ---- a loopback HTTP server -------------------------------------------------
 
 int free_port() {
@@ -576,6 +585,24 @@ TEST(ExistingFolder, AFolderThatCannotBeReadIsNamedNotDownloadedOver) {
   EXPECT_TRUE(contains(message, "cannot read ")) << message;
   EXPECT_TRUE(contains(message, "Permission denied")) << message;
   EXPECT_FALSE(contains(message, "download")) << message;
+}
+
+// An evaluation reads the test batch and the class names only: a folder of
+// those serves it, and one lacking the names is told about them alone.
+TEST(ExistingFolder, AnEvaluationNeedsOnlyTheTestBatchAndTheClassNames) {
+  TempDir tmp("dl");
+  const auto dir = tmp / "data" / "cifar-10-batches-bin";
+  fs::create_directories(dir);
+  fs::create_symlink(testing::batches_dir() / "test_batch.bin", dir / "test_batch.bin");
+  DataConfig config;
+  config.data_dir = (tmp / "data").string();
+  config.data_url = "http://127.0.0.1:9/never-used.tar.gz";
+  const std::string lacking = obtain_error(config, true);
+  EXPECT_TRUE(contains(lacking, "incomplete CIFAR-10 folder " + dir.string() + ": missing batches.meta.txt (hint:"))
+      << lacking;
+  fs::create_symlink(testing::batches_dir() / "batches.meta.txt", dir / "batches.meta.txt");
+  EXPECT_EQ(obtain_cifar10(config, true), dir);
+  EXPECT_TRUE(contains(obtain_error(config, false), "missing data_batch_1.bin"));
 }
 
 TEST(ExistingFolder, FilesDirectlyInDataDirAreAccepted) {

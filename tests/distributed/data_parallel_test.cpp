@@ -20,6 +20,7 @@
 #include "background_process.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "data/cifar_reader.h"
 #include "distributed/launcher.h"
 #include "models/registry.h"
 #include "require_gloo.h"
@@ -529,6 +530,45 @@ TEST(DataParallel, RanksStartedFromDifferentCheckpointsAreRefused) {
   for (auto& rank : ranks) EXPECT_EQ(rank->wait(50), kExitBadInput) << rank->output();
   EXPECT_NE(ranks[1]->output().find("different settings: rank 0 has --load-model a cnn"), std::string::npos)
       << ranks[1]->output();
+}
+
+// Ranks evaluating different copies of "the same" checkpoint (same model,
+// other weights) each scored their shard with their own weights: a mixture
+// of two models, exit 0. Rank 0's weights are now every rank's.
+TEST(DataParallel, AnEvaluationUsesRankZerosWeightsOnEveryRank) {
+  SKIP_WITHOUT_GLOO();
+  TempDir dir("eval_copies");
+  const auto names = read_class_names(testing::batches_dir() / "batches.meta.txt");
+  ModelConfig mc;
+  mc.model_type = "cnn";
+  const ModelSpec spec = make_spec(mc, names, {0.5, 0.5, 0.5}, {0.25, 0.25, 0.25});
+  for (int seed : {1, 2}) {
+    torch::manual_seed(seed);
+    save_checkpoint((dir / ("w" + std::to_string(seed) + ".pt")).string(), *build_model(spec), spec, nullptr,
+                    nlohmann::json::object());
+  }
+  auto eval = [&](const std::string& weights, const fs::path& out) {
+    auto args = tiny_run(dir, {"--skip-training", "--load-model", (dir / weights).string(), "--test-limit", "100"});
+    for (size_t i = 0; i + 1 < args.size(); ++i) {
+      if (args[i] == "--output-dir") args[i + 1] = out.string();
+    }
+    return args;
+  };
+  const int port = find_free_loopback_port();
+  std::vector<std::unique_ptr<BackgroundProcess>> ranks;
+  for (int r = 0; r < 2; ++r) {
+    ranks.push_back(std::make_unique<BackgroundProcess>(
+        eval(r == 0 ? "w1.pt" : "w2.pt", dir / "pair"),
+        std::vector<std::string>{"RANK=" + std::to_string(r), "WORLD_SIZE=2", "LOCAL_WORLD_SIZE=2",
+                                 "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + std::to_string(port)}));
+  }
+  for (auto& rank : ranks) ASSERT_EQ(rank->wait(120), 0) << rank->output();
+  BackgroundProcess alone(eval("w1.pt", dir / "alone"));
+  ASSERT_EQ(alone.wait(120), 0) << alone.output();
+  const auto pair = nlohmann::json::parse(read_file(dir / "pair/results/inference_results.json"));
+  const auto single = nlohmann::json::parse(read_file(dir / "alone/results/inference_results.json"));
+  EXPECT_EQ(pair["confusion_matrix"]["counts"], single["confusion_matrix"]["counts"]);
+  EXPECT_NEAR(pair["loss"].get<double>(), single["loss"].get<double>(), 1e-6);
 }
 
 // A MASTER_ADDR no resolver knows (.invalid never resolves, RFC 6761) cost

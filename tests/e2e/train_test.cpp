@@ -278,10 +278,14 @@ TEST(Train, SkipTrainingEvaluatesASavedModel) {
   const std::string config = read_file(out / "results/config.json");
   const auto before = read_json(out / "results/training_summary.json");
   auto in_run = run_cifar10({"--skip-training", "--load-model", "checkpoints/best_model.pt", "--data-dir",
-                             testing::data_root().string(), "--test-limit", "100", "--skip-visualization"},
+                             testing::data_root().string(), "--test-limit", "100"},
                             600, {}, out.path());
   ASSERT_EQ(in_run.exit_code, 0) << in_run.output;
   EXPECT_EQ(read_file(out / "results/config.json"), config);
+  // The report's configuration is the run's too, not the evaluation's.
+  const std::string report = read_file(out / "results/report.html");
+  EXPECT_NE(report.find("<tr><th>train-limit</th><td class=\"num\">512</td></tr>"), std::string::npos);
+  EXPECT_EQ(report.find("<tr><th>skip-training</th><td>true</td></tr>"), std::string::npos);
   auto after = read_json(out / "results/training_summary.json");
   EXPECT_EQ(after["test"]["num_samples"], 100);
   EXPECT_EQ(after["test"]["checkpoint"], "checkpoints/best_model.pt");
@@ -301,6 +305,18 @@ TEST(Train, SkipTrainingEvaluatesASavedModel) {
   EXPECT_NE(single_error_line(refused).find("holds the results of a training run"), std::string::npos)
       << refused.output;
   EXPECT_EQ(read_file(out / "results/training_summary.json"), summary_text);
+  // A damaged summary leaves the history file to say this is a run: its
+  // configuration stays, and another run's checkpoint is still refused.
+  testing::write_bytes(out / "results/training_summary.json", "garbage");
+  auto damaged = run_cifar10({"--skip-training", "--load-model", (out / "checkpoints/best_model.pt").string(),
+                              "--data-dir", testing::data_root().string(), "--output-dir", out.path().string(),
+                              "--test-limit", "100", "--skip-visualization"});
+  EXPECT_EQ(damaged.exit_code, 0) << damaged.output;
+  EXPECT_EQ(read_file(out / "results/config.json"), config);
+  auto refused_too = run_cifar10({"--skip-training", "--load-model", (again / "copy.pt").string(), "--data-dir",
+                                  testing::data_root().string(), "--output-dir", out.path().string()});
+  EXPECT_NE(single_error_line(refused_too).find("holds the results of a training run"), std::string::npos)
+      << refused_too.output;
 
   // --summary describes the checkpoint's model and trains nothing.
   TempDir fourth("summary");
@@ -401,7 +417,7 @@ TEST(Train, ResumeTakesTheRunsSettingsFromTheCheckpoint) {
   auto negative = run_cifar10({"--resume", latest, "--epochs", "-1", "--data-dir", testing::data_root().string()});
   EXPECT_EQ(single_error_line(negative).rfind("error: invalid --epochs -1", 0), 0u) << negative.output;
   auto preset = run_cifar10({"--resume", latest, "--preset", "quick", "--data-dir", testing::data_root().string()});
-  EXPECT_NE(single_error_line(preset).find("continues a run made with --preset full"), std::string::npos)
+  EXPECT_NE(single_error_line(preset).find("continues a run made with no --preset"), std::string::npos)
       << preset.output;
   auto dropout = run_cifar10({"--resume", latest, "--dropout-rate", "0.1", "--data-dir", testing::data_root().string()});
   EXPECT_NE(single_error_line(dropout).find("--dropout-rate 0.3, not 0.1"), std::string::npos) << dropout.output;
@@ -542,6 +558,22 @@ TEST(Train, AReadOnlyCheckpointsFolderIsRefusedBeforeTraining) {
   EXPECT_NE(output.find("error: cannot write into folder " + (out / "checkpoints").string()), std::string::npos)
       << output;
   EXPECT_EQ(output.find("Data:"), std::string::npos) << output;
+}
+
+// A run whose checkpoints/ is a link to scratch storage is still the run
+// holding the link: evaluated in place (it was refused as another run's).
+TEST(Train, ARunWhoseCheckpointsFolderIsALinkIsStillThatRun) {
+  TempDir out("linked_run"), scratch("scratch");
+  ASSERT_EQ(run_cifar10(tiny_run(out.path(), {"--epochs", "1", "--skip-inference"})).exit_code, 0);
+  fs::rename(out / "checkpoints", scratch / "checkpoints");
+  fs::create_directory_symlink(scratch / "checkpoints", out / "checkpoints");
+  const std::string config = read_file(out / "results/config.json");
+  auto r = run_cifar10({"--skip-training", "--load-model", "checkpoints/best_model.pt", "--data-dir",
+                        testing::data_root().string(), "--test-limit", "100", "--skip-visualization"},
+                       600, {}, out.path());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_file(out / "results/config.json"), config);
+  EXPECT_FALSE(fs::exists(scratch / "results"));
 }
 
 // An evaluation writes results/ only: a run whose checkpoints/ (and logs/)

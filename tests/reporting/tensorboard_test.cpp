@@ -665,6 +665,7 @@ TEST(TensorBoardCallback, AResumeIntoAnotherFolderBringsTheRunsPoints) {
   }
   FakeTrainContext ctx;
   ctx.step = 2 * ctx.per_epoch;
+  fs::create_directories(tmp / "b" / "tensorboard" / "train");  // empty: no runs of its own
   TensorBoardCallback cb(tmp / "b", 0, tmp / "a");
   cb.load_state(saved);
   cb.on_train_begin(ctx);

@@ -36,8 +36,16 @@ std::string TensorBoardCallback::batch_tag(const std::string& key) {
 
 void TensorBoardCallback::carry_resumed_runs() {
   std::error_code ec;
-  // Never into a folder that has runs of its own (or is the run's own).
-  if (!resumed_ || resumed_root_.empty() || fs::exists(root_, ec) || !fs::is_directory(resumed_root_, ec)) return;
+  if (!resumed_ || resumed_root_.empty() || !fs::is_directory(resumed_root_, ec)) return;
+  // Never into a folder that has event files of its own (or is the run's
+  // own); an empty tensorboard/ folder has none. One folder level at a
+  // time: no recursive walk (see remove_tree in common/atomic_file.h).
+  for (const char* run : {"train", "validation", "train_batch"}) {
+    for (fs::directory_iterator it(root_ / run, ec), end; !ec && it != end; it.increment(ec)) {
+      if (it->path().filename().string().find("tfevents") != std::string::npos) return;
+    }
+  }
+  std::vector<std::string> copied;
   for (const char* run : {"train", "validation", "train_batch"}) {
     const fs::path from = resumed_root_ / run;
     if (!fs::is_directory(from, ec)) continue;
@@ -47,9 +55,10 @@ void TensorBoardCallback::carry_resumed_runs() {
       if (!it->is_regular_file(file_ec) || name.find("tfevents") == std::string::npos) continue;
       ensure_dir(root_ / run);
       write_file_atomic(root_ / run / name, read_file(it->path()));
+      copied.push_back(name);
     }
   }
-  if (fs::exists(root_, ec)) {
+  if (!copied.empty()) {
     std::cout << "Copied the run's TensorBoard logs " << resumed_root_.string() << " to " << root_.string() << "\n";
   }
 }
