@@ -165,12 +165,38 @@ ProcessResult Child::wait(int timeout_s) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   if (state_->reader.joinable()) state_->reader.join();
-  return {decode_status(state_->status), output()};
+  return {decode_status(state_->status), output(), WIFSIGNALED(state_->status) ? WTERMSIG(state_->status) : 0};
 }
 
 ProcessResult run_cifar10(const std::vector<std::string>& args, int timeout_s, const std::vector<std::string>& env,
                           const std::filesystem::path& cwd) {
   return Child(args, env, cwd).wait(timeout_s);
+}
+
+ProcessResult run_forked(const std::function<void()>& body) {
+  int out[2];
+  if (::pipe(out) != 0) throw std::runtime_error("pipe failed");
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    ::dup2(out[1], 1);
+    ::dup2(out[1], 2);
+    ::close(out[0]);
+    ::close(out[1]);
+    body();
+    std::fflush(nullptr);
+    ::_exit(0);
+  }
+  ::close(out[1]);
+  ProcessResult result;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;) result.output.append(buf, static_cast<size_t>(n));
+  ::close(out[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  result.exit_code = decode_status(status);
+  result.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  return result;
 }
 
 int find_free_loopback_port() {

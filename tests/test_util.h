@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +31,7 @@ class TempDir {
 struct ProcessResult {
   int exit_code = -1;   // exit status, or 128+signal
   std::string output;   // stdout and stderr together
+  int signal = 0;       // the signal that ended it, or 0 when it exited
 };
 
 // The cifar10 binary under test, for tests that spawn it themselves (with
@@ -67,6 +69,12 @@ class Child {
 };
 
 void write_bytes(const std::filesystem::path& path, const std::string& bytes);
+
+// Runs `body` in a forked copy of this test process, its stdout and stderr
+// in a pipe, for checks that must change the process itself (drop root,
+// install a terminate handler, abort); returns what it printed and how it
+// ended (`body` returning is exit 0).
+ProcessResult run_forked(const std::function<void()>& body);
 
 // A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read
 // it back, close), for ranks started by hand with MASTER_PORT.

@@ -247,7 +247,9 @@ int extract_folder(const fs::path& archive, const std::string& folder, const fs:
       if (n == 0) break;
       if (n < 0) damaged(archive, archive_error(a.get()));
       entry_bytes += static_cast<uint64_t>(n);
-      throw_if_stop_requested("while extracting " + archive.string() + "; the partial folder was removed");
+      if (stop_signal()) {  // the message is built only then, not once per chunk
+        throw_if_stop_requested("while extracting " + archive.string() + "; the partial folder was removed");
+      }
       if (entry_bytes > limits.max_entry_bytes) {
         refuse(archive, raw_name, "expands past the limit of " +
                                       std::to_string(limits.max_entry_bytes) + " bytes per entry");

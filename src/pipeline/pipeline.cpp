@@ -166,11 +166,6 @@ std::filesystem::path run_folder_of(const std::string& checkpoint) {
   return folder.filename() == "checkpoints" ? folder.parent_path() : std::filesystem::path();
 }
 
-// Whether a results folder is a training run's: its summary has a history,
-// or (the summary damaged or hand-edited) the History callback's file is
-// there.
-bool holds_training_run(const std::filesystem::path& results);
-
 // The training record in a results folder (training_summary.json with a
 // history), or null when there is none or it is unreadable.
 nlohmann::json training_record(const std::filesystem::path& results) {
@@ -185,9 +180,12 @@ nlohmann::json training_record(const std::filesystem::path& results) {
   }
 }
 
-bool holds_training_run(const std::filesystem::path& results) {
+// Whether a results folder, whose training_record() is `record`, is a
+// training run's: the record is there, or (the summary damaged or
+// hand-edited) the History callback's file is.
+bool holds_training_run(const std::filesystem::path& results, const nlohmann::json& record) {
   std::error_code ec;
-  return !training_record(results).is_null() || std::filesystem::exists(results / "training_history.json", ec);
+  return !record.is_null() || std::filesystem::exists(results / "training_history.json", ec);
 }
 
 }  // namespace
@@ -526,16 +524,12 @@ Config resumed_run_config(const Config& config, const std::set<std::string>& giv
   // record, so it is refused like another --seed.
   if (given.count("preset")) {
     const auto run_preset = [](std::string p) { return p.empty() ? std::string("full") : p; };
-    const nlohmann::json* saved_preset = meta.contains("config") && meta["config"].is_object() &&
-                                                 meta["config"].contains("preset")
-                                             ? &meta["config"]["preset"]
-                                             : nullptr;
-    const std::string was =
-        run_preset(saved_preset && saved_preset->is_string() ? saved_preset->get<std::string>() : "");
-    if (run_preset(config.run.preset) != was) {
-      const bool none = saved_preset == nullptr || !saved_preset->is_string() || saved_preset->get<std::string>().empty();
+    const bool has_preset = meta.contains("config") && meta["config"].is_object() &&
+                            meta["config"].contains("preset") && meta["config"]["preset"].is_string();
+    const std::string was = has_preset ? meta["config"]["preset"].get<std::string>() : "";
+    if (run_preset(config.run.preset) != run_preset(was)) {
       throw UserError("--preset " + config.run.preset + ": checkpoint " + config.run.resume +
-                      " continues a run made with " + (none ? std::string("no --preset") : "--preset " + was) +
+                      " continues a run made with " + (was.empty() ? std::string("no --preset") : "--preset " + was) +
                       ", and a resume keeps its settings (hint: leave out --preset; give the flags to change)");
     }
   }
@@ -611,7 +605,7 @@ std::string check_run_inputs(const Config& config) {
   // An evaluation writes into the output folder's results/: over a training
   // run's record only when it evaluates that run's own checkpoint (and then
   // keeps the record, see run_pipeline).
-  if (config.run.skip_training && holds_training_run(paths.results)) {
+  if (config.run.skip_training && holds_training_run(paths.results, training_record(paths.results))) {
     const std::string& weights = !config.run.load_model.empty() ? config.run.load_model : config.run.resume;
     const auto run = weights.empty() ? std::filesystem::path() : run_folder_of(weights);
     std::error_code ec;
@@ -727,8 +721,8 @@ int run_pipeline(const Config& config) {
   // An evaluation of a run's checkpoint in the run's folder (checked in
   // check_run_inputs) keeps the run's configuration and training record,
   // and updates the record's test figures.
-  const bool in_run = config.run.skip_training && holds_training_run(paths.results);
-  const nlohmann::json run_record = in_run ? training_record(paths.results) : nullptr;
+  const nlohmann::json run_record = config.run.skip_training ? training_record(paths.results) : nullptr;
+  const bool in_run = config.run.skip_training && holds_training_run(paths.results, run_record);
   Config record = config;
   if (!model.weights.empty()) record.model = model_flags(spec, config.model);
   nlohmann::json shown_config = config_to_json(record);  // what the report's table shows

@@ -4,9 +4,7 @@
 #include <torch/torch.h>
 
 #include "common/runtime.h"
-
-#include <sys/wait.h>
-#include <unistd.h>
+#include "test_util.h"
 
 #include <csignal>
 #include <iostream>
@@ -32,27 +30,13 @@ TEST(ToDeviceAsync, ValuesArriveAndLaterHostWritesDoNot) {
 // what the process printed to a piped stdout (buffered) comes out, then
 // one error line, and the process aborts as before.
 TEST(TerminateHandler, FlushesStdoutAndNamesTheException) {
-  int out[2];
-  ASSERT_EQ(::pipe(out), 0);
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::dup2(out[1], 1);
-    ::dup2(out[1], 2);
-    ::close(out[0]);
+  const auto child = testing::run_forked([] {
     install_terminate_handler();
     std::cout << "Epoch 1/3 done";  // no newline: still in the buffer
     std::thread([] { throw std::runtime_error("gloo enforce failed\nsecond line"); }).join();
-    ::_exit(0);
-  }
-  ::close(out[1]);
-  std::string text;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
-  ::close(out[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT) << status;
+  });
+  const std::string& text = child.output;
+  EXPECT_EQ(child.signal, SIGABRT) << child.exit_code;
   EXPECT_NE(text.find("Epoch 1/3 done"), std::string::npos) << text;
   EXPECT_NE(text.find("error: internal failure, aborting: gloo enforce failed\n"), std::string::npos) << text;
   EXPECT_EQ(text.find("second line"), std::string::npos) << text;

@@ -327,6 +327,13 @@ fs::path small_archive(const TempDir& tmp) {
   return archive;
 }
 
+// 1 MB of noise (an LCG from `seed`), which deflate stores uncompressed.
+std::string noise(uint32_t seed) {
+  std::string bytes(1 << 20, '\0');
+  for (char& c : bytes) c = static_cast<char>((seed = seed * 1664525u + 1013904223u) >> 24);
+  return bytes;
+}
+
 DataConfig config_in(const TempDir& tmp) {
   DataConfig config;
   config.data_dir = (tmp / "data").string();
@@ -431,10 +438,7 @@ TEST(DownloadFailure, HttpServedGarbageIsRefusedAndRemoved) {
 TEST(DownloadFailure, TruncatedArchiveIsRefused) {
   TempDir tmp("dl");
   // 1 MB of noise does not compress, so half the archive ends mid-entry.
-  std::string noise(1 << 20, '\0');
-  uint32_t state = 12345;
-  for (char& c : noise) c = static_cast<char>((state = state * 1664525u + 1013904223u) >> 24);
-  write_tar_gz(tmp / "whole.tar.gz", {{"cifar-10-batches-bin/data_batch_1.bin", Entry::File, noise}});
+  write_tar_gz(tmp / "whole.tar.gz", {{"cifar-10-batches-bin/data_batch_1.bin", Entry::File, noise(12345)}});
   const std::string whole = read_file(tmp / "whole.tar.gz");
   write_bytes(tmp / "short.tar.gz", whole.substr(0, whole.size() / 2));
   auto config = config_in(tmp);
@@ -453,10 +457,7 @@ TEST(DownloadFailure, TruncatedArchiveIsRefused) {
 // --data-md5 none (mirrors, repacks) nothing else would.
 TEST(DownloadFailure, AGzipWhoseCrcFailsIsRefused) {
   TempDir tmp("dl");
-  std::string noise(1 << 20, '\0');
-  uint32_t state = 777;
-  for (char& c : noise) c = static_cast<char>((state = state * 1664525u + 1013904223u) >> 24);
-  write_tar_gz(tmp / "whole.tar.gz", {{"cifar-10-batches-bin/data_batch_1.bin", Entry::File, noise}});
+  write_tar_gz(tmp / "whole.tar.gz", {{"cifar-10-batches-bin/data_batch_1.bin", Entry::File, noise(777)}});
   std::string bytes = read_file(tmp / "whole.tar.gz");
   bytes[bytes.size() / 2] ^= 0x01;
   write_bytes(tmp / "flipped.tar.gz", bytes);
@@ -505,9 +506,7 @@ TEST(ExistingFolder, PartialFolderNamesMissingFileAndIsKept) {
   for (const auto& name : cifar10_files()) {
     if (name != "data_batch_3.bin") write_bytes(dir / name, "user data");
   }
-  DataConfig config;
-  config.data_dir = (tmp / "data").string();
-  config.data_url = "http://127.0.0.1:9/never-used.tar.gz";
+  const DataConfig config = config_in(tmp);
   auto e = error_of(config);
   const std::string msg = e.what();
   EXPECT_EQ(e.exit_code(), 2);
@@ -529,9 +528,7 @@ TEST(ExistingFolder, ABatchOfAnotherSizeOrNoFileIsRefusedAndKept) {
   }
   const std::string half = read_file(testing::batches_dir() / "data_batch_2.bin").substr(0, 5000 * kRecordBytes);
   write_bytes(dir / "data_batch_2.bin", half);
-  DataConfig config;
-  config.data_dir = (tmp / "data").string();
-  config.data_url = "http://127.0.0.1:9/never-used.tar.gz";
+  const DataConfig config = config_in(tmp);
   auto e = error_of(config);
   EXPECT_EQ(e.exit_code(), 2);
   EXPECT_TRUE(contains(e.what(), "corrupt CIFAR-10 file " + (dir / "data_batch_2.bin").string() +
@@ -554,34 +551,13 @@ TEST(ExistingFolder, AFolderThatCannotBeReadIsNamedNotDownloadedOver) {
   fs::create_directories(dir);
   fs::permissions(dir, fs::perms::none);
   // Root reads anything: the check runs in a child as nobody when we are root.
-  int pipefd[2];
-  ASSERT_EQ(::pipe(pipefd), 0);
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::close(pipefd[0]);
+  const auto child = testing::run_forked([&] {
     if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(3);
-    std::string message = "no error";
-    try {
-      DataConfig config;
-      config.data_dir = (tmp / "data").string();
-      config.data_url = "http://127.0.0.1:9/never-used.tar.gz";
-      obtain_cifar10(config);
-    } catch (const UserError& e) {
-      message = e.what();
-    }
-    const ssize_t written = ::write(pipefd[1], message.data(), message.size());
-    ::_exit(written == static_cast<ssize_t>(message.size()) ? 0 : 4);
-  }
-  ::close(pipefd[1]);
-  std::string message;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(pipefd[0], buf, sizeof buf)) > 0;) message.append(buf, static_cast<size_t>(n));
-  ::close(pipefd[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
+    std::cout << obtain_error(config_in(tmp), false);
+  });
   fs::permissions(dir, fs::perms::owner_all);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  ASSERT_EQ(child.exit_code, 0) << child.output;
+  const std::string& message = child.output;
   EXPECT_TRUE(contains(message, "cannot read ")) << message;
   EXPECT_TRUE(contains(message, "Permission denied")) << message;
   EXPECT_FALSE(contains(message, "download")) << message;
@@ -594,9 +570,7 @@ TEST(ExistingFolder, AnEvaluationNeedsOnlyTheTestBatchAndTheClassNames) {
   const auto dir = tmp / "data" / "cifar-10-batches-bin";
   fs::create_directories(dir);
   fs::create_symlink(testing::batches_dir() / "test_batch.bin", dir / "test_batch.bin");
-  DataConfig config;
-  config.data_dir = (tmp / "data").string();
-  config.data_url = "http://127.0.0.1:9/never-used.tar.gz";
+  const DataConfig config = config_in(tmp);
   const std::string lacking = obtain_error(config, true);
   EXPECT_TRUE(contains(lacking, "incomplete CIFAR-10 folder " + dir.string() + ": missing batches.meta.txt (hint:"))
       << lacking;

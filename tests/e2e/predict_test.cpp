@@ -14,14 +14,18 @@ namespace cifar {
 namespace {
 namespace fs = std::filesystem;
 
-TEST(PredictCommand, ClassifiesFilesAndReportsEachBadOne) {
-  testing::TempDir tmp("predict");
-  const auto test = read_cifar_batch(testing::batches_dir() / "test_batch.bin");
-  const auto names = read_class_names(testing::batches_dir() / "batches.meta.txt");
+// The cnn on CIFAR-10's class names and standard normalisation.
+ModelSpec cnn_spec() {
   const Normalization norm = make_normalization("standard");
   ModelConfig mc;
   mc.model_type = "cnn";
-  const ModelSpec spec = make_spec(mc, names, norm.mean, norm.std);
+  return make_spec(mc, read_class_names(testing::batches_dir() / "batches.meta.txt"), norm.mean, norm.std);
+}
+
+TEST(PredictCommand, ClassifiesFilesAndReportsEachBadOne) {
+  testing::TempDir tmp("predict");
+  const auto test = read_cifar_batch(testing::batches_dir() / "test_batch.bin");
+  const ModelSpec spec = cnn_spec();
   torch::manual_seed(0);
   auto model = build_model(spec);
   save_checkpoint((tmp / "model.pt").string(), *model, spec, nullptr, nlohmann::json::object());
@@ -54,11 +58,9 @@ TEST(PredictCommand, ClassifiesFilesAndReportsEachBadOne) {
 TEST(PredictCommand, AveragesAsTheCheckpointsRunEvaluatedUnlessTold) {
   testing::TempDir tmp("predict_tta");
   const auto test = read_cifar_batch(testing::batches_dir() / "test_batch.bin").slice(0, 4);
-  const auto names = read_class_names(testing::batches_dir() / "batches.meta.txt");
-  const Normalization norm = make_normalization("standard");
-  ModelConfig mc;
-  mc.model_type = "cnn";
-  const ModelSpec spec = make_spec(mc, names, norm.mean, norm.std);
+  const ModelSpec spec = cnn_spec();
+  const auto& names = spec.class_names;
+  const Normalization norm{spec.mean, spec.std};
   torch::manual_seed(1);
   auto model = build_model(spec);
   save_checkpoint((tmp / "tta.pt").string(), *model, spec, nullptr, {{"config", {{"tta", true}}}});

@@ -45,7 +45,7 @@ void TensorBoardCallback::carry_resumed_runs() {
       if (it->path().filename().string().find("tfevents") != std::string::npos) return;
     }
   }
-  std::vector<std::string> copied;
+  bool copied = false;
   for (const char* run : {"train", "validation", "train_batch"}) {
     const fs::path from = resumed_root_ / run;
     if (!fs::is_directory(from, ec)) continue;
@@ -55,10 +55,10 @@ void TensorBoardCallback::carry_resumed_runs() {
       if (!it->is_regular_file(file_ec) || name.find("tfevents") == std::string::npos) continue;
       ensure_dir(root_ / run);
       write_file_atomic(root_ / run / name, read_file(it->path()));
-      copied.push_back(name);
+      copied = true;
     }
   }
-  if (!copied.empty()) {
+  if (copied) {
     std::cout << "Copied the run's TensorBoard logs " << resumed_root_.string() << " to " << root_.string() << "\n";
   }
 }
