@@ -6,7 +6,9 @@
 # Usage, from the repository root there: bench/gpu_check.sh OUT_DIR [PHASE]
 #   PHASE main (default): build everything, throughput against PyTorch,
 #   the quick preset, world size 1 with and without an NCCL group;
-#   PHASE more: the test suite (on a warm machine it reuses the build). Writes OUT_DIR/{gpu.log,summary.txt,build.log,ctest.log}.
+#   PHASE more: the test suite (on a warm machine it reuses the build), or
+#   the tests matching $TESTS (a ctest -R regex), each failure's output kept.
+#   Writes OUT_DIR/{gpu.log,summary.txt,build.log,ctest.log}.
 # Each step's own timeout keeps one phase inside a 10-minute device call.
 set -uo pipefail
 out="${1:?usage: bench/gpu_check.sh OUT_DIR [main|more]}"
@@ -124,8 +126,11 @@ stamp "deterministic runs on CUDA"
 timeout 120 $b/test_e2e --gtest_filter='Train.DeterministicFlagRepeatsRunsBitExactly' 2>&1 |
   grep -E "^\[ +(OK|FAILED) |Failure|error" | head -20 | tee -a "$out/summary.txt"
 else
-stamp "ctest"
-(cd $b && timeout "${CTEST_SECONDS:-240}" ctest -j 12 --timeout 120 >"$out/ctest.log" 2>&1)
+# Six at a time: twelve processes of 16 threads each on 16 cores (and one
+# GPU) ran the slowest tests past their limit.
+stamp "ctest ${TESTS:+-R $TESTS}"
+(cd $b && timeout "${CTEST_SECONDS:-240}" ctest -j "${CTEST_JOBS:-6}" --timeout 300 --output-on-failure \
+  ${TESTS:+-R "$TESTS"} >"$out/ctest.log" 2>&1)
 grep -E "tests passed|tests failed|\*\*\*|Failed" "$out/ctest.log" | head -40
 fi
 stamp "done"

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -294,34 +295,54 @@ ResumePoint resume_point(const nlohmann::json& meta, const std::string& source) 
 
 namespace {
 
-// The dotted names of every tensor in a module archive, as named_parameters()
-// and named_buffers() spell them: submodules are nested archives.
-void collect_tensor_names(torch::serialize::InputArchive& archive, const std::string& prefix,
-                          std::vector<std::string>& names) {
+// Every tensor of a module archive under the dotted name named_parameters()
+// and named_buffers() give it: submodules are nested archives.
+void collect_tensors(torch::serialize::InputArchive& archive, const std::string& prefix,
+                     std::map<std::string, torch::Tensor>& tensors) {
   for (const auto& key : archive.keys()) {
     torch::Tensor tensor;
     torch::serialize::InputArchive child;
     if (archive.try_read(key, tensor)) {
-      names.push_back(prefix + key);
+      tensors.emplace(prefix + key, tensor);
     } else if (archive.try_read(key, child)) {
-      collect_tensor_names(child, prefix + key + ".", names);
+      collect_tensors(child, prefix + key + ".", tensors);
     }
   }
 }
 
-// Module::load() reads the names the model has and skips the rest, so a
-// file whose model description was edited to a smaller model of the same
-// family (fewer blocks) would load silently with part of its weights unused.
-void check_no_extra_tensors(torch::serialize::InputArchive& archive, Net& model, const std::string& path) {
-  std::set<std::string> known;
-  for (const auto& p : model.named_parameters()) known.insert(p.key());
-  for (const auto& b : model.named_buffers()) known.insert(b.key());
-  std::vector<std::string> names, extra;
-  collect_tensor_names(archive, "", names);
-  for (const auto& name : names) {
-    if (!known.count(name)) extra.push_back(name);
+// Module::load() set_()s each parameter to the tensor read, shape, type and
+// storage included, and skips names the model lacks. So the file's tensors
+// are checked against the model before it runs: LibTorch 1.13 checks none
+// of this (a float32 tensor set into a float64 parameter was read past its
+// storage by every forward pass), and 2.x only the storage's bounds, in its
+// own words. A model description edited to a smaller model of the same
+// family (fewer blocks) would otherwise load with part of the file unused.
+void check_tensors_fit(torch::serialize::InputArchive& archive, Net& model, const std::string& path) {
+  std::map<std::string, torch::Tensor> tensors;
+  collect_tensors(archive, "", tensors);
+  size_t known = 0;
+  auto check = [&](const std::string& name, const torch::Tensor& target) {
+    const auto it = tensors.find(name);
+    if (it == tensors.end()) return;  // Module::load() names the missing one
+    ++known;
+    const torch::Tensor& value = it->second;
+    if (value.sizes() != target.sizes() || value.scalar_type() != target.scalar_type()) {
+      throw UserError("checkpoint " + path + " does not match the model it describes: '" + name + "' is " +
+                      c10::toString(value.scalar_type()) + c10::str(value.sizes()) + " in the file, " +
+                      c10::toString(target.scalar_type()) + c10::str(target.sizes()) + " in the model");
+    }
+    check_within_storage(value, path, "tensor '" + name + "'");
+  };
+  for (const auto& p : model.named_parameters()) check(p.key(), p.value());
+  for (const auto& b : model.named_buffers()) check(b.key(), b.value());
+  if (known == tensors.size()) return;
+  std::set<std::string> names;
+  for (const auto& p : model.named_parameters()) names.insert(p.key());
+  for (const auto& b : model.named_buffers()) names.insert(b.key());
+  std::vector<std::string> extra;
+  for (const auto& [name, tensor] : tensors) {
+    if (!names.count(name)) extra.push_back(name);
   }
-  if (extra.empty()) return;
   throw UserError("checkpoint " + path + " does not match the model it describes: it holds " +
                   std::to_string(extra.size()) + " tensor" + (extra.size() == 1 ? "" : "s") +
                   " the model lacks, such as '" + printable(extra.front(), 100) +
@@ -333,27 +354,9 @@ void check_no_extra_tensors(torch::serialize::InputArchive& archive, Net& model,
 void load_model_state(const CheckpointData& data, Net& model, const std::string& path,
                       const torch::Device& device) {
   try {
-    // Module::load() set_()s each parameter to the tensor read, shape and
-    // storage included: both are checked against what the model needs.
-    std::vector<std::pair<std::vector<int64_t>, torch::ScalarType>> expected;
-    for (const auto& p : model.parameters()) expected.emplace_back(p.sizes().vec(), p.scalar_type());
-    for (const auto& b : model.buffers()) expected.emplace_back(b.sizes().vec(), b.scalar_type());
     auto archive = archive_from(data.model_bytes, path, device);
+    check_tensors_fit(archive, model, path);
     model.load(archive);
-    size_t i = 0;
-    auto check = [&](const std::string& name, const torch::Tensor& value) {
-      const auto& [sizes, type] = expected.at(i);
-      if (value.sizes().vec() != sizes || value.scalar_type() != type) {
-        throw UserError("checkpoint " + path + " does not match the model it describes: '" + name + "' is " +
-                        c10::toString(value.scalar_type()) + c10::str(value.sizes()) + " in the file, " +
-                        c10::toString(type) + c10::str(c10::IntArrayRef(sizes)) + " in the model");
-      }
-      check_within_storage(value, path, "tensor '" + name + "'");
-      ++i;
-    };
-    for (const auto& p : model.named_parameters()) check(p.key(), p.value());
-    for (const auto& b : model.named_buffers()) check(b.key(), b.value());
-    check_no_extra_tensors(archive, model, path);
   } catch (const UserError&) {
     throw;
   } catch (const c10::Error& e) {

@@ -370,6 +370,7 @@ TEST(DataParallel, GarbageOnTheRendezvousPortNeitherCrashesNorStallsTheGroup) {
 // as long as the connection lived. The rank now gives up after twice
 // --dist-timeout and 10 s, naming the address.
 TEST(DataParallel, APortThatAcceptsButNeverAnswersFailsWithinTheLimit) {
+  SKIP_WITHOUT_GLOO();
   TempDir dir("mute");
   const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   ASSERT_GE(listener, 0);
@@ -418,6 +419,7 @@ TEST(DataParallel, EarlyFailureIsReportedOnce) {
 // A launcher killed by SIGKILL leaves its rendezvous folder; the next
 // launcher removes it (a live process's folder would be kept).
 TEST(DataParallel, ADeadLaunchersRendezvousFolderIsRemovedByTheNext) {
+  SKIP_WITHOUT_GLOO();
   TempDir dir("dead_rdv");
   const pid_t gone = ::fork();
   if (gone == 0) ::_exit(0);
@@ -436,6 +438,7 @@ TEST(DataParallel, ADeadLaunchersRendezvousFolderIsRemovedByTheNext) {
 
 // temp_directory_path()'s bare "filesystem error" named neither TMPDIR nor the fix.
 TEST(DataParallel, ATmpdirThatIsNoFolderIsNamed) {
+  SKIP_WITHOUT_GLOO();
   TempDir dir("tmpdir");
   BackgroundProcess launcher(tiny_run(dir, {"--nproc-per-node", "2"}), {"TMPDIR=" + (dir / "none").string()});
   EXPECT_EQ(launcher.wait(30), kExitRuntime);
