@@ -687,6 +687,9 @@ int run_pipeline(const Config& config) {
   }
 
   RunModel model = make_run_model(config, splits);
+  // Where the Trainer would put it: an evaluation alone has no Trainer, and
+  // its CUDA batches met CPU weights (found on an H200).
+  model.net->to(device);
   const ModelSpec& spec = model.spec;
   // Training broadcasts rank 0's weights (Trainer); an evaluation does so
   // here, so ranks given different copies of "the same" checkpoint cannot

@@ -351,8 +351,13 @@ void check_tensors_fit(torch::serialize::InputArchive& archive, Net& model, cons
 
 }  // namespace
 
-void load_model_state(const CheckpointData& data, Net& model, const std::string& path,
-                      const torch::Device& device) {
+void load_model_state(const CheckpointData& data, Net& model, const std::string& path) {
+  // Read onto the model's own device: Module::load() set_data()s a
+  // parameter to a tensor on another device, so a CUDA model restoring its
+  // best weights from a file read onto the CPU ended on the CPU, and its
+  // evaluation failed on mismatched devices (found on an H200).
+  const auto parameters = model.parameters();
+  const torch::Device device = parameters.empty() ? torch::Device(torch::kCPU) : parameters.front().device();
   try {
     auto archive = archive_from(data.model_bytes, path, device);
     check_tensors_fit(archive, model, path);
@@ -412,7 +417,7 @@ LoadedModel load_model(const std::string& path, const torch::Device& device) {
   out.spec = spec_from_json(data.meta.at("spec"));
   out.model = build_model(out.spec);
   out.model->to(device);
-  load_model_state(data, *out.model, path, device);
+  load_model_state(data, *out.model, path);
   out.model->eval();
   return out;
 }

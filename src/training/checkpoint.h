@@ -51,9 +51,9 @@ struct ResumePoint {
 };
 ResumePoint resume_point(const nlohmann::json& meta, const std::string& source);
 
-// Loads the weights of `data` into `model` (which must match its spec).
-void load_model_state(const CheckpointData& data, Net& model, const std::string& path,
-                      const torch::Device& device = torch::kCPU);
+// Loads the weights of `data` into `model` (which must match its spec), on
+// the device the model is on.
+void load_model_state(const CheckpointData& data, Net& model, const std::string& path);
 void load_optimizer_state(const CheckpointData& data, torch::optim::Optimizer& optimizer,
                           const std::string& path, const torch::Device& device = torch::kCPU);
 

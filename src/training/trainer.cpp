@@ -341,7 +341,7 @@ void Trainer::resume(const std::string& path) {
                     " this run builds");
   }
   check_resume_settings(meta, config_, path);
-  load_model_state(data, *model_, path, device_);
+  load_model_state(data, *model_, path);
   load_optimizer_state(data, *optimizer_, path, device_);
   const ResumePoint point = resume_point(meta, path);
   start_epoch_ = point.epoch;

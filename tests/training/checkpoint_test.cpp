@@ -487,6 +487,21 @@ TEST(Checkpoint, TensorsClaimingMoreThanTheirStorageAreRefused) {
   EXPECT_TRUE(contains(message, " x 1 bytes, but the record holds ")) << message;
 }
 
+TEST(Checkpoint, WeightsLoadOntoTheDeviceTheModelIsOn) {
+  // A CUDA model restoring its best weights from a file (EarlyStopping)
+  // ended with CPU weights, and its evaluation failed on an H200.
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  auto model = build_model(cnn_spec());
+  model->to(torch::kCUDA);
+  const auto first = model->parameters().front();
+  load_model_state(parse_checkpoint(saved().bytes, "model.pt"), *model, "model.pt");
+  for (const auto& p : model->parameters()) EXPECT_TRUE(p.is_cuda());
+  for (const auto& b : model->buffers()) EXPECT_TRUE(b.is_cuda());
+  EXPECT_TRUE(model->parameters().front().is_same(first)) << "the optimiser's tensors are the model's";
+  model->eval();
+  EXPECT_EQ(model->forward(torch::zeros({2, 3, 32, 32}, torch::kCUDA)).size(0), 2);
+}
+
 TEST(Checkpoint, ModelTensorsOfAnotherShapeOrTypeAreRefused) {
   // Module::load() set_()s a parameter to whatever tensor the file holds.
   auto data = parse_checkpoint(saved().bytes, "ok.pt");
