@@ -578,7 +578,7 @@ Config resumed_run_config(const Config& config, const std::set<std::string>& giv
   return resumed;
 }
 
-std::string check_run_inputs(const Config& config) {
+RunInputs check_run_inputs(const Config& config) {
   const RunPaths paths(config.run.output_dir);
   const std::pair<const char*, const std::string*> inputs[] = {{"--load-model", &config.run.load_model},
                                                                {"--resume", &config.run.resume},
@@ -588,17 +588,21 @@ std::string check_run_inputs(const Config& config) {
   }
   // Their formats too: a Keras .h5 given as a checkpoint, or a resume of
   // another model than the flags build, fails here and not after the data.
-  std::string start;
+  // --resume last: its checkpoint is the run's model when both are given,
+  // as in make_run_model.
+  RunInputs result;
   for (const std::string* path : {&config.run.load_model, &config.run.resume}) {
     if (path->empty()) continue;
     const CheckpointData checkpoint = read_checkpoint(*path);
     const ModelSpec saved = spec_from_json(checkpoint.meta.at("spec"));
-    start = a_model(saved);
+    result.saved = saved;
+    result.start = a_model(saved);
     if (path == &config.run.resume && !config.run.skip_training) {
       check_resume_model(config, saved, saved.class_names, *path);
       check_resume_settings(checkpoint.meta, config, *path);
       const ResumePoint at = resume_point(checkpoint.meta, *path);
-      start = "epoch " + std::to_string(at.epoch) + " step " + std::to_string(at.step_in_epoch) + " of " + start;
+      result.start = "epoch " + std::to_string(at.epoch) + " step " + std::to_string(at.step_in_epoch) + " of " +
+                     result.start;
     }
   }
   if (!config.model.pretrained_weights.empty()) read_safetensors(config.model.pretrained_weights);
@@ -629,7 +633,7 @@ std::string check_run_inputs(const Config& config) {
       }
     }
   }
-  return start;
+  return result;
 }
 
 int run_pipeline(const Config& config) {
@@ -651,12 +655,16 @@ int run_pipeline(const Config& config) {
   if (config.run.load_model.empty() && config.run.resume.empty()) {
     make_spec(config.model, std::vector<std::string>(kNumClasses, "class"), norm.mean, norm.std);
   }
-  const std::string start = check_run_inputs(config);
+  const RunInputs inputs = check_run_inputs(config);
   auto dist = make_distributed_context(config.dist, env, device);
-  check_ranks_agree(config, start, *dist);
+  check_ranks_agree(config, inputs.start, *dist);
 
   if (dist->is_writer()) {
-    print_config(config, device, threads, *dist);
+    // The model flags shown are the checkpoint's model, the one used (and
+    // recorded in config.json), not the flags' defaults.
+    Config shown = config;
+    if (inputs.saved) shown.model = model_flags(*inputs.saved, config.model);
+    print_config(shown, device, threads, *dist);
     if (config.train.mixed_precision == "on" && !device.is_cuda() && !cpu_has_native_bf16()) {
       std::cout << "note: --mixed-precision on: this CPU has no bf16 instructions (avx512_bf16, amx_bf16), "
                    "so training stays in float32, which is faster here\n";

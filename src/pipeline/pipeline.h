@@ -5,11 +5,13 @@
 #include <filesystem>
 
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
+#include "models/net.h"
 #include "training/callback.h"
 
 namespace cifar {
@@ -41,10 +43,13 @@ Config resumed_run_config(const Config& config, const std::set<std::string>& giv
 // the flags describe, and --load-model is not a file training would
 // overwrite: checked before data is read, before any output is replaced,
 // and by the local launcher once before it starts its workers (one error,
-// not N). Returns what the run starts from, for the ranks to compare
-// (check_ranks_agree): the checkpoint's model, and a resume's position;
-// "" without a checkpoint.
-std::string check_run_inputs(const Config& config);
+// not N). Returns what the run starts from.
+struct RunInputs {
+  std::string start;               // for the ranks to compare (check_ranks_agree): the
+                                   // checkpoint's model and a resume's position; "" without
+  std::optional<ModelSpec> saved;  // the checkpoint's model, which the run uses
+};
+RunInputs check_run_inputs(const Config& config);
 
 // Runs the pipeline; returns the process exit code (0, 1 when training
 // diverged, 128+signal when interrupted). Throws UserError for bad input.

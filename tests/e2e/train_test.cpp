@@ -261,6 +261,9 @@ TEST(Train, SkipTrainingEvaluatesASavedModel) {
   auto results = read_json(again / "results/inference_results.json");
   EXPECT_DOUBLE_EQ(results["accuracy"].get<double>(), trained);
   EXPECT_EQ(results["model"]["type"], "cnn");
+  // The configuration printed is of the model used, not the flags' default resnet.
+  EXPECT_NE(e.output.find("\n  model-type = \"cnn\"\n"), std::string::npos) << e.output;
+  EXPECT_EQ(read_json(again / "results/config.json")["model-type"], "cnn");
 
   // An evaluation needs only the test batch and the class names.
   TempDir test_only("test_only");
