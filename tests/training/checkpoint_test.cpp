@@ -534,10 +534,17 @@ TEST(Checkpoint, ModelTensorsTheDescribedModelLacksAreRefused) {
   const fs::path file = tmp / "deep.pt";
   save_checkpoint(file.string(), *build_model(deep), deep, nullptr, nlohmann::json::object());
   auto data = read_checkpoint(file.string());
-  const std::string message = refusal([&] { load_model_state(data, *build_model(shallow), "edited.pt"); });
+  auto target = build_model(shallow);
+  std::vector<torch::Tensor> before;
+  for (const auto& p : target->parameters()) before.push_back(p.detach().clone());
+  const std::string message = refusal([&] { load_model_state(data, *target, "edited.pt"); });
   EXPECT_TRUE(contains(message, "checkpoint edited.pt does not match the model it describes: it holds 72 tensors "
                                 "the model lacks, such as 'layer1.3."))
       << message;
+  // Refused before Module::load(): the model keeps its own weights (a
+  // failed restore of the best weights leaves the last epoch's).
+  const auto after = target->parameters();
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_TRUE(torch::equal(before[i], after[i])) << i;
   // The model it was written for loads.
   auto same = build_model(deep);
   load_model_state(data, *same, "deep.pt");
