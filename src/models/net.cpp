@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "common/printable.h"
 #include "models/registry.h"
 #include "models/resnet.h"
 
@@ -50,7 +51,7 @@ void check_spec(const ModelSpec& s) {
   const std::string where = "model description in checkpoint";
   const auto names = model_names();
   check_input(std::find(names.begin(), names.end(), s.type) != names.end(),
-              where + " names an unknown model type '" + s.type.substr(0, 40) + "'");
+              where + " names an unknown model type '" + printable(s.type, 40) + "'");
   if (s.type == "resnet") check_resnet_depth(s.depth);
   // Bounds that keep a hostile spec from asking for terabytes: the widest
   // net a flag can build (--width 1024), and CIFAR-sized inputs.
