@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/printable.h"
 #include "common/signals.h"
 
 namespace cifar {
@@ -34,9 +35,10 @@ std::string archive_error(struct archive* a) {
   return one_line(msg ? msg : "unknown libarchive error");
 }
 
+// Entry names and link targets are the archive's: quoted printably, and cut.
 [[noreturn]] void refuse(const fs::path& archive, const std::string& entry, const std::string& why) {
-  throw UserError("refusing archive " + archive.string() + ": entry '" + entry + "' " + why +
-                  " (hint: " + kArchiveHint + ")");
+  throw UserError("refusing archive " + archive.string() + ": entry '" + printable(entry, 200) + "' " +
+                  printable(why, 300) + " (hint: " + kArchiveHint + ")");
 }
 
 [[noreturn]] void damaged(const fs::path& archive, const std::string& detail) {

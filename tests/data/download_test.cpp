@@ -671,6 +671,12 @@ TEST(HostileArchive, SymlinkIsRefused) {
       << msg;
 }
 
+TEST(HostileArchive, EntryNamesAndLinkTargetsAreQuotedPrintably) {
+  TempDir tmp("hostile");
+  auto msg = refusal(tmp, {kMeta, {"cifar-10-batches-bin/\x1b[2Jx.bin", Entry::Symlink, "", {}, "/etc/\npasswd"}});
+  EXPECT_TRUE(contains(msg, "entry 'cifar-10-batches-bin/?[2Jx.bin' is a symbolic link (to '/etc/?passwd')")) << msg;
+}
+
 TEST(HostileArchive, HardlinkIsRefused) {
   TempDir tmp("hostile");
   auto msg = refusal(tmp, {kMeta, {"cifar-10-batches-bin/data_batch_1.bin", Entry::Hardlink, "", {},

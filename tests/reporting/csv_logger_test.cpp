@@ -301,6 +301,13 @@ TEST(CSVLogger, ACheckpointCannotPointTheLogAtAnotherFile) {
     }
   }
   EXPECT_EQ(read_file(victim), "precious\n");
+  // The name is quoted printably (found by fuzz/checkpoint_fuzz: it was quoted raw).
+  try {
+    CSVLogger(tmp / "logs").load_state({{"file", "training_log\x1b[2J.txt"}});
+    ADD_FAILURE() << "accepted a name with an escape";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("names the log file 'training_log?[2J.txt'"), std::string::npos) << e.what();
+  }
   CSVLogger ok(tmp / "logs");
   EXPECT_NO_THROW(ok.load_state({{"file", "training_log_20260101_000000_2.csv"}}));
 }

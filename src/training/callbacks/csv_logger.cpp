@@ -11,6 +11,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/printable.h"
 #include "reporting/csv.h"
 
 namespace cifar {
@@ -173,7 +174,7 @@ void CSVLogger::load_state(const nlohmann::json& state) {
     // to: a checkpoint naming "/home/me/.bashrc" or "../../x" must not make
     // a resumed run rewrite that file. Only names this logger makes pass.
     if (!file_name_.empty() && !is_log_file_name(file_name_)) {
-      throw UserError("the checkpoint's csv_logger state names the log file '" + file_name_.substr(0, 80) +
+      throw UserError("the checkpoint's csv_logger state names the log file '" + printable(file_name_, 80) +
                       "', which is not a training_log_*.csv name in the logs folder (hint: resume from a "
                       "checkpoint this version wrote)");
     }
