@@ -242,7 +242,8 @@ namespace {
 
 std::string describe_classes(const std::vector<std::string>& names) {
   std::string list;
-  for (size_t i = 0; i < names.size() && i < 10; ++i) list += (i ? ", " : "") + names[i].substr(0, 32);
+  // The names are a checkpoint's or a batches.meta.txt's: quoted printably.
+  for (size_t i = 0; i < names.size() && i < 10; ++i) list += (i ? ", " : "") + printable(names[i], 32);
   if (names.size() > 10) list += ", ...";
   return std::to_string(names.size()) + " classes (" + list + ")";
 }
