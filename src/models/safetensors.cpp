@@ -61,7 +61,8 @@ Entry parse_entry(const std::string& name, const json& value, const std::string&
   auto known = std::find_if(std::begin(kDtypes), std::end(kDtypes),
                             [&](const DtypeName& d) { return dtype_name == d.name; });
   if (known == std::end(kDtypes)) {
-    throw UserError(what + " has unsupported dtype '" + printable(dtype_name, 40) + "' (supported: " + supported_dtypes() + ")");
+    throw UserError(what + " has unsupported dtype '" + printable(dtype_name, 40) + "' (supported: " +
+                    supported_dtypes() + ")");
   }
   e.type = known->type;
 
@@ -151,7 +152,9 @@ TensorMap decode_safetensors(std::string_view bytes, const std::string& source, 
     if (name == "__metadata__") {
       if (!value.is_object()) throw UserError(where + ": __metadata__ is not an object of strings");
       for (const auto& [key, v] : value.items()) {
-        if (!v.is_string()) throw UserError(where + ": __metadata__ entry '" + printable(key, 100) + "' is not a string");
+        if (!v.is_string()) {
+          throw UserError(where + ": __metadata__ entry '" + printable(key, 100) + "' is not a string");
+        }
         if (metadata) (*metadata)[key] = v.get<std::string>();
       }
       continue;

@@ -131,7 +131,8 @@ TEST(Safetensors, RefusesMalformedFilesNamingFileAndTensor) {
   auto msg = error_for_bytes(raw_file(R"({"w":{"dtype":"Q4","shape":[2],"data_offsets":[0,2]}})", "xx"));
   EXPECT_TRUE(contains(msg, "tensor 'w'") && contains(msg, "unsupported dtype 'Q4'") && contains(msg, "BF16")) << msg;
   // Strings of the file are quoted printably, and cut.
-  msg = error_for_bytes(raw_file(R"({"w":{"dtype":"Q\u001b[2J)" + std::string(100, 'x') + R"(","shape":[2],"data_offsets":[0,2]}})", "xx"));
+  const std::string hostile_dtype = R"("Q\u001b[2J)" + std::string(100, 'x') + "\"";
+  msg = error_for_bytes(raw_file(R"({"w":{"dtype":)" + hostile_dtype + R"(,"shape":[2],"data_offsets":[0,2]}})", "xx"));
   EXPECT_TRUE(contains(msg, "unsupported dtype 'Q?[2J" + std::string(35, 'x') + "...'")) << msg;
   msg = error_for_bytes(raw_file(R"({"__metadata__":{"k\u0007":1}})", ""));
   EXPECT_TRUE(contains(msg, "__metadata__ entry 'k?' is not a string")) << msg;

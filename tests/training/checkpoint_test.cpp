@@ -321,7 +321,8 @@ TEST(Checkpoint, ModelDescriptionsNoFlagCouldBuildAreRefusedBeforeBuilding) {
   // (width 10^9) or index past three channel statistics.
   EXPECT_TRUE(contains(meta_refusal([](auto& m) { m["spec"]["type"] = "vgg"; }), "unknown model type 'vgg'"));
   // Quoted printably: the message quoted it raw (found by fuzz/checkpoint_fuzz).
-  EXPECT_TRUE(contains(meta_refusal([](auto& m) { m["spec"]["type"] = "vg\x1b[2Jg"; }), "unknown model type 'vg?[2Jg'"));
+  EXPECT_TRUE(
+      contains(meta_refusal([](auto& m) { m["spec"]["type"] = "vg\x1b[2Jg"; }), "unknown model type 'vg?[2Jg'"));
   EXPECT_TRUE(contains(meta_refusal([](auto& m) { m["spec"]["width"] = 1000000000; }), "bad width: 1000000000"));
   EXPECT_TRUE(contains(meta_refusal([](auto& m) { m["spec"]["width"] = 5000; }), "width 5000 (0..1024)"));
   EXPECT_TRUE(contains(meta_refusal([](auto& m) { m["spec"]["width"] = 1e300; }), "bad width"));
