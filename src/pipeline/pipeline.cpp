@@ -660,12 +660,12 @@ int run_pipeline(const Config& config) {
   auto dist = make_distributed_context(config.dist, env, device);
   check_ranks_agree(config, inputs.start, *dist);
 
+  // The configuration printed and recorded in config.json: with a
+  // checkpoint, its model's flags (the model used), not the flags' defaults.
+  Config record = config;
+  if (inputs.saved) record.model = model_flags(*inputs.saved, config.model);
   if (dist->is_writer()) {
-    // The model flags shown are the checkpoint's model, the one used (and
-    // recorded in config.json), not the flags' defaults.
-    Config shown = config;
-    if (inputs.saved) shown.model = model_flags(*inputs.saved, config.model);
-    print_config(shown, device, threads, *dist);
+    print_config(record, device, threads, *dist);
     if (config.train.mixed_precision == "on" && !device.is_cuda() && !cpu_has_native_bf16()) {
       std::cout << "note: --mixed-precision on: this CPU has no bf16 instructions (avx512_bf16, amx_bf16), "
                    "so training stays in float32, which is faster here\n";
@@ -735,8 +735,6 @@ int run_pipeline(const Config& config) {
   // and updates the record's test figures.
   const nlohmann::json run_record = config.run.skip_training ? training_record(paths.results) : nullptr;
   const bool in_run = config.run.skip_training && holds_training_run(paths.results, run_record);
-  Config record = config;
-  if (!model.weights.empty()) record.model = model_flags(spec, config.model);
   nlohmann::json shown_config = config_to_json(record);  // what the report's table shows
   if (dist->is_writer() && !in_run) {
     write_file_atomic(paths.results / "config.json", json_text(shown_config, 2) + "\n");

@@ -3,7 +3,6 @@
 #include <cmath>
 #include <cstring>
 #include <map>
-#include <set>
 #include <sstream>
 
 #include "common/atomic_file.h"
@@ -318,14 +317,13 @@ void collect_tensors(torch::serialize::InputArchive& archive, const std::string&
 // own words. A model description edited to a smaller model of the same
 // family (fewer blocks) would otherwise load with part of the file unused.
 void check_tensors_fit(torch::serialize::InputArchive& archive, Net& model, const std::string& path) {
-  std::map<std::string, torch::Tensor> tensors;
+  std::map<std::string, torch::Tensor> tensors;  // those the model has are taken out: the rest are extra
   collect_tensors(archive, "", tensors);
-  size_t known = 0;
   auto check = [&](const std::string& name, const torch::Tensor& target) {
     const auto it = tensors.find(name);
     if (it == tensors.end()) return;  // Module::load() names the missing one
-    ++known;
-    const torch::Tensor& value = it->second;
+    const torch::Tensor value = it->second;
+    tensors.erase(it);
     if (value.sizes() != target.sizes() || value.scalar_type() != target.scalar_type()) {
       throw UserError("checkpoint " + path + " does not match the model it describes: '" + name + "' is " +
                       c10::toString(value.scalar_type()) + c10::str(value.sizes()) + " in the file, " +
@@ -335,17 +333,10 @@ void check_tensors_fit(torch::serialize::InputArchive& archive, Net& model, cons
   };
   for (const auto& p : model.named_parameters()) check(p.key(), p.value());
   for (const auto& b : model.named_buffers()) check(b.key(), b.value());
-  if (known == tensors.size()) return;
-  std::set<std::string> names;
-  for (const auto& p : model.named_parameters()) names.insert(p.key());
-  for (const auto& b : model.named_buffers()) names.insert(b.key());
-  std::vector<std::string> extra;
-  for (const auto& [name, tensor] : tensors) {
-    if (!names.count(name)) extra.push_back(name);
-  }
+  if (tensors.empty()) return;
   throw UserError("checkpoint " + path + " does not match the model it describes: it holds " +
-                  std::to_string(extra.size()) + " tensor" + (extra.size() == 1 ? "" : "s") +
-                  " the model lacks, such as '" + printable(extra.front(), 100) +
+                  std::to_string(tensors.size()) + " tensor" + (tensors.size() == 1 ? "" : "s") +
+                  " the model lacks, such as '" + printable(tensors.begin()->first, 100) +
                   "' (hint: the file's model description was changed; use the checkpoint as cifar10 wrote it)");
 }
 

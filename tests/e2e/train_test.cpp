@@ -24,8 +24,9 @@ nlohmann::json read_json(const fs::path& p) { return nlohmann::json::parse(read_
 // Runs compared bit for bit, or figure for figure, need deterministic
 // kernels on a GPU (cuDNN's benchmark picks its algorithms per process;
 // atomics sum in any order); the CPU's are deterministic as they are.
-std::vector<std::string> repeatable() {
-  return torch::cuda::is_available() ? std::vector<std::string>{"--deterministic"} : std::vector<std::string>{};
+std::vector<std::string> repeatable(std::vector<std::string> args) {
+  if (torch::cuda::is_available()) args.push_back("--deterministic");
+  return args;
 }
 
 // A small, fast configuration: the CNN on a slice of the data.
@@ -35,9 +36,7 @@ std::vector<std::string> tiny_run(const fs::path& out, std::vector<std::string> 
                                 "--validation-size", "256", "--batch-size",    "64",
                                 "--test-limit",     "200",  "--skip-visualization", "--seed", "7"};
   args.insert(args.end(), extra.begin(), extra.end());
-  const auto same = repeatable();
-  args.insert(args.end(), same.begin(), same.end());
-  return args;
+  return repeatable(args);
 }
 
 // Every parameter and buffer of the checkpoint's model, in order.
@@ -196,13 +195,9 @@ TEST(Train, DivergedLossStopsTheRunWithExitOneAndNoCheckpoint) {
 TEST(Train, QuickPresetIsDeterministicForASeed) {
   TempDir a("quick_a"), b("quick_b"), c("quick_c");
   auto quick = [](const fs::path& out, const std::string& seed) {
-    std::vector<std::string> args{"--preset", "quick", "--epochs", "1", "--train-limit", "1024",
-                                  "--validation-size", "256", "--test-limit", "500", "--data-dir",
-                                  testing::data_root().string(), "--output-dir", out.string(),
-                                  "--skip-visualization", "--seed", seed};
-    const auto same = repeatable();
-    args.insert(args.end(), same.begin(), same.end());
-    return args;
+    return repeatable({"--preset", "quick", "--epochs", "1", "--train-limit", "1024", "--validation-size", "256",
+                       "--test-limit", "500", "--data-dir", testing::data_root().string(), "--output-dir",
+                       out.string(), "--skip-visualization", "--seed", seed});
   };
   for (const auto& [dir, seed] : {std::pair{&a, "3"}, std::pair{&b, "3"}, std::pair{&c, "4"}}) {
     auto r = run_cifar10(quick(dir->path(), seed));
