@@ -2,7 +2,6 @@
 #include <iostream>
 
 #include "common/error.h"
-#include "common/printable.h"
 #include "common/runtime.h"
 #include "config/cli.h"
 #include "distributed/launcher.h"
@@ -29,14 +28,11 @@ int main(int argc, char** argv) {
       }
     }
   } catch (const cifar::UserError& e) {
-    std::cerr << "error: " << cifar::printable(e.what()) << "\n";
-    return e.exit_code();
+    return cifar::report_error(e.what(), e.exit_code());
   } catch (const c10::Error& e) {
-    std::cerr << "error: LibTorch: " << cifar::printable(cifar::first_line(e.what_without_backtrace())) << "\n";
-    return cifar::kExitRuntime;
+    return cifar::report_error("LibTorch: " + cifar::first_line(e.what_without_backtrace()), cifar::kExitRuntime);
   } catch (const std::exception& e) {
-    std::cerr << "error: " << cifar::printable(e.what()) << "\n";
-    return cifar::kExitRuntime;
+    return cifar::report_error(e.what(), cifar::kExitRuntime);
   }
   return cifar::kExitRuntime;
 }

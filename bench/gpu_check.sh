@@ -5,7 +5,8 @@
 # GPU image has none of our Debian libraries and no network).
 # Usage, from the repository root there: bench/gpu_check.sh OUT_DIR [PHASE]
 #   PHASE main (default): build everything, throughput against PyTorch,
-#   the quick preset, world size 1 with and without an NCCL group;
+#   the quick preset, world size 1 with and without an NCCL group; $PARTS
+#   (default all) picks among: throughput quick overhead others;
 #   PHASE more: the test suite (on a warm machine it reuses the build), or
 #   the tests matching $TESTS (a ctest -R regex), each failure's output kept.
 #   Writes OUT_DIR/{gpu.log,summary.txt,build.log,ctest.log}.
@@ -83,46 +84,43 @@ train() {  # NAME FLAGS...
 }
 mkdir -p /tmp/runs
 
+parts="${PARTS:-throughput quick overhead others}"
+part() { [[ " $parts " == *" $1 "* ]]; }
 if [ "$phase" = main ]; then
+if part throughput; then
 stamp "ResNet-18 throughput: ours (bench_training) and PyTorch eager on this machine"
 timeout 120 $b/bench_training resnet18 20000 512 2>&1 | grep -E "^(model|bare|ops|optimizer|trainer)" | tee -a "$out/summary.txt"
 # The foreach optimisers against torch::optim on this GPU (to float
 # precision), and checkpoints' optimiser state on this LibTorch.
 timeout 60 $b/test_training --gtest_filter='Optimizers.*:Checkpoint.*' 2>&1 | grep -E "^\[ +(OK|FAILED|SKIPPED) " | tee -a "$out/summary.txt"
 timeout 120 python3 "$root/bench/resnet18_torch.py" | tee -a "$out/summary.txt"
+fi
 
-# The README's main command (quick preset) and the speed-run net.
-train quick --preset quick
-# Its best checkpoint evaluated alone: an evaluation without training once
-# kept its model on the CPU and stopped on CUDA batches.
-# And on the CPU: a checkpoint written on a GPU names cuda:0 storages.
-stamp "evaluate the quick run's checkpoint alone, on cuda and on the cpu"
-for dev in cuda cpu; do
-  timeout 90 $b/cifar10 --skip-training --load-model /tmp/runs/quick/checkpoints/best_model.pt --data-dir /tmp/c10 \
-    --device $dev --test-limit 2000 --output-dir /tmp/runs/quick_eval_$dev --skip-visualization \
-    >/tmp/runs-quick_eval_$dev.log 2>&1
-  echo "quick_eval_$dev: exit $? $(grep -E '^(error|Test)' /tmp/runs-quick_eval_$dev.log | tail -1)" |
-    tee -a "$out/summary.txt"
-done
+# The README's main command (quick preset).
+part quick && train quick --preset quick
 # The data-parallel path at world size 1 (an NCCL group of one) against the
 # plain one, same settings: what buckets and stop agreement cost on a GPU.
-# Alternating, two of each, 6 epochs, rates of the epochs after the first
-# (cuDNN's autotuning and CUDA's start fall in the first): on 2026-11-27
-# two 3-epoch pairs gave +3% and +24%, unresolved. The third variant turns
-# NCCL's blocking wait off (every gradient all-reduce otherwise makes the
-# host wait for the GPU; it is what turns a hung peer into our error).
+# Alternating, $ROUNDS of each (3), $OVERHEAD_EPOCHS epochs (6), rates of the
+# epochs after the first (cuDNN's autotuning and CUDA's start fall in the
+# first), and their medians over all runs of a kind. "polled" is
+# ours (stream-ordered gradient waits, polled host reads); "blocking" sets
+# TORCH_NCCL_BLOCKING_WAIT=1, which makes every wait block the host, as
+# every wait did until 2026-11-27 (in 2.x a wait given a timeout blocks).
 epoch_rates() {  # LOG: img/s of every epoch after the first
   grep -oE "^Epoch ([2-9]|[1-9][0-9]+)/[0-9]+ - [0-9]+s - [0-9]+ img/s" "$1" | awk '{print $6}' | tr '\n' ' '
 }
-for i in 1 2; do
-  train plain_e6_$i --preset quick --epochs 6
+if part overhead; then
+epochs=${OVERHEAD_EPOCHS:-6}
+for i in $(seq "${ROUNDS:-3}"); do
+  train plain_e6_$i --preset quick --epochs $epochs
   echo "plain_e6_$i epoch img/s: $(epoch_rates /tmp/runs-plain_e6_$i.log)" | tee -a "$out/summary.txt"
-  for wait in 1 0; do
-    name=nccl_w1_e6_${i}_blocking$wait
+  for wait in polled blocking; do
+    name=nccl_w1_e6_${i}_$wait
     stamp "NCCL process group, world size 1 ($name)"
-    TORCH_NCCL_BLOCKING_WAIT=$wait WORLD_SIZE=1 RANK=0 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 \
-      MASTER_PORT=$((29550 + 2 * i + wait)) timeout 120 $b/cifar10 --data-dir /tmp/c10 --output-dir /tmp/runs/$name \
-      --skip-visualization --preset quick --epochs 6 --dist-backend nccl >/tmp/runs-$name.log 2>&1
+    blocking=0; [ $wait = blocking ] && blocking=1
+    TORCH_NCCL_BLOCKING_WAIT=$blocking WORLD_SIZE=1 RANK=0 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 \
+      MASTER_PORT=$((29550 + 2 * i + blocking)) timeout 120 $b/cifar10 --data-dir /tmp/c10 --output-dir /tmp/runs/$name \
+      --skip-visualization --preset quick --epochs $epochs --dist-backend nccl >/tmp/runs-$name.log 2>&1
     tail -2 /tmp/runs-$name.log
     # The group is shut down before exit (compat::shutdown_backend): no warning.
     echo "$name: destroy_process_group warnings: $(grep -c destroy_process_group /tmp/runs-$name.log)" |
@@ -131,7 +129,38 @@ for i in 1 2; do
     echo "$name epoch img/s: $(epoch_rates /tmp/runs-$name.log)" | tee -a "$out/summary.txt"
   done
 done
+python3 - "$out/summary.txt" <<'PY' | tee -a "$out/summary.txt"
+import re, statistics, sys
+rates = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"(plain|nccl_w1)_e6_\d+(?:_(\w+))? epoch img/s: (.*)", line)
+    if m:
+        rates.setdefault(m.group(2) or "plain", []).extend(float(x) for x in m.group(3).split())
+plain = statistics.median(rates["plain"])
+for kind, r in rates.items():
+    med = statistics.median(r)
+    print(f"median epoch img/s {kind}: {med:.0f} over {len(r)} epochs, {100 * (plain / med - 1):+.1f}% time against plain")
+PY
+fi
 
+# A best checkpoint evaluated alone: an evaluation without training once
+# kept its model on the CPU and stopped on CUDA batches. And on the CPU: a
+# checkpoint written on a GPU names cuda:0 storages.
+for run in quick plain_e6_1; do
+  ckpt=/tmp/runs/$run/checkpoints/best_model.pt
+  [ -s $ckpt ] || continue
+  stamp "evaluate $ckpt alone, on cuda and on the cpu"
+  for device in cuda cpu; do  # not $dev, the bundle's folder
+    timeout 90 $b/cifar10 --skip-training --load-model $ckpt --data-dir /tmp/c10 \
+      --device $device --test-limit 2000 --output-dir /tmp/runs/eval_alone_$device --skip-visualization \
+      >/tmp/runs-eval_alone_$device.log 2>&1
+    echo "eval_alone_$device ($run): exit $? $(grep -E '^(error|Test)' /tmp/runs-eval_alone_$device.log | tail -1)" |
+      tee -a "$out/summary.txt"
+  done
+  break
+done
+
+if part others; then
 train fast64_e10 --preset quick --width 64 --epochs 10 --batch-size 512 --learning-rate 0.4
 # ResNet-18 with the original's recipe: whole epochs, augmentation included.
 train resnet18_adam_e3 --model-type resnet --epochs 3 --batch-size 512
@@ -148,6 +177,7 @@ fi
 stamp "deterministic runs on CUDA"
 timeout 120 $b/test_e2e --gtest_filter='Train.DeterministicFlagRepeatsRunsBitExactly' 2>&1 |
   grep -E "^\[ +(OK|FAILED) |Failure|error" | head -20 | tee -a "$out/summary.txt"
+fi
 else
 # Six at a time: twelve processes of 16 threads each on 16 cores (and one
 # GPU) ran the slowest tests past their limit.

@@ -10,7 +10,6 @@
 #include <torch/csrc/distributed/c10d/Types.hpp>
 #include <torch/csrc/distributed/c10d/Work.hpp>
 
-#include <cstdlib>
 #include <type_traits>
 #include <utility>
 
@@ -52,18 +51,6 @@ using CollectiveBackend = c10d::Backend;
 #else
 using CollectiveBackend = c10d::ProcessGroup;
 #endif
-
-// NCCL's Work::wait only orders streams unless blocking wait is on; with it,
-// wait(timeout) blocks the host and throws on timeout, which is what turns
-// a hung peer into an error. 2.2 renamed the variable (the old one still
-// works there, with a deprecation warning).
-inline void enable_nccl_blocking_wait() {
-#if CIFAR_TORCH_AT_LEAST(2, 2)
-  ::setenv("TORCH_NCCL_BLOCKING_WAIT", "1", /*overwrite=*/0);
-#else
-  ::setenv("NCCL_BLOCKING_WAIT", "1", /*overwrite=*/0);
-#endif
-}
 
 // TCPStoreOptions gained fields in 2.x (useLibUV, masterListenFd, ...);
 // assigning by name keeps this the same on both.

@@ -35,10 +35,16 @@ class DistributedContext {
   // rank has no samples in the step): the hooks start each bucket's
   // all-reduce during the last pass.
   virtual void begin_backward(int /*passes*/) {}
-  // Averages the gradients of `params` across ranks, then brings the model's
-  // buffers (batch-norm running statistics) into agreement: rank 0's, or
-  // their mean over ranks with --sync-bn.
+  // Averages the gradients of `params` across ranks.
   virtual void sync_gradients(const std::vector<torch::Tensor>& /*params*/) {}
+  // Brings the model's buffers (batch-norm running statistics), which each
+  // rank's training steps move apart, into agreement: rank 0's, or their
+  // mean over ranks with --sync-bn. No forward pass in training mode reads
+  // them, so the Trainer calls this where they are read or saved (before
+  // validation, before a checkpoint, after training) rather than every
+  // step: the result is the same, rank 0's statistics or, the running
+  // averages being linear, the mean of the ranks'.
+  virtual void sync_buffers() {}
   virtual void barrier() {}
   virtual std::string backend() const { return "none"; }
 };

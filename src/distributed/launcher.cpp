@@ -14,9 +14,12 @@
 #include <filesystem>
 #include <iostream>
 #include <optional>
+#include <thread>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/printable.h"
+#include "common/signals.h"
 #include "common/runtime.h"
 #include "distributed/process_group.h"
 #include "models/registry.h"
@@ -323,6 +326,29 @@ int launch_local_workers(int workers, const Config& config, int argc, const char
   checked_backend(config.dist.backend, resolve_device(config.run.device));
   Supervisor supervisor(workers, argc, argv);
   return supervisor.run();
+}
+
+void exit_quietly_if_launcher_stops_us(const DistEnvironment& env, std::chrono::milliseconds patience) {
+  if (!env.local_launcher) return;
+  install_stop_signals();  // the launcher's SIGTERM now sets the flag
+  const auto deadline = Clock::now() + patience;
+  while (stop_signal() == 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (const int sig = stop_signal()) {
+    std::fflush(nullptr);
+    std::cout.flush();
+    std::_Exit(128 + sig);
+  }
+}
+
+int report_error(const std::string& message, int code) {
+  try {
+    const DistEnvironment env = detect_environment(process_environment());
+    if (env.rank != 0) exit_quietly_if_launcher_stops_us(env, std::chrono::seconds(kRankZeroReportsSeconds));
+  } catch (const std::exception&) {
+    // Variables too broken to tell the rank: this process reports.
+  }
+  std::cerr << "error: " << printable(message) << "\n";
+  return code;
 }
 
 }  // namespace cifar

@@ -6,6 +6,9 @@
 // worker fails, the others get SIGTERM (SIGKILL after a grace period) and
 // the launcher exits non-zero naming that rank.
 #pragma once
+#include <chrono>
+#include <string>
+
 #include "config/config.h"
 #include "distributed/environment.h"
 
@@ -28,5 +31,20 @@ int local_workers_to_start(const Config& config, const EnvMap& env);
 // first failed worker's status (1 when it was killed by a signal); or,
 // after a forwarded SIGINT/SIGTERM, rank 0's (130/143).
 int launch_local_workers(int workers, const Config& config, int argc, const char* const* argv);
+
+// Under our launcher a worker's failure reaches the others as a broken
+// collective and, a moment later, as the launcher's SIGTERM; and every rank
+// that reads the same bad file fails with the same error. The launcher
+// names the rank that failed first, so a worker about to report such an
+// error first waits up to `patience` for that SIGTERM and, when it comes,
+// exits 128 + the signal without a word. Elsewhere (torchrun, srun, one
+// process) it returns at once: each rank reports.
+void exit_quietly_if_launcher_stops_us(const DistEnvironment& env, std::chrono::milliseconds patience);
+
+// main's last word on an error: "error: MESSAGE" on stderr, returning
+// `code`. Under our launcher a rank other than 0 first gives rank 0, which
+// reads the same files, kRankZeroReportsSeconds to report the error once.
+int report_error(const std::string& message, int code);
+constexpr int kRankZeroReportsSeconds = 5;
 
 }  // namespace cifar

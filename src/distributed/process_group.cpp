@@ -17,12 +17,14 @@
 #include "common/printable.h"
 #include "common/signals.h"
 #include "distributed/c10d_compat.h"
+#include "distributed/launcher.h"
 #include "models/net.h"
 
 namespace cifar {
 namespace {
 
 using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
 using Backend = compat::CollectiveBackend;
 using WorkPtr = c10::intrusive_ptr<c10d::Work>;
 
@@ -31,21 +33,6 @@ std::string first_line(const std::exception& e) {
   if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) what = c10->what_without_backtrace();
   if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
   return what;
-}
-
-// Under our launcher a peer's failure reaches the other ranks twice: as a
-// broken connection and, a moment later, as the launcher's SIGTERM. The
-// launcher names the rank that failed first, so the others leave quietly
-// rather than each printing a second, misleading error. Without our
-// launcher (torchrun, srun) every surviving rank reports.
-void exit_quietly_if_launcher_stops_us(const DistEnvironment& env) {
-  if (!env.local_launcher) return;
-  for (int i = 0; i < 40 && stop_signal() == 0; ++i) std::this_thread::sleep_for(milliseconds(50));
-  if (const int sig = stop_signal()) {
-    std::fflush(nullptr);
-    std::cout.flush();
-    std::_Exit(128 + sig);
-  }
 }
 
 std::string rank_text(const DistEnvironment& env) {
@@ -99,7 +86,7 @@ struct GradientBuckets {
   std::vector<bool> hooked;
   std::vector<bool> layout;           // requires_grad of each param when the buckets were built
   std::vector<int> bucket_of;         // -1 for a frozen parameter
-  std::vector<int64_t> offset_of;
+  std::vector<torch::Tensor> slots;  // each parameter's place in its bucket, with its strides
   std::vector<int> passes_seen;
   std::vector<Bucket> buckets;        // in reverse registration order, the order backward produces them
   size_t next_launch = 0;
@@ -112,7 +99,7 @@ struct GradientBuckets {
     buckets.clear();
     layout.assign(params.size(), false);
     bucket_of.assign(params.size(), -1);
-    offset_of.assign(params.size(), 0);
+    slots.assign(params.size(), torch::Tensor());
     passes_seen.assign(params.size(), 0);
     std::vector<std::vector<size_t>> groups;
     size_t bytes = 0;
@@ -133,12 +120,20 @@ struct GradientBuckets {
     for (const auto& g : groups) {
       Bucket b;
       int64_t numel = 0;
-      for (size_t k : g) {
-        bucket_of[k] = static_cast<int>(buckets.size());
-        offset_of[k] = numel;
-        numel += params[k].numel();
-      }
+      for (size_t k : g) numel += params[k].numel();
       b.flat = torch::zeros({numel}, params[g.front()].options().requires_grad(false));
+      int64_t offset = 0;
+      for (size_t k : g) {
+        const auto& p = params[k];
+        bucket_of[k] = static_cast<int>(buckets.size());
+        // The parameter's own strides: the averaged gradient is handed to
+        // the optimiser as this view, and AccumulateGrad and the foreach
+        // optimisers want a gradient laid out as its parameter.
+        auto part = b.flat.narrow(0, offset, p.numel());
+        slots[k] = p.is_non_overlapping_and_dense() ? part.as_strided(p.sizes(), p.strides(), part.storage_offset())
+                                                    : part.view(p.sizes());
+        offset += p.numel();
+      }
       b.params = g;
       buckets.push_back(std::move(b));
     }
@@ -149,10 +144,6 @@ struct GradientBuckets {
       if (params[k].requires_grad() != layout[k]) return true;
     }
     return false;
-  }
-
-  torch::Tensor slot(size_t k) {
-    return buckets[bucket_of[k]].flat.narrow(0, offset_of[k], params[k].numel()).view(params[k].sizes());
   }
 
   // Launch strictly in bucket order: ranks must issue collectives in the
@@ -167,7 +158,7 @@ struct GradientBuckets {
   void on_gradient(size_t k, const torch::Tensor& grad) {
     if (!active || bucket_of[k] < 0 || passes_seen[k] >= passes) return;
     torch::NoGradGuard no_grad;
-    auto s = slot(k);
+    auto& s = slots[k];
     if (passes_seen[k] == 0) s.copy_(grad);
     else s.add_(grad);
     if (++passes_seen[k] == passes && ++buckets[bucket_of[k]].ready == buckets[bucket_of[k]].params.size()) {
@@ -191,12 +182,15 @@ std::vector<AbandonedGroup>& abandoned_groups() {
 class C10dContext final : public DistributedContext {
  public:
   C10dContext(c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<Backend> pg, DistEnvironment env,
-              std::string backend, milliseconds timeout, bool sync_bn, torch::Device device, size_t bucket_bytes)
+              std::string backend, milliseconds timeout, milliseconds backend_timeout, HostWaits waits, bool sync_bn,
+              torch::Device device, size_t bucket_bytes)
       : store_(std::move(store)),
         pg_(std::move(pg)),
         env_(std::move(env)),
         backend_(std::move(backend)),
         timeout_(timeout),
+        backend_timeout_(backend_timeout),
+        waits_(waits),
         sync_bn_(sync_bn),
         device_(device),
         bucket_bytes_(bucket_bytes) {}
@@ -223,27 +217,15 @@ class C10dContext final : public DistributedContext {
   int local_world_size() const override { return env_.local_world_size; }
   std::string backend() const override { return backend_; }
 
-  void all_reduce_sum(torch::Tensor& t) override { reduce(t, c10d::ReduceOp::SUM, "all-reduce"); }
-  void all_reduce_max(torch::Tensor& t) override { reduce(t, c10d::ReduceOp::MAX, "all-reduce (max)"); }
-
-  void broadcast(torch::Tensor& t, int root) override {
-    auto comm = comm_tensor(t);
-    wait(start("broadcast", [&] {
-           std::vector<torch::Tensor> v{comm};
-           c10d::BroadcastOptions o;
-           o.rootRank = root;
-           o.timeout = timeout_;
-           return pg_->broadcast(v, o);
-         }),
-         "broadcast");
-    if (!comm.is_same(t)) t.copy_(comm);
-  }
+  void all_reduce_sum(torch::Tensor& t) override { reduce(t, c10d::ReduceOp::SUM, "all-reduce", Reader::kHost); }
+  void all_reduce_max(torch::Tensor& t) override { reduce(t, c10d::ReduceOp::MAX, "all-reduce (max)", Reader::kHost); }
+  void broadcast(torch::Tensor& t, int root) override { broadcast(t, root, Reader::kHost); }
 
   // An all-reduce of one number rather than c10d's barrier: NCCL's barrier
   // guesses each rank's GPU from its rank, which is wrong across machines.
   void barrier() override {
     auto t = torch::zeros({1}, torch::kFloat32);
-    reduce(t, c10d::ReduceOp::SUM, "barrier");
+    reduce(t, c10d::ReduceOp::SUM, "barrier", Reader::kHost);
   }
 
   void broadcast_model(Net& model) override {
@@ -256,6 +238,7 @@ class C10dContext final : public DistributedContext {
       broadcast(g.flat, 0);
       unflatten(g);
     }
+    if (&model == model_) buffers_moved_ = false;
   }
 
   void prepare_model(Net& model) override {
@@ -269,7 +252,7 @@ class C10dContext final : public DistributedContext {
       return start("gradient all-reduce", [&] {
         std::vector<torch::Tensor> v{flat};
         c10d::AllreduceOptions o;
-        o.timeout = timeout_;
+        o.timeout = backend_timeout_;
         return pg_->allreduce(v, o);
       });
     };
@@ -288,6 +271,13 @@ class C10dContext final : public DistributedContext {
       b.build();
       install_hooks();
     }
+    // A gradient still lent from its bucket (a caller that did not clear
+    // the last step's) becomes its own: the hooks are about to overwrite it.
+    for (size_t k = 0; k < b.params.size(); ++k) {
+      if (b.slots[k].defined() && b.params[k].grad().is_same(b.slots[k])) {
+        b.params[k].mutable_grad() = b.slots[k].clone();
+      }
+    }
     std::fill(b.passes_seen.begin(), b.passes_seen.end(), 0);
     for (auto& bucket : b.buckets) {
       bucket.ready = 0;
@@ -305,6 +295,7 @@ class C10dContext final : public DistributedContext {
     }
     auto& b = *buckets_;
     torch::NoGradGuard no_grad;
+    settle();  // the last step's collectives
     // Buckets whose hooks did not all fire (a rank with no samples this
     // step, a parameter unused by the forward pass, a backward run without
     // begin_backward) take the local gradient as it stands: whatever the
@@ -314,24 +305,37 @@ class C10dContext final : public DistributedContext {
       for (size_t k : bucket.params) {
         if (b.active && b.passes_seen[k] == b.passes) continue;
         const auto& g = b.params[k].grad();
-        if (g.defined()) b.slot(k).copy_(g);
-        else b.slot(k).zero_();
+        if (g.defined()) b.slots[k].copy_(g);
+        else b.slots[k].zero_();
       }
       bucket.ready = bucket.params.size();
     }
     b.launch_ready();
     for (auto& bucket : b.buckets) {
-      wait(bucket.work, "gradient all-reduce");
+      order(bucket.work, "gradient all-reduce");
       bucket.work.reset();
-      bucket.flat.div_(env_.world_size);
-      for (size_t k : bucket.params) {
-        auto& p = b.params[k];
-        if (p.grad().defined()) p.mutable_grad().copy_(b.slot(k));
-        else p.mutable_grad() = b.slot(k).clone();
-      }
+      if (env_.world_size > 1) bucket.flat.div_(env_.world_size);
+      // The bucket itself is the gradient, no copy: the next step's
+      // clear_gradients() lets go of it before its hooks write again.
+      for (size_t k : bucket.params) b.params[k].mutable_grad() = b.slots[k];
     }
     b.active = false;
-    sync_buffers();
+    buffers_moved_ = true;
+  }
+
+  void sync_buffers() override {
+    if (!model_ || !buffers_moved_) return;
+    torch::NoGradGuard no_grad;
+    for (auto& g : flatten_by_type(model_->buffers())) {
+      if (sync_bn_ && g.flat.is_floating_point()) {
+        reduce(g.flat, c10d::ReduceOp::SUM, "all-reduce", Reader::kDevice);
+        g.flat.div_(env_.world_size);
+      } else {
+        broadcast(g.flat, 0, Reader::kDevice);
+      }
+      unflatten(g);
+    }
+    buffers_moved_ = false;
   }
 
  private:
@@ -344,10 +348,34 @@ class C10dContext final : public DistributedContext {
     }
   }
 
-  void wait(const WorkPtr& work, const char* what) {
+  // Who reads a collective's result: the host (a metric sum, a flag), or
+  // only the device's later kernels (gradients, buffers).
+  enum class Reader { kHost, kDevice };
+
+  // The host reads the result: the collective must have finished, or
+  // failed, within --dist-timeout.
+  void wait(const WorkPtr& work, const char* what) { wait_until(work, what, Clock::now() + timeout_); }
+
+  void wait_until(const WorkPtr& work, const char* what, Clock::time_point deadline) {
     if (!work) return;
     try {
-      work->wait(timeout_);
+      if (waits_ == HostWaits::kBlocking) {
+        work->wait(timeout_);
+        return;
+      }
+      // Polled here rather than by Work::wait(timeout): that sleeps a whole
+      // millisecond between its checks, on steps of a few milliseconds.
+      for (int polls = 0; !work->isCompleted(); ++polls) {
+        if (Clock::now() >= deadline) {
+          fail(what, "no answer within --dist-timeout " + std::to_string(timeout_.count() / 1000) + " s");
+        }
+        if (polls < 200) std::this_thread::yield();
+        else std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
+      if (auto error = work->exception()) std::rethrow_exception(error);
+      work->wait();  // no timeout: only orders this thread's stream after it
+    } catch (const UserError&) {
+      throw;
     } catch (const std::exception& e) {
       std::string detail = first_line(e);
       // Gloo says "timed out"; NCCL's work "ran for N milliseconds before timing out".
@@ -359,9 +387,30 @@ class C10dContext final : public DistributedContext {
     }
   }
 
+  // Only the device reads the result: stream-ordered, the host checks it at
+  // the next step's settle() (kStreamOrdered), or waits now (kBlocking).
+  void order(const WorkPtr& work, const char* what) {
+    if (!work) return;
+    if (waits_ == HostWaits::kBlocking) {
+      wait(work, what);
+      return;
+    }
+    try {
+      work->wait();  // without a timeout: NCCL's does not block the host then
+    } catch (const std::exception& e) {
+      fail(what, first_line(e));
+    }
+    in_flight_.push_back({work, what, Clock::now() + timeout_});
+  }
+
+  void settle() {
+    for (const auto& w : in_flight_) wait_until(w.work, w.what, w.deadline);
+    in_flight_.clear();
+  }
+
   [[noreturn]] void fail(const std::string& what, const std::string& detail) {
     broken_ = true;
-    exit_quietly_if_launcher_stops_us(env_);
+    exit_quietly_if_launcher_stops_us(env_, std::chrono::seconds(2));
     throw UserError(rank_text(env_) + ": " + what + " failed: " + detail +
                         " (hint: another rank stopped or hung, see its output; raise --dist-timeout if a step is "
                         "just slow)",
@@ -375,16 +424,37 @@ class C10dContext final : public DistributedContext {
     return c.is_contiguous() ? c : c.contiguous();
   }
 
-  void reduce(torch::Tensor& t, c10d::ReduceOp op, const char* what) {
+  void reduce(torch::Tensor& t, c10d::ReduceOp op, const char* what, Reader reader) {
     auto comm = comm_tensor(t);
-    wait(start(what, [&] {
-           std::vector<torch::Tensor> v{comm};
-           c10d::AllreduceOptions o;
-           o.reduceOp = op;
-           o.timeout = timeout_;
-           return pg_->allreduce(v, o);
-         }),
-         what);
+    auto work = start(what, [&] {
+      std::vector<torch::Tensor> v{comm};
+      c10d::AllreduceOptions o;
+      o.reduceOp = op;
+      o.timeout = backend_timeout_;
+      return pg_->allreduce(v, o);
+    });
+    finish(work, what, comm, t, reader);
+  }
+
+  void broadcast(torch::Tensor& t, int root, Reader reader) {
+    auto comm = comm_tensor(t);
+    auto work = start("broadcast", [&] {
+      std::vector<torch::Tensor> v{comm};
+      c10d::BroadcastOptions o;
+      o.rootRank = root;
+      o.timeout = backend_timeout_;
+      return pg_->broadcast(v, o);
+    });
+    finish(work, "broadcast", comm, t, reader);
+  }
+
+  // A result that must be copied back into `t` is read by the host's copy.
+  void finish(const WorkPtr& work, const char* what, const torch::Tensor& comm, torch::Tensor& t, Reader reader) {
+    if (reader == Reader::kDevice && comm.is_same(t)) {
+      order(work, what);
+      return;
+    }
+    wait(work, what);
     if (!comm.is_same(t)) t.copy_(comm);
   }
 
@@ -417,41 +487,33 @@ class C10dContext final : public DistributedContext {
     }
   }
 
-  // Batch-norm running statistics are updated by each rank's own forward
-  // passes, so they drift apart; evaluation shards and checkpoints need one
-  // set. Without --sync-bn that is rank 0's (what DDP's broadcast_buffers
-  // does); with it, floating-point buffers are averaged over ranks.
-  void sync_buffers() {
-    auto buffers = model_->buffers();
-    if (buffers.empty()) return;
-    for (auto& g : flatten_by_type(buffers)) {
-      if (sync_bn_ && g.flat.is_floating_point()) {
-        all_reduce_sum(g.flat);
-        g.flat.div_(env_.world_size);
-      } else {
-        broadcast(g.flat, 0);
-      }
-      unflatten(g);
-    }
-  }
-
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<Backend> pg_;
   DistEnvironment env_;
   std::string backend_;
-  milliseconds timeout_;
+  milliseconds timeout_;          // --dist-timeout: ours to enforce
+  milliseconds backend_timeout_;  // the backend's own; longer when ours is enforced by polling
+  HostWaits waits_;
   bool sync_bn_;
   torch::Device device_;
   size_t bucket_bytes_;
   Net* model_ = nullptr;
   std::shared_ptr<GradientBuckets> buckets_;  // set by prepare_model
+  struct InFlight {
+    WorkPtr work;
+    const char* what;
+    Clock::time_point deadline;
+  };
+  std::vector<InFlight> in_flight_;  // stream-ordered, not yet seen finished
+  bool buffers_moved_ = false;       // training steps since the last sync_buffers
   bool broken_ = false;
 };
 
 [[noreturn]] void rendezvous_failed(const DistEnvironment& env, std::string detail, int timeout_s) {
-  exit_quietly_if_launcher_stops_us(env);
-  // c10d says "Socket Timeout" or "Timed out" without saying for what.
-  if (detail.find("Timeout") != std::string::npos || detail.find("imed out") != std::string::npos) {
+  exit_quietly_if_launcher_stops_us(env, std::chrono::seconds(2));
+  // c10d says "Socket Timeout", "Timed out" or (FileStore) "Wait timeout"
+  // without saying for what.
+  if (detail.find("imeout") != std::string::npos || detail.find("imed out") != std::string::npos) {
     detail = "no answer from every rank within --dist-timeout " + std::to_string(timeout_s) + " s (" + detail + ")";
   }
   const std::string where =
@@ -596,7 +658,6 @@ c10::intrusive_ptr<Backend> make_gloo(const c10::intrusive_ptr<c10d::Store>& sto
 #if CIFAR10_C10D_NCCL
 c10::intrusive_ptr<Backend> make_nccl(const c10::intrusive_ptr<c10d::Store>& store, const DistEnvironment& env,
                                       milliseconds timeout, const torch::Device& device) {
-  compat::enable_nccl_blocking_wait();
   // NCCL binds a communicator to the current device: this rank's GPU.
   c10::cuda::set_device(device.index());
   auto options = c10d::ProcessGroupNCCL::Options::create();
@@ -634,10 +695,16 @@ std::string checked_backend(const std::string& requested, const torch::Device& d
 }
 
 std::unique_ptr<DistributedContext> make_distributed_context(const DistConfig& config, const DistEnvironment& env,
-                                                             const torch::Device& device, size_t bucket_bytes) {
+                                                             const torch::Device& device, size_t bucket_bytes,
+                                                             HostWaits waits) {
   if (env.world_size == 1 && config.backend == "auto") return make_single_process_context();
   const std::string backend = checked_backend(config.backend, device);
   const milliseconds timeout = std::chrono::seconds(config.timeout);
+  if (waits == HostWaits::kAuto) waits = backend == "nccl" ? HostWaits::kStreamOrdered : HostWaits::kBlocking;
+  // Polled waits enforce --dist-timeout; the backend's own (NCCL's
+  // watchdog) is the backstop, so it must not fire first.
+  const milliseconds backend_timeout =
+      waits == HostWaits::kStreamOrdered ? timeout + std::chrono::seconds(kBackstopSeconds) : timeout;
 #if CIFAR10_C10D_GLOO
   const std::vector<std::string> interfaces = backend == "gloo" ? socket_interfaces(env) : std::vector<std::string>{};
 #endif
@@ -668,18 +735,18 @@ std::unique_ptr<DistributedContext> make_distributed_context(const DistConfig& c
     store = c10::make_intrusive<c10d::PrefixStore>("cifar10/" + std::to_string(env.restart_count), base);
     check_group_shape(*store, env);
 #if CIFAR10_C10D_NCCL
-    if (backend == "nccl") pg = make_nccl(store, env, timeout, device);
+    if (backend == "nccl") pg = make_nccl(store, env, backend_timeout, device);
 #endif
 #if CIFAR10_C10D_GLOO
-    if (backend == "gloo") pg = make_gloo(store, env, timeout, interfaces);
+    if (backend == "gloo") pg = make_gloo(store, env, backend_timeout, interfaces);
 #endif
   } catch (const UserError&) {
     throw;
   } catch (const std::exception& e) {
     rendezvous_failed(env, first_line(e), config.timeout);
   }
-  return std::make_unique<C10dContext>(std::move(store), std::move(pg), env, backend, timeout, config.sync_bn, device,
-                                       bucket_bytes);
+  return std::make_unique<C10dContext>(std::move(store), std::move(pg), env, backend, timeout, backend_timeout, waits,
+                                       config.sync_bn, device, bucket_bytes);
 }
 
 }  // namespace cifar

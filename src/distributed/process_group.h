@@ -33,6 +33,21 @@ bool has_backend(const std::string& backend);
 // UserError for one this build lacks or that cannot drive `device`.
 std::string checked_backend(const std::string& requested, const torch::Device& device);
 
+// How a rank waits for its collectives.
+// kBlocking: the host waits for each one, up to --dist-timeout (Gloo's
+//   collectives run on host threads, so there is nothing to overlap).
+// kStreamOrdered (NCCL's): a step's gradient and buffer collectives only
+//   put the device's stream behind them, and the host checks that they
+//   finished one step later. A collective whose result the host reads (the
+//   metric sums, the stop agreement) is polled against --dist-timeout. A
+//   hung peer is thus still this rank's one-line error, without the host
+//   waiting on the GPU every step. NCCL's own watchdog, given
+//   --dist-timeout plus kBackstopSeconds, ends the process should the host
+//   be stuck where it cannot check (a device copy behind the hung kernel).
+// kAuto picks by backend; the others are for tests.
+enum class HostWaits { kAuto, kBlocking, kStreamOrdered };
+constexpr int kBackstopSeconds = 30;
+
 // World size 1 with backend "auto": the single-process context, no
 // rendezvous. Otherwise a c10d group: rank 0 hosts a TCPStore at
 // env.master_addr:master_port and every rank joins it within
@@ -41,9 +56,10 @@ std::string checked_backend(const std::string& requested, const torch::Device& d
 // rank (an explicit --dist-backend at world size 1 builds a real group of
 // one, to measure what the data-parallel path costs). Backend "auto" is
 // NCCL when `device` is CUDA and LibTorch has it, else Gloo. `bucket_bytes`
-// is for tests.
+// and `waits` are for tests.
 std::unique_ptr<DistributedContext> make_distributed_context(const DistConfig& config, const DistEnvironment& env,
                                                              const torch::Device& device,
-                                                             size_t bucket_bytes = kGradientBucketBytes);
+                                                             size_t bucket_bytes = kGradientBucketBytes,
+                                                             HostWaits waits = HostWaits::kAuto);
 
 }  // namespace cifar

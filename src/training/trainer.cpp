@@ -272,6 +272,7 @@ FitResult Trainer::fit() {
     in_epoch_end_ = true;
     result.train_seconds += seconds_since(t_epoch);
     result.images_trained += images_trained_ - images_before;
+    dist_.sync_buffers();  // validation reads them
     auto sums = epoch_sums_.read().to_tensor();
     dist_.all_reduce_sum(sums);
     Logs logs = MetricSums::from_tensor(sums).to_logs();
@@ -282,6 +283,7 @@ FitResult Trainer::fit() {
     result.last = logs;
     ++result.epochs_run;
   }
+  dist_.sync_buffers();  // the evaluation reads them (every rank leaves the loop at the same step)
   if (!abandon_epoch_) {
     for (auto& cb : callbacks_) cb->on_train_end(result.last, *this);
     // Restoring the best weights reads a file only rank 0 wrote, which a
@@ -318,6 +320,7 @@ nlohmann::json Trainer::run_state() const {
 }
 
 void Trainer::save_checkpoint(const std::string& path) {
+  dist_.sync_buffers();
   auto meta = run_state();
   // The partial epoch's sums are global, so a run can resume with another
   // number of processes; every rank takes part in the reduction.

@@ -10,11 +10,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstring>
 #include <fstream>
 #include <random>
 #include <set>
 #include <sstream>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "background_process.h"
@@ -414,6 +416,90 @@ TEST(DataParallel, EarlyFailureIsReportedOnce) {
   EXPECT_EQ(count(out, "error: cannot download"), 1) << out;
   EXPECT_NE(out.find("error: rank 0 exited with status 2; stopped the other workers"), std::string::npos) << out;
   EXPECT_EQ(count(out, "error:"), 2) << out;
+}
+
+// Every rank reads the batches after rank 0's checks (which see sizes,
+// not contents), so a batch with a bad label fails on all of them at once.
+// The error is still printed once: the other ranks give rank 0 the word,
+// and the launcher names rank 0.
+TEST(DataParallel, ABadBatchEveryRankReadsIsReportedOnce) {
+  SKIP_WITHOUT_GLOO();
+  TempDir dir("bad_batch");
+  const auto data = dir / "data" / "cifar-10-batches-bin";
+  fs::create_directories(data);
+  for (const auto& entry : fs::directory_iterator(testing::batches_dir())) {
+    const auto name = entry.path().filename();
+    if (name != "data_batch_1.bin") fs::create_symlink(entry.path(), data / name);
+  }
+  std::string batch = read_file(testing::batches_dir() / "data_batch_1.bin");
+  batch[0] = static_cast<char>(200);  // record 0's label
+  testing::write_bytes(data / "data_batch_1.bin", batch);
+
+  auto args = tiny_run(dir, {"--model-type", "cnn", "--epochs", "1", "--nproc-per-node", "2"});
+  args[1] = (dir / "data").string();  // --data-dir
+  BackgroundProcess launcher(args);
+  const int code = launcher.wait(60);
+  const std::string out = launcher.output();
+  EXPECT_EQ(code, kExitBadInput) << out;
+  EXPECT_EQ(count(out, "error: corrupt CIFAR-10 file " + (data / "data_batch_1.bin").string()), 1) << out;
+  EXPECT_NE(out.find("error: rank 0 exited with status 2; stopped the other workers"), std::string::npos) << out;
+  EXPECT_EQ(count(out, "error:"), 2) << out;
+}
+
+// report_error in a worker of our launcher: rank 0 speaks at once; another
+// rank waits for the launcher's SIGTERM and leaves quietly when it comes,
+// or reports after kRankZeroReportsSeconds when it does not (its error was
+// its own).
+void set_worker_environment(int rank, bool our_launcher = true) {
+  const std::string r = std::to_string(rank);
+  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+           {"RANK", r}, {"LOCAL_RANK", r}, {"WORLD_SIZE", "2"}, {"LOCAL_WORLD_SIZE", "2"},
+           {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", "29500"}, {kLocalLauncherVariable, "1"}}) {
+    ::setenv(name.c_str(), value.c_str(), 1);
+  }
+  if (!our_launcher) ::unsetenv(kLocalLauncherVariable);
+}
+
+TEST(DataParallel, AWorkersErrorWaitsForRankZeroOnlyUnderOurLauncher) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto rank0 = testing::run_forked([] {
+    set_worker_environment(0);
+    std::_Exit(report_error("rank 0's own", kExitBadInput));
+  });
+  EXPECT_EQ(rank0.exit_code, kExitBadInput);
+  EXPECT_NE(rank0.output.find("error: rank 0's own"), std::string::npos) << rank0.output;
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), kRankZeroReportsSeconds);
+
+  // The launcher's SIGTERM, 300 ms in: no word, 128 + SIGTERM.
+  auto stopped = testing::run_forked([] {
+    set_worker_environment(1);
+    std::thread([] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      ::kill(::getpid(), SIGTERM);
+    }).detach();
+    std::_Exit(report_error("the same bad batch", kExitBadInput));
+  });
+  EXPECT_EQ(stopped.exit_code, 128 + SIGTERM) << stopped.output;
+  EXPECT_EQ(stopped.output.find("error:"), std::string::npos) << stopped.output;
+
+  t0 = std::chrono::steady_clock::now();
+  auto alone = testing::run_forked([] {
+    set_worker_environment(1);
+    std::_Exit(report_error("rank 1's own", kExitBadInput));
+  });
+  EXPECT_EQ(alone.exit_code, kExitBadInput);
+  EXPECT_NE(alone.output.find("error: rank 1's own"), std::string::npos) << alone.output;
+  EXPECT_GE(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+            kRankZeroReportsSeconds - 0.5);
+
+  // Under torchrun every rank reports, at once.
+  t0 = std::chrono::steady_clock::now();
+  auto torchrun = testing::run_forked([] {
+    set_worker_environment(1, /*our_launcher=*/false);
+    std::_Exit(report_error("rank 1 under torchrun", kExitBadInput));
+  });
+  EXPECT_NE(torchrun.output.find("error: rank 1 under torchrun"), std::string::npos) << torchrun.output;
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), kRankZeroReportsSeconds);
 }
 
 // A launcher killed by SIGKILL leaves its rendezvous folder; the next

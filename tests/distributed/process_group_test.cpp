@@ -138,8 +138,9 @@ TEST(ProcessGroup, CollectivesOverThreeRanks) {
 // buckets small enough that every parameter gets its own (64 bytes), two
 // accumulation passes and one frozen parameter, each gradient equals the
 // average of the ranks' local gradients computed by hand, and the buffers
-// agree: rank 0's, or the mean over ranks with --sync-bn.
-void check_gradients_and_buffers(bool sync_bn) {
+// agree: rank 0's, or the mean over ranks with --sync-bn. Two steps, so
+// that stream-ordered waits also settle the first step's collectives.
+void check_gradients_and_buffers(bool sync_bn, HostWaits waits = HostWaits::kAuto) {
   constexpr int kWorld = 3;
   std::vector<std::vector<torch::Tensor>> initial(kWorld), local(kWorld), running_mean(kWorld);
   run_ranks(kWorld, [&](int r, const DistEnvironment& env) {
@@ -149,8 +150,11 @@ void check_gradients_and_buffers(bool sync_bn) {
       for (auto& p : net->parameters()) p.uniform_(-1.0 - r, 1.0 + r);  // differ per rank
       net->norm->running_mean.fill_(r + 1.0);
     }
+    // One weight stored column-major: its averaged gradient must keep those strides.
+    net->b->weight.set_data(net->b->weight.detach().t().contiguous().t());
+    ASSERT_FALSE(net->b->weight.is_contiguous());
     for (const auto& p : net->parameters()) initial[r].push_back(p.detach().clone());
-    auto ctx = make_distributed_context(gloo(30, sync_bn), env, torch::kCPU, /*bucket_bytes=*/64);
+    auto ctx = make_distributed_context(gloo(30, sync_bn), env, torch::kCPU, /*bucket_bytes=*/64, waits);
     ctx->barrier();  // every rank has recorded its initial weights
     ctx->prepare_model(*net);
     auto params = net->parameters();
@@ -167,31 +171,38 @@ void check_gradients_and_buffers(bool sync_bn) {
     for (auto& p : params) {
       if (p.requires_grad()) trainable.push_back(p);
     }
+    // The weights do not change between the steps: the same gradients.
     auto grads = torch::autograd::grad({loss_of(halves[0]) + loss_of(halves[1])}, trainable);
     for (auto& g : grads) local[r].push_back(g.detach().clone());
 
-    for (auto& p : params) p.mutable_grad() = torch::Tensor();
-    ctx->begin_backward(2);
-    loss_of(halves[0]).backward();
-    loss_of(halves[1]).backward();
-    running_mean[r].push_back(net->norm->running_mean.clone());
-    ctx->barrier();  // every rank has recorded its local gradients and buffers
-    ctx->sync_gradients(params);
+    for (size_t step = 0; step < 2; ++step) {
+      for (auto& p : params) p.mutable_grad() = torch::Tensor();
+      ctx->begin_backward(2);
+      loss_of(halves[0]).backward();
+      loss_of(halves[1]).backward();
+      running_mean[r].push_back(net->norm->running_mean.clone());
+      ctx->barrier();  // every rank has recorded its local gradients and buffers
+      ctx->sync_gradients(params);
+      ctx->sync_buffers();
 
-    EXPECT_FALSE(net->a->bias.grad().defined());
-    for (size_t i = 0; i < trainable.size(); ++i) {
-      auto expected = torch::zeros_like(local[r][i]);
-      for (int k = 0; k < kWorld; ++k) expected += local[k][i];
-      expected /= kWorld;
-      EXPECT_TRUE(torch::allclose(trainable[i].grad(), expected, 1e-5, 1e-6))
-          << "parameter " << i << " on rank " << r << ": " << (trainable[i].grad() - expected).abs().max().item<double>();
+      EXPECT_FALSE(net->a->bias.grad().defined());
+      for (size_t i = 0; i < trainable.size(); ++i) {
+        auto expected = torch::zeros_like(local[r][i]);
+        for (int k = 0; k < kWorld; ++k) expected += local[k][i];
+        expected /= kWorld;
+        EXPECT_TRUE(torch::allclose(trainable[i].grad(), expected, 1e-5, 1e-6))
+            << "parameter " << i << " on rank " << r << ", step " << step << ": "
+            << (trainable[i].grad() - expected).abs().max().item<double>();
+        // Laid out as its parameter (the foreach optimisers' fast path).
+        EXPECT_EQ(trainable[i].grad().strides(), trainable[i].strides()) << "parameter " << i;
+      }
+      auto want = running_mean[0][step].clone();
+      if (sync_bn) want = (running_mean[0][step] + running_mean[1][step] + running_mean[2][step]) / 3.0;
+      EXPECT_TRUE(torch::allclose(net->norm->running_mean, want, 1e-6, 1e-7)) << "rank " << r << ", step " << step;
+      // The ranks' own statistics differed (different inputs), so agreement is the context's doing.
+      if (r == 1) EXPECT_FALSE(torch::allclose(running_mean[0][step], running_mean[1][step]));
+      ctx->barrier();  // every rank has checked before the next step records
     }
-    auto want = running_mean[0][0].clone();
-    if (sync_bn) want = (running_mean[0][0] + running_mean[1][0] + running_mean[2][0]) / 3.0;
-    EXPECT_TRUE(torch::allclose(net->norm->running_mean, want, 1e-6, 1e-7)) << "rank " << r;
-    // The ranks' own statistics differed (different inputs), so agreement is the context's doing.
-    if (r == 1) EXPECT_FALSE(torch::allclose(running_mean[0][0], running_mean[1][0]));
-    ctx->barrier();
   });
 }
 
@@ -221,6 +232,13 @@ TEST(ProcessGroup, SyncBnAveragesRunningStatistics) {
   SKIP_WITHOUT_GLOO();
   check_gradients_and_buffers(true);
 }
+// NCCL's waits (stream-ordered gradients and buffers, polled host reads)
+// driven over Gloo, whose works complete on host threads just the same.
+TEST(ProcessGroup, StreamOrderedWaitsGiveTheSameGradientsAndBuffers) {
+  SKIP_WITHOUT_GLOO();
+  check_gradients_and_buffers(false, HostWaits::kStreamOrdered);
+  check_gradients_and_buffers(true, HostWaits::kStreamOrdered);
+}
 
 // torchrun's agent hosts the store (TORCHELASTIC_USE_AGENT_STORE=True):
 // rank 0 must join it, not try to listen on the same port.
@@ -244,10 +262,11 @@ TEST(ProcessGroup, JoinsAStoreHostedByTorchrunsAgent) {
       port, /*agent_store=*/true);
 }
 
-TEST(ProcessGroup, HungPeerTimesOutWithAClearError) {
-  SKIP_WITHOUT_GLOO();
-  run_ranks(2, [](int r, const DistEnvironment& env) {
-    auto ctx = make_distributed_context(gloo(2), env, torch::kCPU);
+// With polled waits the backend's own timeout is 30 s longer: --dist-timeout
+// is ours to enforce, and is.
+void check_hung_peer(HostWaits waits) {
+  run_ranks(2, [waits](int r, const DistEnvironment& env) {
+    auto ctx = make_distributed_context(gloo(2), env, torch::kCPU, kGradientBucketBytes, waits);
     if (r == 1) {
       // A hung peer: in the group, never joining the collective.
       std::this_thread::sleep_for(std::chrono::milliseconds(3500));
@@ -271,6 +290,15 @@ TEST(ProcessGroup, HungPeerTimesOutWithAClearError) {
   });
 }
 
+TEST(ProcessGroup, HungPeerTimesOutWithAClearError) {
+  SKIP_WITHOUT_GLOO();
+  check_hung_peer(HostWaits::kAuto);
+}
+TEST(ProcessGroup, HungPeerTimesOutWithAClearErrorWhenWaitsArePolled) {
+  SKIP_WITHOUT_GLOO();
+  check_hung_peer(HostWaits::kStreamOrdered);
+}
+
 TEST(ProcessGroup, MissingRankFailsTheRendezvous) {
   SKIP_WITHOUT_GLOO();
   const int port = find_free_loopback_port();
@@ -283,6 +311,26 @@ TEST(ProcessGroup, MissingRankFailsTheRendezvous) {
     EXPECT_NE(what.find("cannot form the process group at 127.0.0.1:" + std::to_string(port)), std::string::npos)
         << what;
     EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 10.0);
+  }
+}
+
+// Our launcher's workers meet through a FileStore, whose timeout reads
+// only "Wait timeout": named as the missing answer it is.
+TEST(ProcessGroup, MissingRankFailsAFileStoreRendezvousNamingTheTimeout) {
+  SKIP_WITHOUT_GLOO();
+  testing::TempDir dir("filestore");
+  auto env = env_for(0, 2, 1);
+  env.store_file = (dir / "store").string();
+  try {
+    make_distributed_context(gloo(2), env, torch::kCPU);
+    FAIL() << "a group of 2 formed with one rank";
+  } catch (const UserError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("cannot form the process group at " + env.store_file +
+                        ": no answer from every rank within --dist-timeout 2 s"),
+              std::string::npos)
+        << what;
+    EXPECT_NE(what.find("check that all 2 workers were started"), std::string::npos) << what;
   }
 }
 
