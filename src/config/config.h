@@ -87,7 +87,7 @@ struct DistConfig {
   std::string backend = "auto";  // auto (NCCL on CUDA, Gloo on CPU) | gloo | nccl
   int timeout = 300;             // seconds the rendezvous or any collective may wait for a peer
   int nproc_per_node = 0;        // start N worker processes on this machine (0 = as --strategy says)
-  bool sync_bn = false;          // average batch-norm running statistics over ranks every step
+  bool sync_bn = false;          // average batch-norm running statistics over ranks, not rank 0's
 };
 
 struct Config {

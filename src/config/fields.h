@@ -78,7 +78,7 @@ void visit_fields(Config_& c, Visitor&& v) {
   v("nproc-per-node", c.dist.nproc_per_node, "Start N worker processes on this machine (0 = as --strategy says)");
   v("dist-backend", c.dist.backend, "auto (NCCL on CUDA, Gloo on CPU) | gloo | nccl");
   v("dist-timeout", c.dist.timeout, "Seconds the rendezvous or a collective may wait for a peer");
-  v("sync-bn", c.dist.sync_bn, "Average batch-norm running statistics over ranks every step");
+  v("sync-bn", c.dist.sync_bn, "Average batch-norm running statistics over ranks (not only rank 0's)");
 }
 
 }  // namespace cifar

@@ -45,6 +45,11 @@ class DistributedContext {
   // step: the result is the same, rank 0's statistics or, the running
   // averages being linear, the mean of the ranks'.
   virtual void sync_buffers() {}
+  // Before the host reads device memory written after a step's
+  // collectives (the metric sums): they must have finished, within
+  // --dist-timeout. On NCCL the host does not otherwise wait for them, and
+  // a copy queued behind a hung one would wait without end.
+  virtual void wait_for_collectives() {}
   virtual void barrier() {}
   virtual std::string backend() const { return "none"; }
 };

@@ -330,7 +330,12 @@ int launch_local_workers(int workers, const Config& config, int argc, const char
 
 void exit_quietly_if_launcher_stops_us(const DistEnvironment& env, std::chrono::milliseconds patience) {
   if (!env.local_launcher) return;
-  install_stop_signals();  // the launcher's SIGTERM now sets the flag
+  // The launcher's SIGTERM sets the flag while this waits; whatever
+  // handled the stop signals before is back afterwards.
+  constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGUSR1};
+  struct sigaction before[3];
+  for (int i = 0; i < 3; ++i) ::sigaction(kStopSignals[i], nullptr, &before[i]);
+  install_stop_signals();
   const auto deadline = Clock::now() + patience;
   while (stop_signal() == 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   if (const int sig = stop_signal()) {
@@ -338,12 +343,18 @@ void exit_quietly_if_launcher_stops_us(const DistEnvironment& env, std::chrono::
     std::cout.flush();
     std::_Exit(128 + sig);
   }
+  for (int i = 0; i < 3; ++i) ::sigaction(kStopSignals[i], &before[i], nullptr);
 }
 
 int report_error(const std::string& message, int code) {
+  // Bad input is what every rank meets alike (the same files, the same
+  // flags); a failed collective waited for the launcher already, and any
+  // other error is this rank's own, reported at once.
   try {
     const DistEnvironment env = detect_environment(process_environment());
-    if (env.rank != 0) exit_quietly_if_launcher_stops_us(env, std::chrono::seconds(kRankZeroReportsSeconds));
+    if (code == kExitBadInput && env.rank != 0) {
+      exit_quietly_if_launcher_stops_us(env, std::chrono::seconds(kRankZeroReportsSeconds));
+    }
   } catch (const std::exception&) {
     // Variables too broken to tell the rank: this process reports.
   }

@@ -42,8 +42,9 @@ int launch_local_workers(int workers, const Config& config, int argc, const char
 void exit_quietly_if_launcher_stops_us(const DistEnvironment& env, std::chrono::milliseconds patience);
 
 // main's last word on an error: "error: MESSAGE" on stderr, returning
-// `code`. Under our launcher a rank other than 0 first gives rank 0, which
-// reads the same files, kRankZeroReportsSeconds to report the error once.
+// `code`. Under our launcher a rank other than 0 with bad input (exit code
+// kExitBadInput) first gives rank 0, which reads the same files and flags,
+// kRankZeroReportsSeconds to report it once.
 int report_error(const std::string& message, int code);
 constexpr int kRankZeroReportsSeconds = 5;
 

@@ -296,6 +296,11 @@ class C10dContext final : public DistributedContext {
     auto& b = *buckets_;
     torch::NoGradGuard no_grad;
     settle();  // the last step's collectives
+    // A backward run without begin_backward: no hook filled anything.
+    if (!b.active) {
+      b.next_launch = 0;
+      for (auto& bucket : b.buckets) bucket.ready = 0;
+    }
     // Buckets whose hooks did not all fire (a rank with no samples this
     // step, a parameter unused by the forward pass, a backward run without
     // begin_backward) take the local gradient as it stands: whatever the
@@ -303,7 +308,7 @@ class C10dContext final : public DistributedContext {
     for (size_t i = b.next_launch; i < b.buckets.size(); ++i) {
       auto& bucket = b.buckets[i];
       for (size_t k : bucket.params) {
-        if (b.active && b.passes_seen[k] == b.passes) continue;
+        if (b.active && b.passes > 0 && b.passes_seen[k] == b.passes) continue;
         const auto& g = b.params[k].grad();
         if (g.defined()) b.slots[k].copy_(g);
         else b.slots[k].zero_();
@@ -324,19 +329,23 @@ class C10dContext final : public DistributedContext {
   }
 
   void sync_buffers() override {
-    if (!model_ || !buffers_moved_) return;
-    torch::NoGradGuard no_grad;
-    for (auto& g : flatten_by_type(model_->buffers())) {
-      if (sync_bn_ && g.flat.is_floating_point()) {
-        reduce(g.flat, c10d::ReduceOp::SUM, "all-reduce", Reader::kDevice);
-        g.flat.div_(env_.world_size);
-      } else {
-        broadcast(g.flat, 0, Reader::kDevice);
+    if (model_ && buffers_moved_) {
+      torch::NoGradGuard no_grad;
+      for (auto& g : flatten_by_type(model_->buffers())) {
+        if (sync_bn_ && g.flat.is_floating_point()) {
+          reduce(g.flat, c10d::ReduceOp::SUM, "all-reduce", Reader::kDevice);
+          g.flat.div_(env_.world_size);
+        } else {
+          broadcast(g.flat, 0, Reader::kDevice);
+        }
+        unflatten(g);
       }
-      unflatten(g);
+      buffers_moved_ = false;
     }
-    buffers_moved_ = false;
+    settle();  // validation and checkpoints read the model next
   }
+
+  void wait_for_collectives() override { settle(); }
 
  private:
   template <class F>
@@ -377,14 +386,18 @@ class C10dContext final : public DistributedContext {
     } catch (const UserError&) {
       throw;
     } catch (const std::exception& e) {
-      std::string detail = first_line(e);
-      // Gloo says "timed out"; NCCL's work "ran for N milliseconds before timing out".
-      if (detail.find("timed out") != std::string::npos || detail.find("Timed out") != std::string::npos ||
-          detail.find("before timing out") != std::string::npos) {
-        detail = "no answer within --dist-timeout " + std::to_string(timeout_.count() / 1000) + " s (" + detail + ")";
-      }
-      fail(what, detail);
+      fail(what, describe(e));
     }
+  }
+
+  std::string describe(const std::exception& e) const {
+    std::string detail = first_line(e);
+    // Gloo says "timed out"; NCCL's work "ran for N milliseconds before timing out".
+    if (detail.find("timed out") != std::string::npos || detail.find("Timed out") != std::string::npos ||
+        detail.find("before timing out") != std::string::npos) {
+      detail = "no answer within --dist-timeout " + std::to_string(timeout_.count() / 1000) + " s (" + detail + ")";
+    }
+    return detail;
   }
 
   // Only the device reads the result: stream-ordered, the host checks it at
@@ -398,7 +411,7 @@ class C10dContext final : public DistributedContext {
     try {
       work->wait();  // without a timeout: NCCL's does not block the host then
     } catch (const std::exception& e) {
-      fail(what, first_line(e));
+      fail(what, describe(e));  // TORCH_NCCL_BLOCKING_WAIT=1 blocks, and times out, here
     }
     in_flight_.push_back({work, what, Clock::now() + timeout_});
   }
@@ -425,6 +438,7 @@ class C10dContext final : public DistributedContext {
   }
 
   void reduce(torch::Tensor& t, c10d::ReduceOp op, const char* what, Reader reader) {
+    if (reader == Reader::kHost) settle();  // copying `t` to the device queues behind them
     auto comm = comm_tensor(t);
     auto work = start(what, [&] {
       std::vector<torch::Tensor> v{comm};
@@ -437,6 +451,7 @@ class C10dContext final : public DistributedContext {
   }
 
   void broadcast(torch::Tensor& t, int root, Reader reader) {
+    if (reader == Reader::kHost) settle();
     auto comm = comm_tensor(t);
     auto work = start("broadcast", [&] {
       std::vector<torch::Tensor> v{comm};

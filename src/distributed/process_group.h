@@ -38,10 +38,11 @@ std::string checked_backend(const std::string& requested, const torch::Device& d
 //   collectives run on host threads, so there is nothing to overlap).
 // kStreamOrdered (NCCL's): a step's gradient and buffer collectives only
 //   put the device's stream behind them, and the host checks that they
-//   finished one step later. A collective whose result the host reads (the
-//   metric sums, the stop agreement) is polled against --dist-timeout. A
-//   hung peer is thus still this rank's one-line error, without the host
-//   waiting on the GPU every step. NCCL's own watchdog, given
+//   finished one step later, or before it next reads device memory (a
+//   collective whose result it reads, wait_for_collectives(),
+//   sync_buffers()): polled against --dist-timeout. A hung peer is thus
+//   still this rank's one-line error, without the host waiting on the GPU
+//   every step. NCCL's own watchdog, given
 //   --dist-timeout plus kBackstopSeconds, ends the process should the host
 //   be stuck where it cannot check (a device copy behind the hung kernel).
 // kAuto picks by backend; the others are for tests.

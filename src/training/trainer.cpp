@@ -165,6 +165,7 @@ bool Trainer::train_epoch(int epoch) {
     step_in_epoch_ = step + 1;
     Logs running;
     if (should_read_running_logs(step, read_at)) {
+      dist_.wait_for_collectives();
       const MetricSums now = epoch_sums_.read();
       read_at = Clock::now();
       // The epoch's sums, then the loss of the steps since the last reading
@@ -272,7 +273,7 @@ FitResult Trainer::fit() {
     in_epoch_end_ = true;
     result.train_seconds += seconds_since(t_epoch);
     result.images_trained += images_trained_ - images_before;
-    dist_.sync_buffers();  // validation reads them
+    dist_.sync_buffers();  // validation reads them (and the step's collectives have finished)
     auto sums = epoch_sums_.read().to_tensor();
     dist_.all_reduce_sum(sums);
     Logs logs = MetricSums::from_tensor(sums).to_logs();

@@ -447,9 +447,9 @@ TEST(DataParallel, ABadBatchEveryRankReadsIsReportedOnce) {
 }
 
 // report_error in a worker of our launcher: rank 0 speaks at once; another
-// rank waits for the launcher's SIGTERM and leaves quietly when it comes,
-// or reports after kRankZeroReportsSeconds when it does not (its error was
-// its own).
+// rank with bad input waits for the launcher's SIGTERM and leaves quietly
+// when it comes, or reports after kRankZeroReportsSeconds when it does not
+// (its error was its own).
 void set_worker_environment(int rank, bool our_launcher = true) {
   const std::string r = std::to_string(rank);
   for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
@@ -491,6 +491,17 @@ TEST(DataParallel, AWorkersErrorWaitsForRankZeroOnlyUnderOurLauncher) {
   EXPECT_NE(alone.output.find("error: rank 1's own"), std::string::npos) << alone.output;
   EXPECT_GE(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
             kRankZeroReportsSeconds - 0.5);
+
+  // Not bad input (a failed collective waited already; any other error is
+  // this rank's own): reported at once.
+  t0 = std::chrono::steady_clock::now();
+  auto runtime = testing::run_forked([] {
+    set_worker_environment(1);
+    std::_Exit(report_error("rank 1 ran out of memory", kExitRuntime));
+  });
+  EXPECT_EQ(runtime.exit_code, kExitRuntime);
+  EXPECT_NE(runtime.output.find("error: rank 1 ran out of memory"), std::string::npos) << runtime.output;
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), kRankZeroReportsSeconds);
 
   // Under torchrun every rank reports, at once.
   t0 = std::chrono::steady_clock::now();

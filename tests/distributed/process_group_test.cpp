@@ -224,6 +224,70 @@ TEST(ProcessGroup, UnbucketedRankWithoutGradientsTakesPartWithZeros) {
   });
 }
 
+// After a step has filled the buckets: a rank with no samples in the next
+// step (begin_backward(0), no backward pass) adds zeros, not the last
+// step's gradient; and a backward pass run without begin_backward is
+// averaged as it stands.
+TEST(ProcessGroup, BucketsAreRefilledByARankWithoutSamplesAndWithoutBeginBackward) {
+  SKIP_WITHOUT_GLOO();
+  constexpr int kWorld = 2;
+  std::vector<std::vector<torch::Tensor>> local(kWorld);
+  run_ranks(kWorld, [&](int r, const DistEnvironment& env) {
+    auto net = std::make_shared<TinyNet>();
+    auto ctx = make_distributed_context(gloo(30), env, torch::kCPU, /*bucket_bytes=*/64);
+    ctx->prepare_model(*net);
+    net->train();
+    auto params = net->parameters();
+    auto loss_of = [&](double scale) { return net->forward(torch::linspace(-1, 1, 24).view({6, 4}) * scale).pow(2).mean(); };
+    auto clear = [&] {
+      for (auto& p : params) p.mutable_grad() = torch::Tensor();
+    };
+    auto expect_grads = [&](const std::vector<torch::Tensor>& want, const char* step) {
+      for (size_t i = 0; i < params.size(); ++i) {
+        EXPECT_TRUE(torch::allclose(params[i].grad(), want[i], 1e-5, 1e-6))
+            << step << ", parameter " << i << " on rank " << r << ": "
+            << (params[i].grad() - want[i]).abs().max().item<double>();
+      }
+    };
+    // Step 1: both ranks have samples; the buckets now hold its average.
+    clear();
+    ctx->begin_backward(1);
+    loss_of(r + 1.0).backward();
+    ctx->sync_gradients(params);
+
+    // Step 2: only rank 0 has samples. (Barriers only between steps: a
+    // rank's hooks launch its buckets' all-reduces during its backward.)
+    if (r == 0) {
+      for (auto& g : torch::autograd::grad({loss_of(3.0)}, params)) local[0].push_back(g.detach().clone());
+    }
+    ctx->barrier();  // rank 0's local gradients are recorded
+    clear();
+    if (r == 0) {
+      ctx->begin_backward(1);
+      loss_of(3.0).backward();
+    } else {
+      ctx->begin_backward(0);
+    }
+    std::vector<torch::Tensor> half;
+    for (const auto& g : local[0]) half.push_back(g / kWorld);
+    ctx->sync_gradients(params);
+    expect_grads(half, "a rank without samples");
+    ctx->barrier();
+
+    // Step 3: backward passes without begin_backward.
+    clear();
+    local[r].clear();
+    for (auto& g : torch::autograd::grad({loss_of(r + 5.0)}, params)) local[r].push_back(g.detach().clone());
+    ctx->barrier();
+    loss_of(r + 5.0).backward();
+    std::vector<torch::Tensor> mean;
+    for (size_t i = 0; i < params.size(); ++i) mean.push_back((local[0][i] + local[1][i]) / kWorld);
+    ctx->sync_gradients(params);
+    expect_grads(mean, "no begin_backward");
+    ctx->barrier();
+  });
+}
+
 TEST(ProcessGroup, BucketedGradientsAreTheRankAverage) {
   SKIP_WITHOUT_GLOO();
   check_gradients_and_buffers(false);
