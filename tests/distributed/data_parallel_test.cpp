@@ -145,6 +145,40 @@ TEST(DataParallel, TwoAndThreeRanksTrainExactlyAsOne) {
   }
 }
 
+// The settings of TwoAndThreeRanksTrainExactlyAsOne, `extra` added, run by
+// one process and by `nproc` workers: the same weights after training.
+void expect_ranks_train_as_one(const std::vector<std::string>& extra, int nproc, const char* name) {
+  std::vector<std::string> same = {
+      "--model-type", "mlp", "--dropout-rate", "0", "--rotation", "0", "--translation", "0", "--zoom", "0",
+      "--no-flip", "--optimizer", "sgd", "--learning-rate", "0.05", "--lr-schedule", "constant",
+      "--early-stopping-patience", "0", "--batch-size", "64", "--skip-inference"};
+  same.insert(same.end(), extra.begin(), extra.end());
+  TempDir one(std::string(name) + "1"), many(std::string(name) + "n");
+  auto many_args = tiny_run(many, same);
+  many_args.insert(many_args.end(), {"--nproc-per-node", std::to_string(nproc)});
+  ASSERT_EQ(run(tiny_run(one, same)), 0);
+  ASSERT_EQ(run(many_args), 0);
+  auto reference = load_model((one / "checkpoints/latest_model.pt").string(), torch::kCPU);
+  auto other = load_model((many / "checkpoints/latest_model.pt").string(), torch::kCPU);
+  EXPECT_EQ(other.meta["world_size"], nproc);
+  EXPECT_LT(max_parameter_difference(*reference.model, *other.model), 1e-5);
+}
+
+// 193 images in batches of 64 end with a step of one image: of three
+// ranks, two have no samples in it and must add zeros to the average.
+TEST(DataParallel, RanksWithoutSamplesInAStepStillTrainAsOne) {
+  SKIP_WITHOUT_GLOO();
+  expect_ranks_train_as_one({"--epochs", "1", "--train-limit", "193"}, 3, "empty_share");
+}
+
+// --freeze-backbone trains the head alone for an epoch, then everything:
+// the gradient buckets are rebuilt between the epochs.
+TEST(DataParallel, AFrozenBackboneThatThawsStillTrainsAsOne) {
+  SKIP_WITHOUT_GLOO();
+  expect_ranks_train_as_one({"--epochs", "2", "--train-limit", "128", "--freeze-backbone", "--freeze-epochs", "1"}, 2,
+                            "thaw");
+}
+
 // Two processes started by hand with torchrun's variables train, validate
 // and evaluate as one: only rank 0 prints and writes, and the test set
 // (101 images: shards of 51 and 50) is evaluated once in total, giving the
