@@ -135,6 +135,9 @@ std::string join(const std::vector<std::string>& items) {
 std::optional<fs::path> find_complete(const fs::path& data_dir, bool test_only) {
   const std::string keep_hint =
       " (hint: restore the folder's files, or move it away so the archive is extracted again)";
+  // An evaluation reads the test batch and the class names only, so it
+  // neither needs nor checks the training batches.
+  auto unused = [test_only](const std::string& name) { return test_only && name.rfind("data_batch_", 0) == 0; };
   for (const fs::path& dir : {data_dir / kBatchesFolder, data_dir}) {
     std::vector<std::string> missing;
     for (const auto& name : cifar10_files()) {
@@ -142,6 +145,8 @@ std::optional<fs::path> find_complete(const fs::path& data_dir, bool test_only) 
       const auto status = fs::status(dir / name, ec);
       if (status.type() == fs::file_type::not_found) {
         missing.push_back(name);
+      } else if (unused(name)) {
+        continue;
       } else if (ec) {
         throw UserError("cannot read " + (dir / name).string() + ": " + ec.message() +
                         " (hint: make the data folder readable, or pass another --data-dir)");
@@ -149,12 +154,14 @@ std::optional<fs::path> find_complete(const fs::path& data_dir, bool test_only) 
         throw UserError("CIFAR-10 file " + (dir / name).string() + " is not a regular file" + keep_hint);
       }
     }
-    // An evaluation reads the test batch and the class names only.
     const bool has_test = std::find(missing.begin(), missing.end(), "test_batch.bin") == missing.end() &&
                           std::find(missing.begin(), missing.end(), "batches.meta.txt") == missing.end();
     if (missing.empty() || (test_only && has_test)) {
       for (const auto& name : cifar10_files()) {
-        if (name == "batches.meta.txt" || std::find(missing.begin(), missing.end(), name) != missing.end()) continue;
+        if (name == "batches.meta.txt" || unused(name) ||
+            std::find(missing.begin(), missing.end(), name) != missing.end()) {
+          continue;
+        }
         std::error_code ec;
         const auto bytes = fs::file_size(dir / name, ec);
         if (!ec && bytes != static_cast<uintmax_t>(kRecordsPerBatch * kRecordBytes)) {
@@ -167,11 +174,7 @@ std::optional<fs::path> find_complete(const fs::path& data_dir, bool test_only) 
     }
     if (missing.size() < cifar10_files().size()) {
       // An evaluation names only what it needs.
-      if (test_only) {
-        missing.erase(std::remove_if(missing.begin(), missing.end(),
-                                     [](const std::string& name) { return name.rfind("data_batch_", 0) == 0; }),
-                      missing.end());
-      }
+      missing.erase(std::remove_if(missing.begin(), missing.end(), unused), missing.end());
       throw UserError("incomplete CIFAR-10 folder " + dir.string() + ": missing " + join(missing) +
                       " (hint: restore the missing files, or move the folder away so the "
                       "archive is extracted again)");

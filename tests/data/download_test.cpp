@@ -579,6 +579,22 @@ TEST(ExistingFolder, AnEvaluationNeedsOnlyTheTestBatchAndTheClassNames) {
   EXPECT_TRUE(contains(obtain_error(config, false), "missing data_batch_1.bin"));
 }
 
+// ...and it does not check the training batches it will not read: one cut
+// short, or a folder in a batch's place, is left to a training run to refuse.
+TEST(ExistingFolder, AnEvaluationIgnoresTrainingBatchesItDoesNotRead) {
+  TempDir tmp("dl");
+  const auto dir = tmp / "data" / "cifar-10-batches-bin";
+  fs::create_directories(dir);
+  for (const auto& name : cifar10_files()) {
+    if (name != "data_batch_2.bin" && name != "data_batch_3.bin") fs::create_symlink(testing::batches_dir() / name, dir / name);
+  }
+  write_bytes(dir / "data_batch_2.bin", "cut short");
+  fs::create_directory(dir / "data_batch_3.bin");
+  const DataConfig config = config_in(tmp);
+  EXPECT_EQ(obtain_cifar10(config, true), dir);
+  EXPECT_TRUE(contains(obtain_error(config, false), "data_batch_"));
+}
+
 TEST(ExistingFolder, FilesDirectlyInDataDirAreAccepted) {
   TempDir tmp("dl");
   for (const auto& name : cifar10_files()) {
