@@ -290,14 +290,17 @@ struct RunModel {
   ModelSpec spec;
   std::string weights;  // the checkpoint it came from, if any
   std::string pretrained_report;  // what --pretrained-weights loaded
+  // A resume's checkpoint, until Trainer::resume has taken the rest of its state.
+  std::shared_ptr<const CheckpointData> resume_state;
 };
 
-RunModel make_run_model(const Config& config, const Splits& splits) {
+// `read` is the checkpoint check_run_inputs read (null: read it here).
+RunModel make_run_model(const Config& config, const Splits& splits, std::shared_ptr<const CheckpointData> read) {
   RunModel m;
   m.weights = !config.run.resume.empty() ? config.run.resume : config.run.load_model;
-  std::optional<CheckpointData> checkpoint;
+  std::shared_ptr<const CheckpointData> checkpoint;
   if (!m.weights.empty()) {
-    checkpoint = read_checkpoint(m.weights);
+    checkpoint = read ? std::move(read) : std::make_shared<const CheckpointData>(read_checkpoint(m.weights));
     m.spec = spec_from_json(checkpoint->meta.at("spec"));
     if (m.spec.class_names != splits.class_names) {
       throw UserError("checkpoint " + m.weights + " was trained on " + describe_classes(m.spec.class_names) +
@@ -316,7 +319,9 @@ RunModel make_run_model(const Config& config, const Splits& splits) {
   // (Trainer::resume); without training there is only the weights.
   if (checkpoint && (config.run.resume.empty() || config.run.skip_training)) {
     load_model_state(*checkpoint, *m.net, m.weights);
-  } else if (!checkpoint) {
+  } else if (checkpoint) {
+    m.resume_state = checkpoint;
+  } else {
     if (!config.model.pretrained_weights.empty()) {
       m.pretrained_report = load_pretrained(*m.net, m.spec, config.model.pretrained_weights);
     }
@@ -441,7 +446,8 @@ int train_stage(const Config& config, const RunPaths& paths, const Splits& split
   if (!config.run.resume.empty()) {
     if (dist.is_writer()) carry_best_checkpoint(config.run.resume, paths);
     dist.barrier();
-    trainer.resume(config.run.resume);
+    trainer.resume(*model.resume_state, config.run.resume);
+    model.resume_state.reset();  // its weights and optimiser state are the trainer's now
   }
   const FitResult fit = trainer.fit();
   // From here a signal ends the process as usual: what remains (evaluation,
@@ -594,7 +600,9 @@ RunInputs check_run_inputs(const Config& config) {
   RunInputs result;
   for (const std::string* path : {&config.run.load_model, &config.run.resume}) {
     if (path->empty()) continue;
-    const CheckpointData checkpoint = read_checkpoint(*path);
+    auto read = std::make_shared<const CheckpointData>(read_checkpoint(*path));
+    const CheckpointData& checkpoint = *read;
+    result.checkpoint = read;
     const ModelSpec saved = spec_from_json(checkpoint.meta.at("spec"));
     result.saved = saved;
     result.start = a_model(saved);
@@ -656,7 +664,7 @@ int run_pipeline(const Config& config) {
   if (config.run.load_model.empty() && config.run.resume.empty()) {
     make_spec(config.model, std::vector<std::string>(kNumClasses, "class"), norm.mean, norm.std);
   }
-  const RunInputs inputs = check_run_inputs(config);
+  RunInputs inputs = check_run_inputs(config);
   auto dist = make_distributed_context(config.dist, env, device);
   check_ranks_agree(config, inputs.start, *dist);
 
@@ -695,7 +703,7 @@ int run_pipeline(const Config& config) {
     std::cout << splits.test.size() << " test images from " << batches.string() << "\n";
   }
 
-  RunModel model = make_run_model(config, splits);
+  RunModel model = make_run_model(config, splits, std::move(inputs.checkpoint));
   // Where the Trainer would put it: an evaluation alone has no Trainer, and
   // its CUDA batches met CPU weights (found on an H200).
   model.net->to(device);

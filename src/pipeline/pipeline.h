@@ -44,10 +44,14 @@ Config resumed_run_config(const Config& config, const std::set<std::string>& giv
 // overwrite: checked before data is read, before any output is replaced,
 // and by the local launcher once before it starts its workers (one error,
 // not N). Returns what the run starts from.
+struct CheckpointData;
 struct RunInputs {
   std::string start;               // for the ranks to compare (check_ranks_agree): the
                                    // checkpoint's model and a resume's position; "" without
   std::optional<ModelSpec> saved;  // the checkpoint's model, which the run uses
+  // That checkpoint as read and checked here: the run builds from these
+  // bytes, not from a second reading of a file that may have changed.
+  std::shared_ptr<const CheckpointData> checkpoint;
 };
 RunInputs check_run_inputs(const Config& config);
 

@@ -335,8 +335,7 @@ void Trainer::save_checkpoint(const std::string& path) {
   dist_.barrier();
 }
 
-void Trainer::resume(const std::string& path) {
-  auto data = read_checkpoint(path);
+void Trainer::resume(const CheckpointData& data, const std::string& path) {
   const auto& meta = data.meta;
   auto saved = spec_from_json(meta.at("spec"));
   if (saved.type != spec_.type || saved.depth != spec_.depth || saved.num_classes() != spec_.num_classes()) {

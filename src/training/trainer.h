@@ -16,6 +16,8 @@
 
 namespace cifar {
 
+struct CheckpointData;
+
 struct FitResult {
   int epochs_run = 0;          // epochs completed in this process
   int next_epoch = 0;          // where a resume would continue
@@ -45,7 +47,9 @@ class Trainer final : public TrainContext {
 
   void add_callback(std::shared_ptr<Callback> callback) { callbacks_.push_back(std::move(callback)); }
   // Restores weights, optimiser, data position and every callback's state.
-  void resume(const std::string& checkpoint_path);
+  // Takes the run's state from `checkpoint`, read from `checkpoint_path`
+  // (named in errors).
+  void resume(const CheckpointData& checkpoint, const std::string& checkpoint_path);
   FitResult fit();
   // The stop signal, agreed across ranks (a collective); 0 = go on. fit()
   // asks after every step; the caller asks once more after it restores the
