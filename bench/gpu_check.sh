@@ -112,10 +112,10 @@ epoch_rates() {  # LOG: img/s of every epoch after the first
 if part overhead; then
 epochs=${OVERHEAD_EPOCHS:-6}
 for i in $(seq "${ROUNDS:-3}"); do
-  train plain_e6_$i --preset quick --epochs $epochs
-  echo "plain_e6_$i epoch img/s: $(epoch_rates /tmp/runs-plain_e6_$i.log)" | tee -a "$out/summary.txt"
+  train plain_e${epochs}_$i --preset quick --epochs $epochs
+  echo "plain_e${epochs}_$i epoch img/s: $(epoch_rates /tmp/runs-plain_e${epochs}_$i.log)" | tee -a "$out/summary.txt"
   for wait in polled blocking; do
-    name=nccl_w1_e6_${i}_$wait
+    name=nccl_w1_e${epochs}_${i}_$wait
     stamp "NCCL process group, world size 1 ($name)"
     blocking=0; [ $wait = blocking ] && blocking=1
     TORCH_NCCL_BLOCKING_WAIT=$blocking WORLD_SIZE=1 RANK=0 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 \
@@ -133,7 +133,7 @@ python3 - "$out/summary.txt" <<'PY' | tee -a "$out/summary.txt"
 import re, statistics, sys
 rates = {}
 for line in open(sys.argv[1]):
-    m = re.match(r"(plain|nccl_w1)_e6_\d+(?:_(\w+))? epoch img/s: (.*)", line)
+    m = re.match(r"(plain|nccl_w1)_e\d+_\d+(?:_(\w+))? epoch img/s: (.*)", line)
     if m:
         rates.setdefault(m.group(2) or "plain", []).extend(float(x) for x in m.group(3).split())
 plain = statistics.median(rates["plain"])
@@ -146,7 +146,7 @@ fi
 # A best checkpoint evaluated alone: an evaluation without training once
 # kept its model on the CPU and stopped on CUDA batches. And on the CPU: a
 # checkpoint written on a GPU names cuda:0 storages.
-for run in quick plain_e6_1; do
+for run in quick plain_e${OVERHEAD_EPOCHS:-6}_1; do
   ckpt=/tmp/runs/$run/checkpoints/best_model.pt
   [ -s $ckpt ] || continue
   stamp "evaluate $ckpt alone, on cuda and on the cpu"
