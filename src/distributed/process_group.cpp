@@ -15,7 +15,6 @@
 
 #include "common/error.h"
 #include "common/printable.h"
-#include "common/signals.h"
 #include "distributed/c10d_compat.h"
 #include "distributed/launcher.h"
 #include "models/net.h"
@@ -27,6 +26,10 @@ using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 using Backend = compat::CollectiveBackend;
 using WorkPtr = c10::intrusive_ptr<c10d::Work>;
+
+// A peer's failure reaches this rank as a broken collective and, within
+// this, as our launcher's SIGTERM (see exit_quietly_if_launcher_stops_us).
+constexpr std::chrono::seconds kLauncherStopsUsWithin{2};
 
 std::string first_line(const std::exception& e) {
   std::string what = e.what();
@@ -423,7 +426,7 @@ class C10dContext final : public DistributedContext {
 
   [[noreturn]] void fail(const std::string& what, const std::string& detail) {
     broken_ = true;
-    exit_quietly_if_launcher_stops_us(env_, std::chrono::seconds(2));
+    exit_quietly_if_launcher_stops_us(env_, kLauncherStopsUsWithin);
     throw UserError(rank_text(env_) + ": " + what + " failed: " + detail +
                         " (hint: another rank stopped or hung, see its output; raise --dist-timeout if a step is "
                         "just slow)",
@@ -525,7 +528,7 @@ class C10dContext final : public DistributedContext {
 };
 
 [[noreturn]] void rendezvous_failed(const DistEnvironment& env, std::string detail, int timeout_s) {
-  exit_quietly_if_launcher_stops_us(env, std::chrono::seconds(2));
+  exit_quietly_if_launcher_stops_us(env, kLauncherStopsUsWithin);
   // c10d says "Socket Timeout", "Timed out" or (FileStore) "Wait timeout"
   // without saying for what.
   if (detail.find("imeout") != std::string::npos || detail.find("imed out") != std::string::npos) {

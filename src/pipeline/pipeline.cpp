@@ -600,9 +600,8 @@ RunInputs check_run_inputs(const Config& config) {
   RunInputs result;
   for (const std::string* path : {&config.run.load_model, &config.run.resume}) {
     if (path->empty()) continue;
-    auto read = std::make_shared<const CheckpointData>(read_checkpoint(*path));
-    const CheckpointData& checkpoint = *read;
-    result.checkpoint = read;
+    result.checkpoint = std::make_shared<const CheckpointData>(read_checkpoint(*path));
+    const CheckpointData& checkpoint = *result.checkpoint;
     const ModelSpec saved = spec_from_json(checkpoint.meta.at("spec"));
     result.saved = saved;
     result.start = a_model(saved);

@@ -494,57 +494,55 @@ void set_worker_environment(int rank, bool our_launcher = true) {
   if (!our_launcher) ::unsetenv(kLocalLauncherVariable);
 }
 
-TEST(DataParallel, AWorkersErrorWaitsForRankZeroOnlyUnderOurLauncher) {
-  auto t0 = std::chrono::steady_clock::now();
-  auto rank0 = testing::run_forked([] {
-    set_worker_environment(0);
-    std::_Exit(report_error("rank 0's own", kExitBadInput));
+// report_error in a forked worker of rank `rank`, after `before`; how long it took.
+struct Reported {
+  testing::ProcessResult result;
+  double seconds = 0;
+};
+Reported report_in_worker(int rank, bool our_launcher, const std::string& message, int code,
+                          const std::function<void()>& before = {}) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto result = testing::run_forked([&] {
+    set_worker_environment(rank, our_launcher);
+    if (before) before();
+    std::_Exit(report_error(message, code));
   });
-  EXPECT_EQ(rank0.exit_code, kExitBadInput);
-  EXPECT_NE(rank0.output.find("error: rank 0's own"), std::string::npos) << rank0.output;
-  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), kRankZeroReportsSeconds);
+  return {result, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
+}
+
+TEST(DataParallel, AWorkersErrorWaitsForRankZeroOnlyUnderOurLauncher) {
+  const auto rank0 = report_in_worker(0, true, "rank 0's own", kExitBadInput);
+  EXPECT_EQ(rank0.result.exit_code, kExitBadInput);
+  EXPECT_NE(rank0.result.output.find("error: rank 0's own"), std::string::npos) << rank0.result.output;
+  EXPECT_LT(rank0.seconds, kRankZeroReportsSeconds);
 
   // The launcher's SIGTERM, 300 ms in: no word, 128 + SIGTERM.
-  auto stopped = testing::run_forked([] {
-    set_worker_environment(1);
+  const auto stopped = report_in_worker(1, true, "the same bad batch", kExitBadInput, [] {
     std::thread([] {
       std::this_thread::sleep_for(std::chrono::milliseconds(300));
       ::kill(::getpid(), SIGTERM);
     }).detach();
-    std::_Exit(report_error("the same bad batch", kExitBadInput));
   });
-  EXPECT_EQ(stopped.exit_code, 128 + SIGTERM) << stopped.output;
-  EXPECT_EQ(stopped.output.find("error:"), std::string::npos) << stopped.output;
+  EXPECT_EQ(stopped.result.exit_code, 128 + SIGTERM) << stopped.result.output;
+  EXPECT_EQ(stopped.result.output.find("error:"), std::string::npos) << stopped.result.output;
 
-  t0 = std::chrono::steady_clock::now();
-  auto alone = testing::run_forked([] {
-    set_worker_environment(1);
-    std::_Exit(report_error("rank 1's own", kExitBadInput));
-  });
-  EXPECT_EQ(alone.exit_code, kExitBadInput);
-  EXPECT_NE(alone.output.find("error: rank 1's own"), std::string::npos) << alone.output;
-  EXPECT_GE(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
-            kRankZeroReportsSeconds - 0.5);
+  const auto alone = report_in_worker(1, true, "rank 1's own", kExitBadInput);
+  EXPECT_EQ(alone.result.exit_code, kExitBadInput);
+  EXPECT_NE(alone.result.output.find("error: rank 1's own"), std::string::npos) << alone.result.output;
+  EXPECT_GE(alone.seconds, kRankZeroReportsSeconds - 0.5);
 
   // Not bad input (a failed collective waited already; any other error is
   // this rank's own): reported at once.
-  t0 = std::chrono::steady_clock::now();
-  auto runtime = testing::run_forked([] {
-    set_worker_environment(1);
-    std::_Exit(report_error("rank 1 ran out of memory", kExitRuntime));
-  });
-  EXPECT_EQ(runtime.exit_code, kExitRuntime);
-  EXPECT_NE(runtime.output.find("error: rank 1 ran out of memory"), std::string::npos) << runtime.output;
-  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), kRankZeroReportsSeconds);
+  const auto runtime = report_in_worker(1, true, "rank 1 ran out of memory", kExitRuntime);
+  EXPECT_EQ(runtime.result.exit_code, kExitRuntime);
+  EXPECT_NE(runtime.result.output.find("error: rank 1 ran out of memory"), std::string::npos)
+      << runtime.result.output;
+  EXPECT_LT(runtime.seconds, kRankZeroReportsSeconds);
 
   // Under torchrun every rank reports, at once.
-  t0 = std::chrono::steady_clock::now();
-  auto torchrun = testing::run_forked([] {
-    set_worker_environment(1, /*our_launcher=*/false);
-    std::_Exit(report_error("rank 1 under torchrun", kExitBadInput));
-  });
-  EXPECT_NE(torchrun.output.find("error: rank 1 under torchrun"), std::string::npos) << torchrun.output;
-  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), kRankZeroReportsSeconds);
+  const auto torchrun = report_in_worker(1, /*our_launcher=*/false, "rank 1 under torchrun", kExitBadInput);
+  EXPECT_NE(torchrun.result.output.find("error: rank 1 under torchrun"), std::string::npos) << torchrun.result.output;
+  EXPECT_LT(torchrun.seconds, kRankZeroReportsSeconds);
 }
 
 // A launcher killed by SIGKILL leaves its rendezvous folder; the next
