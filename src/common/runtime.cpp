@@ -1,7 +1,9 @@
 #include "common/runtime.h"
 
+#include <dlfcn.h>
 #include <sched.h>
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -39,9 +41,12 @@ torch::Device resolve_device(const std::string& requested, int local_rank) {
   return torch::kCPU;
 }
 
-bool cpu_has_native_bf16() {
-  // LibTorch 1.13 exposes no CPU feature query in its installed headers, and
-  // the flags line is all we need.
+namespace {
+
+// Whether the processor's flags name bf16 arithmetic. LibTorch 1.13 exposes
+// no CPU feature query in its installed headers, and the flags line is all
+// this needs.
+bool cpu_flags_have_bf16() {
   static const bool has = [] {
     std::ifstream in("/proc/cpuinfo");
     std::string line;
@@ -55,6 +60,36 @@ bool cpu_has_native_bf16() {
     }
     return false;
   }();
+  return has;
+}
+
+// Whether oneDNN, which runs LibTorch's CPU convolutions, will use bf16
+// instructions: ONEDNN_MAX_CPU_ISA (or DNNL_MAX_CPU_ISA) can hold it below
+// them, and then bf16 runs on its reference kernels, many times slower
+// than float32. oneDNN's own answer where its C API is visible (Debian's
+// LibTorch links libdnnl.so.2); LibTorch wheels link it hidden, and there
+// the variables are read as oneDNN reads them.
+bool onednn_allows_bf16() {
+  using EffectiveIsa = int (*)();
+  if (auto* isa = reinterpret_cast<EffectiveIsa>(::dlsym(RTLD_DEFAULT, "dnnl_get_effective_cpu_isa"))) {
+    constexpr int kBf16Bit = 0x80;  // set in avx512_core_bf16, _amx and _fp16, in oneDNN 2.x and 3.x
+    return (isa() & kBf16Bit) != 0;
+  }
+  for (const char* name : {"ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"}) {
+    const char* value = std::getenv(name);
+    if (value == nullptr || *value == '\0') continue;
+    std::string cap = value;
+    for (char& c : cap) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return cap == "ALL" || cap.find("BF16") != std::string::npos || cap.find("AMX") != std::string::npos ||
+           cap.find("FP16") != std::string::npos || cap.rfind("AVX10", 0) == 0;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool cpu_has_native_bf16() {
+  static const bool has = cpu_flags_have_bf16() && onednn_allows_bf16();
   return has;
 }
 

@@ -18,8 +18,10 @@ int configure_threads(int threads, int cores_share_divisor = 1);
 // "auto" -> CUDA when present. Throws UserError for "cuda" without a GPU.
 torch::Device resolve_device(const std::string& requested, int local_rank = 0);
 
-// Whether the processor has bf16 arithmetic (AVX512-BF16 or AMX-BF16, from
-// /proc/cpuinfo). Without it oneDNN emulates bf16, slower than float32.
+// Whether CPU convolutions can run in bf16 at speed: the processor has bf16
+// arithmetic (AVX512-BF16 or AMX-BF16, from /proc/cpuinfo) and oneDNN may
+// use it (ONEDNN_MAX_CPU_ISA=AVX2 forbids it). Otherwise oneDNN emulates
+// bf16, slower than float32.
 bool cpu_has_native_bf16();
 
 // Whether training and evaluation run under bf16 autocast for

@@ -40,7 +40,13 @@ torch::Tensor shift_images(const torch::Tensor& x, const torch::Tensor& dy, cons
 torch::Tensor Augmenter::apply(const torch::Tensor& x, uint64_t seed) const {
   const int64_t b = x.size(0);
   auto gen = at::detail::createCPUGenerator(seed);
-  auto uniform = [&](double lo, double hi) { return torch::rand({b}, gen, torch::kFloat32) * (hi - lo) + lo; };
+  // Drawn as float32 whatever the images' type, so a float64 run augments
+  // the same images; the arithmetic on the draws is in the images' type
+  // (float32 trigonometry differs in the last place between CPUs' kernels).
+  const auto dtype = x.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+  auto uniform = [&](double lo, double hi) {
+    return torch::rand({b}, gen, torch::kFloat32).to(dtype) * (hi - lo) + lo;
+  };
   auto flip = config_.flip ? torch::rand({b}, gen, torch::kFloat32) < 0.5 : torch::zeros({b}, torch::kBool);
 
   torch::Tensor out;
@@ -52,7 +58,7 @@ torch::Tensor Augmenter::apply(const torch::Tensor& x, uint64_t seed) const {
     auto scale = uniform(1.0 - config_.zoom, 1.0 + config_.zoom);
     auto tx = uniform(-config_.translation, config_.translation) * 2.0;
     auto ty = uniform(-config_.translation, config_.translation) * 2.0;
-    auto sx = torch::where(flip, -torch::ones({b}), torch::ones({b}));
+    auto sx = torch::where(flip, -torch::ones({b}, dtype), torch::ones({b}, dtype));
     auto cos = torch::cos(angle) * scale, sin = torch::sin(angle) * scale;
     auto theta = torch::stack({torch::stack({cos * sx, -sin, tx}, 1), torch::stack({sin * sx, cos, ty}, 1)}, 1);
     auto grid = torch::nn::functional::affine_grid(to_device_async(theta, x.device()).to(x.scalar_type()), x.sizes().vec(), false);

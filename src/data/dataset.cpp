@@ -34,12 +34,14 @@ Splits make_splits(const Cifar10& data, const DataConfig& config, uint64_t seed)
   return s;
 }
 
-torch::Tensor normalize_images(const torch::Tensor& images_u8, const Normalization& norm) {
-  std::vector<float> constants(norm.mean.begin(), norm.mean.end());
+torch::Tensor normalize_images(const torch::Tensor& images_u8, const Normalization& norm, torch::ScalarType dtype) {
+  std::vector<double> constants(norm.mean.begin(), norm.mean.end());
   constants.insert(constants.end(), norm.std.begin(), norm.std.end());
-  auto c = to_device_async(torch::tensor(constants), images_u8.device()).view({2, 1, 3, 1, 1});
+  // The constants in the images' type: float32 ones would round a float64
+  // model's inputs.
+  auto c = to_device_async(torch::tensor(constants, torch::kFloat64).to(dtype), images_u8.device()).view({2, 1, 3, 1, 1});
   auto mean = c[0], inv_std = 1.0 / c[1];
-  return (images_u8.to(torch::kFloat32).mul_(1.0 / 255.0).sub_(mean)).mul_(inv_std);
+  return (images_u8.to(dtype).mul_(1.0 / 255.0).sub_(mean)).mul_(inv_std);
 }
 
 }  // namespace cifar

@@ -26,7 +26,9 @@ struct Splits {
 // train/test limits (prefixes: the files are class-balanced shuffles).
 Splits make_splits(const Cifar10& data, const DataConfig& config, uint64_t seed);
 
-// uint8 [N,3,H,W] on any device -> float, scaled to [0,1] and normalised.
-torch::Tensor normalize_images(const torch::Tensor& images_u8, const Normalization& norm);
+// uint8 [N,3,H,W] on any device -> `dtype` (a model's weight type), scaled
+// to [0,1] and normalised.
+torch::Tensor normalize_images(const torch::Tensor& images_u8, const Normalization& norm,
+                               torch::ScalarType dtype = torch::kFloat32);
 
 }  // namespace cifar

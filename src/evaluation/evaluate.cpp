@@ -29,22 +29,23 @@ torch::Tensor predict_logits(Net& model, const torch::Tensor& images_u8, const N
   const bool was_training = model.is_training();
   model.eval();
   const int64_t n = images_u8.size(0);
+  const torch::ScalarType dtype = weight_dtype(model);
   std::vector<torch::Tensor> outputs;
   for (int64_t begin = 0; begin < n; begin += options.batch_size) {
     const int64_t end = std::min(n, begin + options.batch_size);
-    auto x = normalize_images(to_device_async(images_u8.slice(0, begin, end), options.device), norm)
+    auto x = normalize_images(to_device_async(images_u8.slice(0, begin, end), options.device), norm, dtype)
                  .contiguous(at::MemoryFormat::ChannelsLast);
     compat::AutocastGuard autocast(options.autocast, options.device.type());
     torch::Tensor logits;
     if (options.tta) {
       torch::Tensor probs;
       for (const auto& v : tta_views(x)) {
-        auto p = torch::softmax(model.forward(v.contiguous(at::MemoryFormat::ChannelsLast)).to(torch::kFloat32), 1);
+        auto p = torch::softmax(at_least_float32(model.forward(v.contiguous(at::MemoryFormat::ChannelsLast))), 1);
         probs = probs.defined() ? probs + p : p;
       }
       logits = torch::log(probs / 4.0);
     } else {
-      logits = model.forward(x).to(torch::kFloat32);
+      logits = at_least_float32(model.forward(x));
     }
     outputs.push_back(logits);
   }

@@ -93,6 +93,13 @@ int64_t count_parameters(torch::nn::Module& m, bool trainable_only) {
   return n;
 }
 
+torch::ScalarType weight_dtype(torch::nn::Module& m) {
+  for (const auto& p : m.parameters()) {
+    if (p.is_floating_point()) return p.scalar_type();
+  }
+  return torch::kFloat32;
+}
+
 bool Net::is_head_parameter(const std::string& name) const {
   const std::string head = head_name();
   return name.compare(0, head.size(), head) == 0 && name.size() > head.size() && name[head.size()] == '.';

@@ -61,6 +61,16 @@ using NetPtr = std::shared_ptr<Net>;
 
 int64_t count_parameters(torch::nn::Module& m, bool trainable_only = false);
 
+// The floating type of the model's weights (float32 unless the model was
+// converted): its inputs are normalised into it.
+torch::ScalarType weight_dtype(torch::nn::Module& m);
+
+// `t` as float32 at least: bf16 autocast outputs go up to float32 for the
+// loss and softmax, a float64 model's stay float64.
+inline torch::Tensor at_least_float32(const torch::Tensor& t) {
+  return t.scalar_type() == torch::kFloat64 ? t : t.to(torch::kFloat32);
+}
+
 // Freezes (false) or unfreezes (true) every parameter outside the head by
 // setting requires_grad; the head always stays trainable. Call it before
 // building the optimiser, or rebuild the optimiser after it.

@@ -674,8 +674,9 @@ int run_pipeline(const Config& config) {
   if (dist->is_writer()) {
     print_config(record, device, threads, *dist);
     if (config.train.mixed_precision == "on" && !device.is_cuda() && !cpu_has_native_bf16()) {
-      std::cout << "note: --mixed-precision on: this CPU has no bf16 instructions (avx512_bf16, amx_bf16), "
-                   "so training stays in float32, which is faster here\n";
+      std::cout << "note: --mixed-precision on: oneDNN has no bf16 instructions here (the CPU lacks avx512_bf16 "
+                   "and amx_bf16, or ONEDNN_MAX_CPU_ISA excludes them), so training stays in float32, which is "
+                   "faster here\n";
     }
     // An evaluation writes results/ only: a run folder whose checkpoints
     // were made read-only is still evaluated in place.

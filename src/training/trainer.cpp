@@ -91,7 +91,7 @@ void Trainer::request_stop(const std::string& reason) {
 
 torch::Tensor Trainer::loss_fn(const torch::Tensor& logits, const torch::Tensor& labels) const {
   namespace F = torch::nn::functional;
-  return F::cross_entropy(logits.to(torch::kFloat32), labels,
+  return F::cross_entropy(at_least_float32(logits), labels,
                           F::CrossEntropyFuncOptions().label_smoothing(config_.train.label_smoothing));
 }
 
@@ -119,7 +119,8 @@ void Trainer::train_step(int epoch, int64_t step, const torch::Tensor& indices) 
     // (seed, epoch, step): a resumed run draws what the uninterrupted run drew.
     torch::manual_seed(step_seed(seed, epoch, step, 2));
     auto batch = train_.select(indices);
-    auto x = augmenter_.apply(normalize_images(batch.images, norm_), step_seed(seed, epoch, step, 0));
+    auto x = augmenter_.apply(normalize_images(batch.images, norm_, weight_dtype(*model_)),
+                              step_seed(seed, epoch, step, 0));
     if (!sample_images_.defined() && is_writer()) sample_images_ = to_display_u8(x.slice(0, 0, 64), norm_);
     // Channels-last: cuDNN's and oneDNN's fast convolution layout (+25% for
     // the fast net on two CPU cores, a few percent for the CNN and ResNet).

@@ -209,6 +209,28 @@ TEST(Train, QuickPresetIsDeterministicForASeed) {
   EXPECT_NE(test_a["loss"], read_json(c / "results/training_summary.json")["test"]["loss"]);
 }
 
+// bf16 follows what oneDNN may use, not only the CPU's flags: held to AVX2
+// (a laptop's kernels) the quick preset stays in float32 and says so, where
+// bf16 would run on oneDNN's reference kernels, many times slower.
+TEST(Train, MixedPrecisionStaysFloat32WhereOneDnnHasNoBf16) {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  const std::string info((std::istreambuf_iterator<char>(cpuinfo)), std::istreambuf_iterator<char>());
+  const bool cpu_bf16 = info.find(" avx512_bf16") != std::string::npos || info.find(" amx_bf16") != std::string::npos;
+  for (const std::string isa : {"", "AVX2"}) {
+    SCOPED_TRACE("ONEDNN_MAX_CPU_ISA=" + isa);
+    TempDir out("bf16");
+    auto r = run_cifar10({"--preset", "quick", "--device", "cpu", "--epochs", "1", "--train-limit", "256",
+                          "--validation-size", "0", "--monitor", "accuracy", "--skip-inference",
+                          "--skip-visualization", "--data-dir", testing::data_root().string(), "--output-dir",
+                          out.path().string()},
+                         300, isa.empty() ? std::vector<std::string>{} : std::vector<std::string>{"ONEDNN_MAX_CPU_ISA=" + isa});
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const bool bf16 = cpu_bf16 && isa.empty();
+    EXPECT_EQ(r.output.find("bf16 autocast") != std::string::npos, bf16) << r.output;
+    EXPECT_EQ(r.output.find("training stays in float32") != std::string::npos, !bf16) << r.output;
+  }
+}
+
 // --deterministic: two runs with one seed give the same weights and test
 // figures. On a GPU this is what proves every op the models use has a
 // deterministic CUDA kernel (LibTorch refuses one that has none) and that
