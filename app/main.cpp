@@ -1,16 +1,17 @@
-// cifar10: parse, run, report. Everything else lives in the library.
-#include <iostream>
-
+// cifar10: parse, plan, run, report. Everything else lives in the library.
 #include "common/error.h"
+#include "common/error_report.h"
 #include "common/runtime.h"
 #include "config/cli.h"
 #include "distributed/launcher.h"
 #include "evaluation/predict.h"
-#include "pipeline/pipeline.h"
+#include "run/plan.h"
+#include "run/run.h"
 
 int main(int argc, char** argv) {
   using cifar::CommandLine;
   cifar::install_terminate_handler();
+  cifar::set_error_report_hook(cifar::let_rank_zero_report);
   try {
     const CommandLine cmd = cifar::parse_command_line(argc, argv);
     switch (cmd.command) {
@@ -19,12 +20,12 @@ int main(int argc, char** argv) {
       case CommandLine::Command::kPredict:
         return cifar::run_predict(cmd.predict);
       case CommandLine::Command::kTrain: {
-        const cifar::Config config = cifar::resumed_run_config(cmd.config, cmd.given);
-        if (const int workers = cifar::local_workers_to_start(config, cifar::process_environment())) {
-          cifar::check_run_inputs(config);
-          return cifar::launch_local_workers(workers, config, argc, argv);
+        // Planned (every input checked) once here, before any worker starts.
+        const cifar::RunPlan plan = cifar::plan_run(cmd.config, cmd.given);
+        if (const int workers = cifar::local_workers_to_start(plan.config, cifar::process_environment())) {
+          return cifar::launch_local_workers(workers, plan.config, argc, argv);
         }
-        return cifar::run_pipeline(config);
+        return cifar::run(plan);
       }
     }
   } catch (const cifar::UserError& e) {

@@ -5,8 +5,9 @@
 # GPU image has none of our Debian libraries and no network).
 # Usage, from the repository root there: bench/gpu_check.sh OUT_DIR [PHASE]
 #   PHASE main (default): build everything, throughput against PyTorch,
-#   the quick preset, world size 1 with and without an NCCL group; $PARTS
-#   (default all) picks among: throughput quick overhead others;
+#   the quick preset, world size 1 with and without an NCCL group, the
+#   speed-run preset beside the same recipe in PyTorch; $PARTS (default
+#   all) picks among: throughput quick overhead speedrun others;
 #   PHASE more: the test suite (on a warm machine it reuses the build), or
 #   the tests matching $TESTS (a ctest -R regex), each failure's output kept.
 #   Writes OUT_DIR/{gpu.log,summary.txt,build.log,ctest.log}.
@@ -84,7 +85,7 @@ train() {  # NAME FLAGS...
 }
 mkdir -p /tmp/runs
 
-parts="${PARTS:-throughput quick overhead others}"
+parts="${PARTS:-throughput quick overhead speedrun others}"
 part() { [[ " $parts " == *" $1 "* ]]; }
 if [ "$phase" = main ]; then
 if part throughput; then
@@ -107,7 +108,8 @@ part quick && train quick --preset quick
 # TORCH_NCCL_BLOCKING_WAIT=1, which makes every wait block the host, as
 # every wait did until 2026-11-27 (in 2.x a wait given a timeout blocks).
 epoch_rates() {  # LOG: img/s of every epoch after the first
-  grep -oE "^Epoch ([2-9]|[1-9][0-9]+)/[0-9]+ - [0-9]+s - [0-9]+ img/s" "$1" | awk '{print $6}' | tr '\n' ' '
+  grep -oE "^Epoch ([2-9]|[1-9][0-9]+)/[0-9]+ - [^-]+ - [0-9]+ img/s" "$1" | grep -oE "[0-9]+ img/s" |
+    awk '{print $1}' | tr '\n' ' '
 }
 if part overhead; then
 epochs=${OVERHEAD_EPOCHS:-6}
@@ -159,6 +161,30 @@ for run in quick plain_e${OVERHEAD_EPOCHS:-6}_1; do
   done
   break
 done
+
+if part speedrun; then
+# --preset speedrun over $SEEDS seeds (5), each beside bench/speedrun_torch.py
+# (the same recipe in PyTorch eager) on the same GPU, data and seed. Our
+# training time is train_seconds (steps and per-epoch validation; CUDA's
+# start and cuDNN's autotuning fall in the first epoch, shown apart).
+for seed in $(seq 1 "${SEEDS:-5}"); do
+  train speedrun_$seed --preset speedrun --seed $seed
+  timeout 120 python3 "$root/bench/speedrun_torch.py" /tmp/c10 --seed $seed | tee -a "$out/summary.txt"
+done
+python3 - "$out/summary.txt" <<'PY' | tee -a "$out/summary.txt"
+import re, statistics, sys
+ours, theirs = [], []
+for line in open(sys.argv[1]):
+    m = re.match(r"speedrun_\d+: test ([\d.]+)%.*train ([\d.]+) s", line)
+    if m: ours.append((float(m.group(1)), float(m.group(2))))
+    m = re.match(r"speedrun_torch: seed \d+, test ([\d.]+)%, train ([\d.]+) s", line)
+    if m: theirs.append((float(m.group(1)), float(m.group(2))))
+for name, rows in (("ours", ours), ("pytorch", theirs)):
+    if rows:
+        print(f"speedrun {name}: mean test {statistics.mean(r[0] for r in rows):.2f}% over {len(rows)} seeds, "
+              f"median train {statistics.median(r[1] for r in rows):.2f} s")
+PY
+fi
 
 if part others; then
 train fast64_e10 --preset quick --width 64 --epochs 10 --batch-size 512 --learning-rate 0.4

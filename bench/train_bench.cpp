@@ -26,9 +26,8 @@
 #include "data/dataset.h"
 #include "models/fastnet.h"
 #include "models/registry.h"
-#include "pipeline/pipeline.h"
 #include "training/optim.h"
-#include "training/callbacks/history.h"
+#include "training/callbacks/factory.h"
 #include "training/trainer.h"
 
 using namespace cifar;
@@ -229,12 +228,11 @@ int run_bench(int argc, char** argv) {
     auto model = fresh_model(spec, splits.train);
     auto dist = make_single_process_context();
     Trainer trainer(config, splits, model, spec, device, *dist);
-    std::shared_ptr<History> history;
     trainer.add_callback(trainer_ops);
-    for (auto& cb : make_callbacks(config, RunPaths(config.run.output_dir), history)) trainer.add_callback(cb);
+    for (auto& cb : make_callbacks(config, RunFolder(config.run.output_dir), {}).all) trainer.add_callback(cb);
     const auto t0 = Clock::now();
     auto fit = trainer.fit();
-    full_steps = fit.train_seconds;
+    full_steps = fit.totals.train_seconds;
     full_epoch = seconds_since(t0);
   }
   std::cout << "model=" << spec.type << (spec.type == "resnet" ? std::to_string(spec.depth) : "") << " images=" << n

@@ -7,7 +7,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${1:-$root/build}"
 ninja -C "$build" bench_training >/dev/null
 export CIFAR10_DATA_ROOT="${CIFAR10_DATA_ROOT:-$("$root/scripts/data.sh")}"
-echo "# $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)"
+"$root/bench/cpu_flags.sh"
 # Image counts keep each model's run to a minute or two on two cores.
 # "quick": the quickstart's settings (fast net width 32, bf16 where the CPU
 # has it, crop and flip).

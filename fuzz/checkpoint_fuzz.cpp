@@ -15,7 +15,7 @@
 #include "training/callbacks/model_checkpoint.h"
 #include "training/callbacks/reduce_lr_on_plateau.h"
 #include "training/callbacks/tensorboard_callback.h"
-#include "training/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 
 namespace {
 

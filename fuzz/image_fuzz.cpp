@@ -3,7 +3,7 @@
 // stb_image is compiled into this target (stb_image_impl.cpp), instrumented,
 // in place of Debian's libstb.so, so the decoder itself is fuzzed with
 // coverage and ASan, not just our checks around it.
-#include "evaluation/image_io.h"
+#include "data/image_io.h"
 #include "fuzz_util.h"
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Kill -9 sweep: a tiny CNN training (3 epochs of 8 steps) is SIGKILLed
 # until POINTS kills (default 20) have landed -- at random times, inside
-# checkpoint writes (held just before the rename by the
-# CIFAR10_TEST_HOLD_BEFORE_RENAME test hook) and just after one -- and
+# checkpoint writes (held just before the rename by the test's rename()
+# shim, tests/reliability/hold_rename.cpp) and just after one -- and
 # resumed from checkpoints/latest_model.pt after each kill (started over
 # when there is none). It checks that every checkpoint left
 # behind reads back, that every run not killed finishes, and that each

@@ -4,6 +4,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/setup.sh"
+"$root/scripts/layers.sh"
 "$root/scripts/build.sh"
 export CIFAR10_DATA_ROOT="$("$root/scripts/data.sh")"
 # The tests read the real data and never download it: without it, one line

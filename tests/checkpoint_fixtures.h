@@ -9,7 +9,7 @@
 #include <sstream>
 #include <string>
 
-#include "training/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 
 namespace cifar::testing {
 

@@ -76,6 +76,14 @@ void write_bytes(const std::filesystem::path& path, const std::string& bytes);
 // ended (`body` returning is exit 0).
 ProcessResult run_forked(const std::function<void()>& body);
 
+// The environment that makes a cifar10 child stop inside the write of a
+// file whose path contains `file`, with the temporary file complete and
+// not yet renamed ("hold_rename: holding" on stderr; tests/reliability/
+// hold_rename.cpp, preloaded), for a test to kill it there.
+inline std::vector<std::string> hold_rename_env(const std::string& file) {
+  return {std::string("LD_PRELOAD=") + CIFAR10_HOLD_RENAME_LIB, "CIFAR10_HOLD_RENAME=" + file};
+}
+
 // A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read
 // it back, close), for ranks started by hand with MASTER_PORT.
 int find_free_loopback_port();

@@ -7,13 +7,10 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <iostream>
 #include <sstream>
-#include <thread>
 
 #include "common/error.h"
 
@@ -40,20 +37,6 @@ std::string temp_prefix(const fs::path& path) { return "." + path.filename().str
 void remove_stale_temps(const fs::path& path) {
   remove_temps_of_dead_processes(path.parent_path().empty() ? fs::path(".") : path.parent_path(),
                                  temp_prefix(path));
-}
-
-// Test hook for the kill -9 sweep (tests/reliability/kill_test.cpp,
-// scripts/kill_sweep.sh): with CIFAR10_TEST_HOLD_BEFORE_RENAME set to a
-// substring of the target path, the writer stops with the temporary file
-// complete and fsync'ed but not yet renamed -- the instant a crash would do
-// most harm -- says so on stderr and waits, so the test can SIGKILL it there.
-// The wait is bounded (30 s), so a forgotten variable slows a run but never
-// hangs it. Unset, as outside tests, it costs one getenv per file written.
-void hold_before_rename_for_tests(const fs::path& path, const fs::path& tmp) {
-  const char* match = std::getenv("CIFAR10_TEST_HOLD_BEFORE_RENAME");
-  if (!match || !*match || path.string().find(match) == std::string::npos) return;
-  std::cerr << "atomic_file: holding " << tmp.string() << " before rename" << std::endl;
-  std::this_thread::sleep_for(std::chrono::seconds(30));
 }
 
 void write_all(int fd, std::string_view bytes, const fs::path& path) {
@@ -157,7 +140,6 @@ void write_file_atomic(const fs::path& path, std::string_view bytes) {
     if (closed != 0) {
       throw UserError("cannot close " + path.string() + ": " + errno_text(), kExitRuntime);
     }
-    hold_before_rename_for_tests(path, tmp);
     if (::rename(tmp.c_str(), path.c_str()) != 0) {
       throw UserError("cannot rename " + tmp.string() + " to " + path.string() + ": " +
                           errno_text(),

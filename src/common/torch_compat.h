@@ -13,6 +13,19 @@
   (TORCH_VERSION_MAJOR > (major) ||        \
    (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
+namespace cifar {
+
+// The first line of an exception's message, a c10::Error's without the C++
+// backtrace LibTorch appends.
+inline std::string first_line(const std::exception& e) {
+  std::string what = e.what();
+  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) what = c10->what_without_backtrace();
+  if (auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
+  return what;
+}
+
+}  // namespace cifar
+
 namespace cifar::compat {
 
 // bf16 autocast on `device` (CUDA or CPU) for the scope of the guard. The

@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <set>
 
@@ -32,6 +33,34 @@ void drop_other_models_flags(ModelConfig& model, const std::set<std::string>& gi
   if (!given.count("input-size") && model.model_type != "efficientnet") model.input_size = defaults.input_size;
 }
 
+std::optional<double> parse_duration(const std::string& text) {
+  if (text.empty() || text.size() > 32) return std::nullopt;
+  double total = 0;
+  size_t i = 0;
+  char last_unit = 0;
+  while (i < text.size()) {
+    size_t j = i;
+    while (j < text.size() && std::isdigit(static_cast<unsigned char>(text[j]))) ++j;
+    if (j == i) return std::nullopt;
+    const double value = std::stod(text.substr(i, j - i));
+    if (j == text.size()) {  // a bare number: seconds, alone
+      if (i != 0) return std::nullopt;
+      total = value;
+      break;
+    }
+    const char unit = text[j];
+    const double scale = unit == 'h' ? 3600 : unit == 'm' ? 60 : unit == 's' ? 1 : 0;
+    // Units once each, largest first: "1h30m", not "30m1h" or "1m1m".
+    const std::string order = "hms";
+    if (scale == 0 || (last_unit && order.find(unit) <= order.find(last_unit))) return std::nullopt;
+    last_unit = unit;
+    total += value * scale;
+    i = j + 1;
+  }
+  if (total <= 0 || total > 7 * 24 * 3600.0) return std::nullopt;
+  return total;
+}
+
 void validate(const Config& c) {
   const auto& t = c.train;
   require(t.epochs >= 0, "epochs", std::to_string(t.epochs), "must be 0 or more");
@@ -60,6 +89,8 @@ void validate(const Config& c) {
   require(t.step_size >= 1, "step-size", std::to_string(t.step_size), "must be at least 1");
   require(t.early_stopping_patience >= 0, "early-stopping-patience",
           std::to_string(t.early_stopping_patience), "must be 0 or more");
+  require(t.time_budget.empty() || parse_duration(t.time_budget).has_value(), "time-budget", t.time_budget,
+          "expected a duration of at most a week such as 90s, 10m, 1h30m or 600 (seconds)");
   require(t.warmup_epochs >= 0, "warmup-epochs", std::to_string(t.warmup_epochs), "must be 0 or more");
   require_one_of<std::string>("optimizer", t.optimizer, {"adam", "adamw", "sgd"});
   require_one_of<std::string>("lr-schedule", t.lr_schedule,
@@ -99,6 +130,7 @@ void validate(const Config& c) {
   const auto& r = c.run;
   require_one_of<std::string>("device", r.device, {"auto", "cpu", "cuda"});
   require_one_of<std::string>("strategy", r.strategy, {"mirrored", "none"});
+  require_one_of<std::string>("calibration", r.calibration, {"temperature", "none"});
   require(r.threads >= 0, "threads", std::to_string(r.threads), "must be 0 or more");
   require(r.num_gpus >= 0, "num-gpus", std::to_string(r.num_gpus), "must be 0 or more");
 

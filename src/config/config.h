@@ -2,6 +2,7 @@
 // flag (`--model-type` <-> model.model_type). Defaults follow the original
 // system's config.py where it had one.
 #pragma once
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -24,6 +25,7 @@ struct AugmentConfig {
   double translation = 0.1;   // max random shift, fraction of the image size
   double zoom = 0.1;          // max random zoom, fraction
   bool flip = true;           // random horizontal flip
+  bool alternating_flip = false;  // flip each image every other epoch, from a random start
   int crop_padding = 0;       // random crop after padding by this many pixels (0 = off)
   int cutout = 0;             // side of a random zeroed square (0 = off)
 };
@@ -63,6 +65,8 @@ struct TrainConfig {
   bool restore_best_weights = true;       // restore the best weights at the end (Keras 3)
   std::string mixed_precision = "auto";   // auto (bf16 on CUDA) | on (CUDA, bf16 CPUs) | off
   int log_every = 50;                     // TensorBoard scalars every N steps (0 = per epoch only)
+  std::string time_budget;                // "10m", "90s", "1h30m": fit the epochs into it ("" = none)
+  bool lookahead = false;                 // airbench's lookahead: slow weights synced every 5 steps
 };
 
 struct RunConfig {
@@ -77,8 +81,10 @@ struct RunConfig {
   bool skip_inference = false;       // skip the evaluation stage
   bool skip_visualization = false;   // skip the plots
   bool tta = false;                  // test-time augmentation (flip + shifts)
-  std::string preset;                // quick | full: named settings (flags still override)
+  std::string calibration = "temperature";  // temperature (fitted on the validation split) | none
+  std::string preset;                // quick | speedrun | full: named settings (flags still override)
   std::string config_file;           // JSON or YAML with the same keys as the flags
+  bool verbose = false;              // print every setting at the start
   std::string strategy = "mirrored";  // mirrored (one process per GPU) | none
   int num_gpus = 2;                  // GPUs for the mirrored strategy (capped at those present)
 };
@@ -101,6 +107,11 @@ struct Config {
 
 // Checks ranges and names; throws UserError naming the flag, value and fix.
 void validate(const Config& config);
+
+// A duration as --time-budget takes it: "90s", "10m", "1h", "1h30m",
+// "2h5m30s", or plain seconds ("600"); nullopt when it is none of those or
+// not positive.
+std::optional<double> parse_duration(const std::string& text);
 
 // Sets --width and --input-size back to their defaults unless `given` (the
 // flags the user set) holds them or the model type uses them: a preset's

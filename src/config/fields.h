@@ -23,6 +23,8 @@ void visit_fields(Config_& c, Visitor&& v) {
   v("translation", c.augment.translation, "Max random shift, fraction of the image (0 = off)");
   v("zoom", c.augment.zoom, "Max random zoom, fraction (0 = off)");
   v("flip", c.augment.flip, "Random horizontal flip");
+  v("alternating-flip", c.augment.alternating_flip,
+    "With --flip: flip each image every other epoch from a random start (airbench), not at random");
   v("crop-padding", c.augment.crop_padding, "Random crop after padding by N pixels (0 = off)");
   v("cutout", c.augment.cutout, "Side of a random zeroed square (0 = off)");
   // Model
@@ -59,6 +61,10 @@ void visit_fields(Config_& c, Visitor&& v) {
     "Restore the best weights when training ends (Keras 3 semantics)");
   v("mixed-precision", c.train.mixed_precision, "auto (bf16 on CUDA) | on (also on CPUs with bf16 instructions) | off");
   v("log-every", c.train.log_every, "TensorBoard scalars every N steps (0 = per epoch only)");
+  v("lookahead", c.train.lookahead,
+    "Lookahead weights (airbench): slow weights pulled toward the trained ones every 5 steps");
+  v("time-budget", c.train.time_budget,
+    "Fit training and the final evaluation into this time (10m, 90s, 1h30m): fewer epochs if need be");
   // Run
   v("output-dir", c.run.output_dir, "Holds checkpoints/, logs/ and results/");
   v("device", c.run.device, "auto | cpu | cuda");
@@ -71,7 +77,10 @@ void visit_fields(Config_& c, Visitor&& v) {
   v("skip-inference", c.run.skip_inference, "Skip the evaluation stage");
   v("skip-visualization", c.run.skip_visualization, "Skip the plots and the HTML report");
   v("tta", c.run.tta, "Test-time augmentation: flip and small shifts");
-  v("preset", c.run.preset, "quick | full: named settings; explicit flags still override");
+  v("calibration", c.run.calibration,
+    "temperature (fit one temperature on the validation split after training, for honest confidences) | none");
+  v("preset", c.run.preset, "quick (CPU, 10 min) | speedrun (airbench94 on a GPU) | full: named settings; flags override");
+  v("verbose", c.run.verbose, "Print every setting at the start (results/config.json has them too)");
   v("strategy", c.run.strategy, "mirrored (one process per GPU) | none");
   v("num-gpus", c.run.num_gpus, "GPUs used by the mirrored strategy (capped at those present)");
   // Distributed

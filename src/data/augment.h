@@ -15,8 +15,10 @@ class Augmenter {
  public:
   explicit Augmenter(AugmentConfig config) : config_(config) {}
 
-  // x: float [B,C,H,W] on any device. Returns a new tensor of the same shape.
-  torch::Tensor apply(const torch::Tensor& x, uint64_t seed) const;
+  // x: float [B,C,H,W] on any device. Returns a new tensor of the same
+  // shape. `flips` (bool [B]), when given, says which images to flip in
+  // place of a random draw (--alternating-flip).
+  torch::Tensor apply(const torch::Tensor& x, uint64_t seed, const torch::Tensor& flips = {}) const;
 
   bool geometric() const { return config_.rotation > 0 || config_.translation > 0 || config_.zoom > 0; }
   const AugmentConfig& config() const { return config_; }
@@ -24,6 +26,18 @@ class Augmenter {
  private:
   AugmentConfig config_;
 };
+
+// --alternating-flip: each of `images` training images' random first flip
+// (from `seed`), as int64 0/1 on `device`; epoch e flips image i when
+// first[i] xor (e % 2), so every image is seen both ways every two epochs
+// (airbench's derandomised flip: chance shows some images one way twice
+// running).
+torch::Tensor first_flips(int64_t images, uint64_t seed, const torch::Device& device);
+torch::Tensor alternating_flips(const torch::Tensor& first, const torch::Tensor& indices, int64_t epoch);
+
+// A generator on `device` (the CPU's, or the GPU's, where the draws then
+// need no copy from the host) seeded with `seed`.
+at::Generator seeded_generator(const torch::Device& device, uint64_t seed);
 
 // Flips the images whose mask entry is true (bool [B]); exact, no resampling.
 torch::Tensor flip_where(const torch::Tensor& x, const torch::Tensor& mask);

@@ -1,7 +1,8 @@
 // c10d differences between Debian's LibTorch 1.13 (CPU, Gloo) and the CUDA
-// LibTorch 2.x wheels (NCCL, Gloo headers not always shipped). Only
-// distributed/process_group.cpp includes this, so c10d's heavy headers stay
-// out of every other translation unit.
+// LibTorch 2.x wheels (NCCL, Gloo headers not always shipped). Only the
+// process-group files (process_group.cpp, rendezvous.cpp, c10d_context.cpp)
+// include this, so c10d's heavy headers stay out of every other
+// translation unit.
 #pragma once
 #include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
@@ -26,8 +27,8 @@
 #endif
 
 // NCCL: USE_C10D_NCCL comes from the torch_cuda target of a CUDA build, for
-// every file that links it, but only process_group.cpp has nccl.h on its
-// include path (CMakeLists.txt), so only a file that also has
+// every file that links it, but only the process-group files have nccl.h
+// on their include path (CMakeLists.txt), so only a file that also has
 // CIFAR10_WITH_NCCL asks for it; elsewhere (the trait's test) this header
 // stays NCCL-free. ProcessGroupNCCL.hpp exists in CPU builds too (Debian
 // ships it) but declares nothing without USE_C10D_NCCL.

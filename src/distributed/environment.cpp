@@ -230,4 +230,8 @@ DistEnvironment detect_environment(const EnvMap& env) {
   return d;
 }
 
+std::string rank_text(const DistEnvironment& env) {
+  return "rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size);
+}
+
 }  // namespace cifar

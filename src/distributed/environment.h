@@ -38,6 +38,9 @@ struct DistEnvironment {
   std::string store_file;
 };
 
+// "rank 2 of 8", as errors name a rank.
+std::string rank_text(const DistEnvironment& env);
+
 // "localhost", "::1" or 127.x.x.x: a group meeting there is on one machine.
 bool is_loopback_host(const std::string& host);
 

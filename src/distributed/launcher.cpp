@@ -22,7 +22,6 @@
 #include "common/signals.h"
 #include "common/runtime.h"
 #include "distributed/process_group.h"
-#include "models/registry.h"
 
 extern char** environ;
 
@@ -320,9 +319,8 @@ int local_workers_to_start(const Config& config, const EnvMap& env) {
 }
 
 int launch_local_workers(int workers, const Config& config, int argc, const char* const* argv) {
-  // Fail once, here, rather than once per worker: an unknown model, or a
-  // device or process group this build or machine lacks.
-  if (config.run.load_model.empty() && config.run.resume.empty()) make_spec(config.model, {}, {}, {});
+  // Fail once, here, rather than once per worker: a device or process
+  // group this build or machine lacks (plan_run checked the rest).
   checked_backend(config.dist.backend, resolve_device(config.run.device));
   Supervisor supervisor(workers, argc, argv);
   return supervisor.run();
@@ -346,7 +344,7 @@ void exit_quietly_if_launcher_stops_us(const DistEnvironment& env, std::chrono::
   for (int i = 0; i < 3; ++i) ::sigaction(kStopSignals[i], &before[i], nullptr);
 }
 
-int report_error(const std::string& message, int code) {
+void let_rank_zero_report(int code) {
   // Bad input is what every rank meets alike (the same files, the same
   // flags); a failed collective waited for the launcher already, and any
   // other error is this rank's own, reported at once.
@@ -358,8 +356,6 @@ int report_error(const std::string& message, int code) {
   } catch (const std::exception&) {
     // Variables too broken to tell the rank: this process reports.
   }
-  std::cerr << "error: " << printable(message) << "\n";
-  return code;
 }
 
 }  // namespace cifar

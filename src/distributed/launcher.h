@@ -25,7 +25,7 @@ constexpr int kWorkerStopGraceSeconds = 10;
 // (--nproc-per-node there is a UserError: the group would be nested).
 int local_workers_to_start(const Config& config, const EnvMap& env);
 
-// Checks what can be checked before forking (the model name), starts
+// Checks the device and process group before forking, starts
 // `workers` copies of /proc/self/exe with `argv` and torchrun's variables,
 // supervises them, and returns the exit code: 0 when all succeed; the
 // first failed worker's status (1 when it was killed by a signal); or,
@@ -41,11 +41,15 @@ int launch_local_workers(int workers, const Config& config, int argc, const char
 // process) it returns at once: each rank reports.
 void exit_quietly_if_launcher_stops_us(const DistEnvironment& env, std::chrono::milliseconds patience);
 
-// main's last word on an error: "error: MESSAGE" on stderr, returning
-// `code`. Under our launcher a rank other than 0 with bad input (exit code
-// kExitBadInput) first gives rank 0, which reads the same files and flags,
-// kRankZeroReportsSeconds to report it once.
-int report_error(const std::string& message, int code);
+// A peer's failure reaches a rank as a broken collective and, within this,
+// as our launcher's SIGTERM.
+constexpr std::chrono::seconds kLauncherStopsUsWithin{2};
+
+// report_error's hook (common/error_report.h): under our launcher a rank
+// other than 0 with bad input (exit code kExitBadInput) first gives rank
+// 0, which reads the same files and flags, kRankZeroReportsSeconds to
+// report it once.
+void let_rank_zero_report(int code);
 constexpr int kRankZeroReportsSeconds = 5;
 
 }  // namespace cifar

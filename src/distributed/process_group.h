@@ -1,9 +1,8 @@
-// The one process-group factory: Gloo or NCCL over c10d, behind the
-// DistributedContext interface, or the single-process context that needs no
-// rendezvous. LibTorch's C++ API has no DistributedDataParallel, so the
-// context built here does its work itself: rank 0's weights broadcast at
-// start, gradients all-reduced in ~25 MB buckets launched from gradient
-// hooks as the backward pass fills them.
+// The one process-group factory: Gloo or NCCL over c10d (rendezvous.h
+// forms the group, c10d_context.h drives it), behind the
+// DistributedContext interface, or the single-process context that needs
+// no rendezvous. LibTorch's C++ API has no DistributedDataParallel, so the
+// context does that work itself.
 #pragma once
 #include <torch/torch.h>
 

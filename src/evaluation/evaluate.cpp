@@ -4,6 +4,7 @@
 #include "common/runtime.h"
 #include "common/torch_compat.h"
 #include "data/augment.h"
+#include "data/batches.h"
 
 namespace cifar {
 namespace {
@@ -75,6 +76,11 @@ SplitEvaluation evaluate_split(Net& model, const ImageSet& set, const Normalizat
     auto logits = predict_logits(model, set.images, norm, options);
     check_finite_logits(logits);
     auto labels = set.labels.to(torch::kCPU);
+    if (options.temperature != 1.0) {
+      out.uncalibrated = EvalCounts(c);
+      out.uncalibrated->add(logits, labels);
+      logits = logits / options.temperature;
+    }
     out.counts.add(logits, labels);
     auto top = top_k_predictions(logits, 1);
     auto predicted = top.indices.select(1, 0).contiguous();
@@ -82,6 +88,7 @@ SplitEvaluation evaluate_split(Net& model, const ImageSet& set, const Normalizat
     out.predicted.assign(predicted.data_ptr<int64_t>(), predicted.data_ptr<int64_t>() + predicted.numel());
     out.confidence.assign(confidence.data_ptr<double>(), confidence.data_ptr<double>() + confidence.numel());
   }
+  if (options.temperature != 1.0 && !out.uncalibrated) out.uncalibrated = EvalCounts(c);
   out.report = make_report(out.counts, class_names);
   auto labels = set.size() > 0 ? set.labels.to(torch::kCPU, torch::kInt64).contiguous() : torch::Tensor();
   for (size_t i = 0; i < out.predicted.size(); ++i) {
@@ -89,6 +96,28 @@ SplitEvaluation evaluate_split(Net& model, const ImageSet& set, const Normalizat
     (hit ? out.report.confidences_correct : out.report.confidences_wrong).push_back(out.confidence[i]);
   }
   return out;
+}
+
+SplitEvaluation evaluate_sharded(Net& model, const ImageSet& set, const Normalization& norm,
+                                 const EvalOptions& options, const std::vector<std::string>& class_names,
+                                 DistributedContext& dist) {
+  if (dist.world_size() == 1) return evaluate_split(model, set, norm, options, class_names);
+  const auto [begin, end] = rank_range(set.size(), dist.rank(), dist.world_size());
+  SplitEvaluation shard = evaluate_split(model, set.slice(begin, end), norm, options, class_names);
+  const auto classes = static_cast<int64_t>(class_names.size());
+  auto counts = shard.counts.to_tensor();
+  dist.all_reduce_sum(counts);
+  shard.counts = EvalCounts::from_tensor(counts, classes);
+  if (shard.uncalibrated) {
+    auto raw = shard.uncalibrated->to_tensor();
+    dist.all_reduce_sum(raw);
+    shard.uncalibrated = EvalCounts::from_tensor(raw, classes);
+  }
+  EvalReport report = make_report(shard.counts, class_names);
+  report.confidences_correct = std::move(shard.report.confidences_correct);
+  report.confidences_wrong = std::move(shard.report.confidences_wrong);
+  shard.report = std::move(report);
+  return shard;
 }
 
 }  // namespace cifar

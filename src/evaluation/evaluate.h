@@ -4,8 +4,11 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <optional>
+
 #include "data/dataset.h"
-#include "evaluation/metrics.h"
+#include "distributed/context.h"
+#include "metrics/eval_metrics.h"
 #include "models/net.h"
 
 namespace cifar {
@@ -15,6 +18,9 @@ struct EvalOptions {
   bool tta = false;  // average softmax over flip and flip + 1-pixel shifts
   torch::Device device = torch::kCPU;
   bool autocast = false;  // bf16 autocast (see use_bf16_autocast)
+  // Divides the logits before anything is derived from them (calibration.h);
+  // 1 leaves them as the model gives them.
+  double temperature = 1.0;
 };
 
 // images: uint8 [N,3,H,W] on any device. Returns float logits [N, classes]
@@ -37,10 +43,22 @@ struct SplitEvaluation {
   EvalReport report;            // confidences_correct / _wrong filled in
   std::vector<int64_t> predicted;  // [N] top-1 class
   std::vector<double> confidence;  // [N] its softmax probability
+  // With a temperature other than 1: the counts of the logits as the model
+  // gave them, for the calibration error before scaling.
+  std::optional<EvalCounts> uncalibrated;
 };
 
 SplitEvaluation evaluate_split(Net& model, const ImageSet& set, const Normalization& norm,
                                const EvalOptions& options,
                                const std::vector<std::string>& class_names);
+
+// The same over the ranks of `dist`: each evaluates its contiguous shard
+// (unpadded, so no image counts twice), and the counts are summed over
+// ranks, so every number of the report covers the whole split. The
+// per-image lists (predictions, raw confidences) stay rank 0's shard,
+// which starts at image 0.
+SplitEvaluation evaluate_sharded(Net& model, const ImageSet& set, const Normalization& norm,
+                                 const EvalOptions& options, const std::vector<std::string>& class_names,
+                                 DistributedContext& dist);
 
 }  // namespace cifar

@@ -11,9 +11,9 @@
 #include "common/printable.h"
 #include "common/runtime.h"
 #include "evaluation/evaluate.h"
-#include "evaluation/image_io.h"
-#include "evaluation/metrics.h"
-#include "training/checkpoint.h"
+#include "data/image_io.h"
+#include "metrics/eval_metrics.h"
+#include "checkpoint/checkpoint.h"
 
 namespace cifar {
 namespace fs = std::filesystem;
@@ -153,6 +153,8 @@ int run_predict(const PredictOptions& options, std::ostream& out, std::ostream& 
   eval.device = device;
   eval.batch_size = static_cast<int64_t>(kFilesPerChunk);
   eval.tta = options.tta.value_or(run_used_tta(loaded.meta));
+  // The confidences the run calibrated (1 for a checkpoint without).
+  eval.temperature = spec.temperature;
   // Said once, on the error stream (stdout keeps one line per file): the
   // figures change with it.
   if (eval.tta && !options.tta) {
@@ -194,6 +196,7 @@ int run_predict(const PredictOptions& options, std::ostream& out, std::ostream& 
     if (images.empty()) continue;
     auto logits = predict_logits(*loaded.model, torch::stack(images), norm, eval);
     check_finite_logits(logits);
+    logits = logits / eval.temperature;
     const auto top = top_k_predictions(logits, options.top_k);
     // Print in input order: lines of failed files were already written to err.
     for (size_t row = 0; row < decoded.size(); ++row) {

@@ -13,7 +13,7 @@ namespace cifar {
 nlohmann::json spec_to_json(const ModelSpec& s) {
   return {{"type", s.type},   {"depth", s.depth},         {"width", s.width},
           {"input_size", s.input_size}, {"dropout", s.dropout}, {"class_names", s.class_names},
-          {"mean", s.mean},   {"std", s.std}};
+          {"mean", s.mean},   {"std", s.std},             {"temperature", s.temperature}};
 }
 
 ModelSpec spec_from_json(const nlohmann::json& j) {
@@ -38,6 +38,8 @@ ModelSpec spec_from_json(const nlohmann::json& j) {
     s.class_names = j.at("class_names").get<std::vector<std::string>>();
     s.mean = j.at("mean").get<std::vector<double>>();
     s.std = j.at("std").get<std::vector<double>>();
+    // Absent from checkpoints written before calibration: 1.
+    if (auto t = j.find("temperature"); t != j.end()) s.temperature = t->get<double>();
   } catch (const UserError&) {
     throw;
   } catch (const std::exception& e) {
@@ -67,6 +69,9 @@ void check_spec(const ModelSpec& s) {
     check_input(!name.empty() && name.size() <= 256, where + " has an empty or over-long class name");
   }
   check_input(s.mean.size() == 3 && s.std.size() == 3, where + " needs 3 channel means and deviations");
+  // The range calibration fits in (evaluation/calibration.h).
+  check_input(std::isfinite(s.temperature) && s.temperature >= 0.05 && s.temperature <= 20,
+              where + " has temperature " + std::to_string(s.temperature) + " (0.05..20)");
   for (int c = 0; c < 3; ++c) {
     check_input(std::isfinite(s.mean[c]) && std::isfinite(s.std[c]) && s.std[c] > 0,
                 where + " has a non-finite mean or a deviation that is not positive");

@@ -19,6 +19,9 @@ struct ModelSpec {
   std::vector<std::string> class_names;
   std::vector<double> mean{0, 0, 0};
   std::vector<double> std{1, 1, 1};
+  // Divides the logits when confidences are reported (temperature scaling,
+  // fitted after training; evaluation/calibration.h). 1 = as trained.
+  double temperature = 1.0;
   int num_classes() const { return static_cast<int>(class_names.size()); }
 };
 

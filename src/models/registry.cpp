@@ -110,4 +110,12 @@ NetPtr build_model(const ModelSpec& spec) {
   return it->second(spec);
 }
 
+std::string describe_model(const ModelSpec& spec) {
+  std::string out = spec.type;
+  if (spec.type == "resnet") out += " depth " + std::to_string(spec.depth);
+  if (spec.type == "fast") out += " width " + std::to_string(fast_net_width(spec));
+  if (spec.type == "efficientnet") out += " input size " + std::to_string(spec.input_size);
+  return out;
+}
+
 }  // namespace cifar

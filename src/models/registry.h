@@ -19,6 +19,9 @@ std::string model_family(const std::string& model_type);
 // architectures at their defaults): a checkpoint's model in flag form.
 ModelConfig model_flags(const ModelSpec& spec, ModelConfig base = {});
 
+// "resnet depth 18", "fast width 64", "efficientnet input size 224", "cnn".
+std::string describe_model(const ModelSpec& spec);
+
 // Constructs the (randomly initialised) model a spec describes.
 NetPtr build_model(const ModelSpec& spec);
 

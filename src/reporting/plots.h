@@ -25,8 +25,8 @@
 #include <string>
 #include <vector>
 
-#include "evaluation/metrics.h"
-#include "training/metrics.h"
+#include "metrics/eval_metrics.h"
+#include "metrics/metric_sums.h"
 
 namespace cifar {
 

@@ -7,7 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "training/metrics.h"
+#include "checkpoint/checkpoint.h"
+#include "metrics/metric_sums.h"
 
 namespace cifar {
 
@@ -53,9 +54,12 @@ class Callback {
   // `logs` holds the epoch's train and val metrics and "lr".
   virtual void on_epoch_end(int /*epoch*/, Logs& /*logs*/, TrainContext&) {}
   virtual void on_train_end(const Logs& /*last*/, TrainContext&) {}
-  // State saved in checkpoints so a resumed run continues exactly.
+  // State saved in checkpoints so a resumed run continues exactly: JSON,
+  // and tensors by name (the lookahead's slow weights).
   virtual nlohmann::json state() const { return nlohmann::json::object(); }
   virtual void load_state(const nlohmann::json&) {}
+  virtual NamedTensors tensor_state() const { return {}; }
+  virtual void load_tensor_state(const NamedTensors&) {}
 };
 
 }  // namespace cifar

@@ -10,9 +10,11 @@
 #include "common/signals.h"
 #include "common/torch_compat.h"
 #include "config/cli.h"
+#include "outputs/run_folder.h"
 #include "data/batches.h"
 #include "evaluation/evaluate.h"
-#include "training/checkpoint.h"
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/resume.h"
 #include "training/optim.h"
 
 namespace cifar {
@@ -30,24 +32,6 @@ torch::Tensor to_display_u8(const torch::Tensor& x, const Normalization& norm) {
 }
 
 }  // namespace
-
-// A resume continues the same run: the settings that fix which images are
-// in the training split and in what order (a changed split would put
-// validation images into training; another batch size would put the saved
-// step at other images), and the metric the callbacks' saved best values
-// are values of, must be those it started with.
-void check_resume_settings(const nlohmann::json& meta, const Config& config, const std::string& path) {
-  if (!meta.contains("config") || !meta["config"].is_object()) return;
-  const nlohmann::json& saved = meta["config"];
-  const nlohmann::json now = config_to_json(config);
-  auto text = [](const nlohmann::json& v) { return printable(v.is_string() ? v.get<std::string>() : json_text(v)); };
-  for (const char* key : {"seed", "validation-size", "train-limit", "batch-size", "monitor"}) {
-    if (!saved.contains(key) || saved[key] == now[key]) continue;
-    throw UserError("checkpoint " + path + " was trained with --" + key + " " + text(saved[key]) + ", not " +
-                    text(now[key]) + " (hint: leave --" + key + " out to keep the run's, or start a new run from "
-                    "its weights with --load-model)");
-  }
-}
 
 Trainer::Trainer(const Config& config, const Splits& data, NetPtr model, ModelSpec spec, torch::Device device,
                  DistributedContext& dist)
@@ -67,6 +51,9 @@ Trainer::Trainer(const Config& config, const Splits& data, NetPtr model, ModelSp
   autocast_ = use_bf16_autocast(mp, device_);
   steps_per_epoch_ = cifar::steps_per_epoch(train_.size(), config_.train.batch_size);
   has_batch_norm_ = has_batch_norm(*model_);
+  if (config_.augment.flip && config_.augment.alternating_flip) {
+    first_flips_ = first_flips(train_.size(), static_cast<uint64_t>(config_.run.seed), device_);
+  }
 }
 
 Trainer::~Trainer() = default;
@@ -119,8 +106,10 @@ void Trainer::train_step(int epoch, int64_t step, const torch::Tensor& indices) 
     // (seed, epoch, step): a resumed run draws what the uninterrupted run drew.
     torch::manual_seed(step_seed(seed, epoch, step, 2));
     auto batch = train_.select(indices);
+    const bool alternate = config_.augment.flip && config_.augment.alternating_flip;
     auto x = augmenter_.apply(normalize_images(batch.images, norm_, weight_dtype(*model_)),
-                              step_seed(seed, epoch, step, 0));
+                              step_seed(seed, epoch, step, 0),
+                              alternate ? alternating_flips(first_flips_, indices, epoch) : torch::Tensor());
     if (!sample_images_.defined() && is_writer()) sample_images_ = to_display_u8(x.slice(0, 0, 64), norm_);
     // Channels-last: cuDNN's and oneDNN's fast convolution layout (+25% for
     // the fast net on two CPU cores, a few percent for the CNN and ResNet).
@@ -151,12 +140,18 @@ void Trainer::train_step(int epoch, int64_t step, const torch::Tensor& indices) 
 }
 
 bool Trainer::train_epoch(int epoch) {
-  auto order = epoch_order(train_.size(), static_cast<uint64_t>(config_.run.seed), epoch);
+  // On the device once an epoch: each step's indices are a slice of it.
+  const auto order = to_device_async(epoch_order(train_.size(), static_cast<uint64_t>(config_.run.seed), epoch), device_);
   const int64_t first = epoch == start_epoch_ ? start_step_ : 0;
   if (first == 0) epoch_sums_.reset(device_);
   MetricSums last_read = epoch_sums_.read();
   auto read_at = Clock::now();
   model_->train();
+  in_batch_loop_ = true;
+  struct LoopEnd {
+    bool& flag;
+    ~LoopEnd() { flag = false; }
+  } loop_end{in_batch_loop_};
   for (int64_t step = first; step < steps_per_epoch_; ++step) {
     in_batch_ = true;
     for (auto& cb : callbacks_) cb->on_batch_begin(step, *this);
@@ -188,7 +183,7 @@ bool Trainer::train_epoch(int epoch) {
       // A NaN found at this same step leaves the last good checkpoint be.
       const bool diverged = abandon_epoch_;
       stop_requested_ = abandon_epoch_ = true;
-      if (!diverged) save_checkpoint((std::filesystem::path(config_.run.output_dir) / "checkpoints" / "latest_model.pt").string());
+      if (!diverged) save_checkpoint(RunFolder(config_.run.output_dir).latest_checkpoint().string());
       return false;
     }
     if (abandon_epoch_) return false;
@@ -249,7 +244,7 @@ Logs Trainer::validate() {
 }
 
 FitResult Trainer::fit() {
-  const auto t0 = Clock::now();
+  fit_start_ = Clock::now();
   FitResult result;
   for (auto& cb : callbacks_) cb->on_train_begin(*this);
   for (int epoch = start_epoch_; epoch < config_.train.epochs && !stop_requested_; ++epoch) {
@@ -268,12 +263,13 @@ FitResult Trainer::fit() {
       set_backbone_trainable(*model_, trainable);
     }
     for (auto& cb : callbacks_) cb->on_epoch_begin(epoch, *this);
-    const auto t_epoch = Clock::now();
-    const int64_t images_before = images_trained_;
-    if (!train_epoch(epoch)) break;
+    epoch_start_ = Clock::now();
+    images_at_epoch_start_ = images_trained_;
+    const bool completed = train_epoch(epoch);
+    done_.train_seconds += seconds_since(epoch_start_);
+    done_.images_trained += images_trained_ - images_at_epoch_start_;
+    if (!completed) break;
     in_epoch_end_ = true;
-    result.train_seconds += seconds_since(t_epoch);
-    result.images_trained += images_trained_ - images_before;
     dist_.sync_buffers();  // validation reads them (and the step's collectives have finished)
     auto sums = epoch_sums_.read().to_tensor();
     dist_.all_reduce_sum(sums);
@@ -283,7 +279,6 @@ FitResult Trainer::fit() {
     for (auto& cb : callbacks_) cb->on_epoch_end(epoch, logs, *this);
     in_epoch_end_ = false;
     result.last = logs;
-    ++result.epochs_run;
   }
   dist_.sync_buffers();  // the evaluation reads them (every rank leaves the loop at the same step)
   if (!abandon_epoch_) {
@@ -297,9 +292,74 @@ FitResult Trainer::fit() {
   // must not send one rank to the evaluation and another to the exit.
   result.signal = agreed_stop_signal();
   result.diverged = abandon_epoch_ && result.signal == 0;
-  result.next_epoch = step_in_epoch_ >= steps_per_epoch_ ? epoch_ + 1 : epoch_;
-  result.wall_seconds = seconds_since(t0);
+  result.totals = totals();
   return result;
+}
+
+Trainer::Timings Trainer::time_steps_and_evaluation(int steps, int64_t eval_images) {
+  // What the steps change, kept aside: weights, batch-norm statistics, the
+  // optimiser (a fresh one takes the steps) and the trainer's counters.
+  std::vector<torch::Tensor> saved;
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& p : model_->parameters()) saved.push_back(p.detach().clone());
+    for (const auto& b : model_->buffers()) saved.push_back(b.detach().clone());
+  }
+  auto optimizer = make_optimizer(config_.train, *model_);
+  std::swap(optimizer_, optimizer);
+  const int64_t step_before = global_step_;
+  const MetricSums sums_before = epoch_sums_.read();
+  const auto order = to_device_async(epoch_order(train_.size(), static_cast<uint64_t>(config_.run.seed), 0), device_);
+  model_->train();
+  Clock::time_point t0;
+  const int total = std::min<int64_t>(steps + 1, steps_per_epoch_);
+  for (int i = 0; i < total; ++i) {
+    if (i == 1) {
+      dist_.wait_for_collectives();
+      if (device_.is_cuda()) torch::cuda::synchronize();
+      t0 = Clock::now();
+    }
+    train_step(0, i, rank_batch(order, i, config_.train.batch_size, dist_.rank(), dist_.world_size()));
+  }
+  dist_.wait_for_collectives();
+  if (device_.is_cuda()) torch::cuda::synchronize();
+  Timings t;
+  t.step_seconds = total > 1 ? seconds_since(t0) / (total - 1) : 0.0;
+  std::swap(optimizer_, optimizer);
+  {
+    torch::NoGradGuard no_grad;
+    size_t k = 0;
+    for (auto& p : model_->parameters()) p.detach().copy_(saved[k++]);
+    for (auto& b : model_->buffers()) b.detach().copy_(saved[k++]);
+  }
+  clear_gradients(*optimizer_);
+  global_step_ = step_before;
+  epoch_sums_.reset(device_);
+  epoch_sums_.assign(sums_before);
+  sample_images_ = torch::Tensor();
+  // Evaluation speed, on training images (an evaluation reads no state).
+  const int64_t n = std::min<int64_t>(eval_images, train_.size());
+  EvalOptions options;
+  options.device = device_;
+  options.autocast = autocast_;
+  predict_logits(*model_, train_.images.slice(0, 0, std::min<int64_t>(n, 64)), norm_, options);  // first use
+  const auto e0 = Clock::now();
+  predict_logits(*model_, train_.images.slice(0, 0, n), norm_, options);
+  t.eval_image_seconds = n > 0 ? seconds_since(e0) / static_cast<double>(n) : 0.0;
+  auto slowest = torch::tensor({t.step_seconds, t.eval_image_seconds}, torch::kFloat64);
+  dist_.all_reduce_max(slowest);
+  return {slowest[0].item<double>(), slowest[1].item<double>()};
+}
+
+RunTotals Trainer::totals() const {
+  RunTotals t = done_;
+  // A checkpoint inside an epoch (a stop signal) counts its steps so far.
+  if (in_batch_loop_) {
+    t.train_seconds += seconds_since(epoch_start_);
+    t.images_trained += images_trained_ - images_at_epoch_start_;
+  }
+  t.wall_seconds = earlier_wall_seconds_ + seconds_since(fit_start_);
+  return t;
 }
 
 nlohmann::json Trainer::run_state() const {
@@ -315,6 +375,13 @@ nlohmann::json Trainer::run_state() const {
   meta["global_step"] = global_step_;
   meta["learning_rate"] = learning_rate();
   meta["world_size"] = dist_.world_size();
+  if (!budget_record_.is_null()) meta["time_budget"] = budget_record_;
+  // Reductions split by thread count, so a bit-exact resume needs the
+  // count the run trained with (plan_run takes it unless --threads says).
+  meta["threads"] = at::get_num_threads();
+  const RunTotals t = totals();
+  meta["totals"] = {{"train_seconds", t.train_seconds}, {"wall_seconds", t.wall_seconds},
+                    {"images_trained", t.images_trained}};
   nlohmann::json callbacks = nlohmann::json::object();
   for (const auto& cb : callbacks_) callbacks[cb->name()] = cb->state();
   meta["callbacks"] = callbacks;
@@ -332,46 +399,54 @@ void Trainer::save_checkpoint(const std::string& path) {
     auto p = MetricSums::from_tensor(partial);
     meta["partial"] = {p.loss_sum, p.correct, p.top3, p.count};
   }
-  if (is_writer()) cifar::save_checkpoint(path, *model_, spec_, optimizer_.get(), meta);
+  NamedTensors tensors;
+  for (const auto& cb : callbacks_) {
+    for (auto& [name, t] : cb->tensor_state()) tensors[cb->name() + "." + name] = t;
+  }
+  if (is_writer()) cifar::save_checkpoint(path, *model_, spec_, optimizer_.get(), meta, tensors);
   dist_.barrier();
 }
 
-void Trainer::resume(const CheckpointData& data, const std::string& path) {
-  const auto& meta = data.meta;
-  auto saved = spec_from_json(meta.at("spec"));
-  if (saved.type != spec_.type || saved.depth != spec_.depth || saved.num_classes() != spec_.num_classes()) {
-    throw UserError("checkpoint " + path + " holds a " + saved.type + " (depth " + std::to_string(saved.depth) +
-                    ", " + std::to_string(saved.num_classes()) + " classes), not the " + spec_.type +
-                    " this run builds");
-  }
-  check_resume_settings(meta, config_, path);
-  load_model_state(data, *model_, path);
-  load_optimizer_state(data, *optimizer_, path, device_);
-  const ResumePoint point = resume_point(meta, path);
+void Trainer::resume(const StartPoint& start) {
+  const CheckpointData& data = *start.checkpoint;
+  const ResumePoint& point = *start.resume;
+  load_model_state(data, *model_, start.path);
+  load_optimizer_state(data, *optimizer_, start.path, device_);
   start_epoch_ = point.epoch;
   start_step_ = point.step_in_epoch;
   global_step_ = point.global_step;
+  done_ = {point.train_seconds, 0, point.images_trained};
+  earlier_wall_seconds_ = point.wall_seconds;
   epoch_sums_.reset(device_);
   if (point.partial && is_writer()) {
     const auto& p = *point.partial;
     epoch_sums_.assign(MetricSums{p[0], p[1], p[2], p[3]});
   }
+  const NamedTensors tensors = read_named_tensors(data, start.path);
   try {
     for (auto& cb : callbacks_) {
       if (point.callbacks.contains(cb->name())) cb->load_state(point.callbacks.at(cb->name()));
+      const std::string prefix = cb->name() + ".";
+      NamedTensors own;
+      for (const auto& [name, t] : tensors) {
+        if (name.rfind(prefix, 0) == 0) own[name.substr(prefix.size())] = t.to(device_);
+      }
+      if (!own.empty()) cb->load_tensor_state(own);
     }
   } catch (const nlohmann::json::exception& e) {
-    throw UserError("checkpoint " + path + " lacks the training state needed to resume: " + e.what());
+    throw UserError("checkpoint " + start.path + " lacks the training state needed to resume: " + e.what());
   }
   set_learning_rate(point.learning_rate);
   if (start_step_ > steps_per_epoch_) {
-    throw UserError("checkpoint " + path + " stopped at step " + std::to_string(start_step_) + " of an epoch, but this run has " +
-                    std::to_string(steps_per_epoch_) + " steps per epoch (hint: resume with the same --batch-size and data limits)");
+    throw UserError("checkpoint " + start.path + " stopped at step " + std::to_string(start_step_) +
+                    " of an epoch, but this run has " + std::to_string(steps_per_epoch_) +
+                    " steps per epoch (hint: resume with the same --batch-size and data limits)");
   }
   epoch_ = start_epoch_;
   step_in_epoch_ = start_step_;
   if (is_writer()) {
-    std::cout << "Resuming from " << path << " at epoch " << start_epoch_ + 1 << ", step " << start_step_ << "\n";
+    std::cout << "Resuming from " << start.path << " at epoch " << start_epoch_ + 1 << ", step " << start_step_
+              << "\n";
     if (start_epoch_ >= config_.train.epochs) {
       std::cout << "The run finished its " << start_epoch_ << " epochs: nothing left to train (hint: a larger --epochs "
                 << "trains on)\n";

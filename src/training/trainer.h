@@ -16,24 +16,25 @@
 
 namespace cifar {
 
-struct CheckpointData;
+struct StartPoint;
 
-struct FitResult {
-  int epochs_run = 0;          // epochs completed in this process
-  int next_epoch = 0;          // where a resume would continue
-  std::string stop_reason;     // early stopping, NaN, signal; empty when all epochs ran
-  bool diverged = false;       // stopped by TerminateOnNaN
-  int signal = 0;              // SIGINT/SIGTERM that interrupted the run, or 0
+// Time and work of a whole run, resumed parts included: each checkpoint
+// carries the totals up to it, so a run resumed any number of times
+// reports what an uninterrupted one would (less the work a kill lost,
+// which was done again).
+struct RunTotals {
   double train_seconds = 0;    // wall time in training steps (no validation)
-  double wall_seconds = 0;     // whole fit
+  double wall_seconds = 0;     // whole fits
   int64_t images_trained = 0;  // images through completed epochs' steps, all ranks together
-  Logs last;                   // last epoch's logs
 };
 
-// A resume continues the same run: refuses (UserError) a `config` whose
-// seed, validation size, training limit, batch size or monitor differ from
-// those the checkpoint (its `meta`) was trained with.
-void check_resume_settings(const nlohmann::json& meta, const Config& config, const std::string& path);
+struct FitResult {
+  std::string stop_reason;  // early stopping, NaN, signal; empty when all epochs ran
+  bool diverged = false;    // stopped by TerminateOnNaN
+  int signal = 0;           // SIGINT/SIGTERM/SIGHUP/SIGUSR1 that interrupted the run, or 0
+  RunTotals totals;         // the whole run's, earlier parts included
+  Logs last;                // last epoch's logs
+};
 
 // Whether the model has batch-norm layers, which cannot normalise a batch
 // part of one image (the trainer leaves such a part out).
@@ -46,11 +47,26 @@ class Trainer final : public TrainContext {
   ~Trainer() override;
 
   void add_callback(std::shared_ptr<Callback> callback) { callbacks_.push_back(std::move(callback)); }
-  // Restores weights, optimiser, data position and every callback's state.
-  // Takes the run's state from `checkpoint`, read from `checkpoint_path`
-  // (named in errors).
-  void resume(const CheckpointData& checkpoint, const std::string& checkpoint_path);
+  // Restores weights, optimiser, data position, the run's totals and every
+  // callback's state from a --resume checkpoint, checked by plan_run.
+  void resume(const StartPoint& start);
   FitResult fit();
+
+  // --time-budget's measurements (time_budget.h): seconds per training step
+  // over `steps` steps of the first epoch's batches, after one untimed, and
+  // per image of evaluation over `eval_images` images, both the slowest
+  // rank's. The model, its buffers and the optimiser are put back as they
+  // were: the run itself is untouched.
+  struct Timings {
+    double step_seconds = 0;
+    double eval_image_seconds = 0;
+  };
+  Timings time_steps_and_evaluation(int steps, int64_t eval_images);
+  void set_epochs(int epochs) { config_.train.epochs = epochs; }
+  // The plan, kept in checkpoints so a resumed run keeps it.
+  void set_budget_record(nlohmann::json plan) { budget_record_ = std::move(plan); }
+  int start_epoch() const { return start_epoch_; }
+  int64_t validation_images() const { return val_.size(); }
   // The stop signal, agreed across ranks (a collective); 0 = go on. fit()
   // asks after every step; the caller asks once more after it restores the
   // default signal handlers, for a signal that came in between.
@@ -69,14 +85,13 @@ class Trainer final : public TrainContext {
   void save_checkpoint(const std::string& path) override;
   torch::Tensor sample_images() const override { return sample_images_; }
 
-  torch::optim::Optimizer& optimizer() { return *optimizer_; }
-
  private:
   bool train_epoch(int epoch);  // false when the epoch was abandoned
   void train_step(int epoch, int64_t step, const torch::Tensor& indices);
   using Clock = std::chrono::steady_clock;
   bool should_read_running_logs(int64_t step, Clock::time_point last_read) const;
   Logs validate();
+  RunTotals totals() const;
   torch::Tensor loss_fn(const torch::Tensor& logits, const torch::Tensor& labels) const;
   nlohmann::json run_state() const;
 
@@ -96,6 +111,14 @@ class Trainer final : public TrainContext {
   bool in_epoch_end_ = false;  // validation and epoch-end callbacks running
   bool warned_single_image_ = false;
   int64_t images_trained_ = 0;  // global images through training steps
+  // The run's totals: done_ holds completed epochs' steps (earlier parts
+  // included); the wall time is this fit's plus the earlier parts'.
+  RunTotals done_;
+  double earlier_wall_seconds_ = 0;
+  Clock::time_point fit_start_ = Clock::now();
+  Clock::time_point epoch_start_ = Clock::now();
+  int64_t images_at_epoch_start_ = 0;
+  bool in_batch_loop_ = false;  // inside train_epoch's steps
 
   int64_t steps_per_epoch_ = 0;
   int start_epoch_ = 0;
@@ -110,6 +133,8 @@ class Trainer final : public TrainContext {
   int agreed_signal_ = 0;  // a stop signal agreed with the other ranks
   std::string stop_reason_;
   torch::Tensor sample_images_;
+  nlohmann::json budget_record_;  // null without --time-budget
+  torch::Tensor first_flips_;      // --alternating-flip's, on the device
 };
 
 }  // namespace cifar

@@ -85,6 +85,25 @@ TEST(Augment, CutoutZeroesASquare) {
   EXPECT_LE(zeros_per_image.max().item<int64_t>(), 64);
 }
 
+// airbench's derandomised flip: each image starts flipped or not at
+// random (by seed), then alternates every epoch.
+TEST(Augment, AlternatingFlipsAlternateEachImageByEpoch) {
+  const auto indices = torch::arange(1000, torch::kInt64);
+  const auto first = first_flips(1000, 7, torch::kCPU);
+  const auto e0 = alternating_flips(first, indices, 0);
+  const auto e1 = alternating_flips(first, indices, 1);
+  EXPECT_TRUE(torch::equal(e0, alternating_flips(first, indices, 2)));
+  EXPECT_TRUE(torch::equal(e1, e0.logical_not()));
+  const double share = e0.to(torch::kFloat64).mean().item<double>();
+  EXPECT_GT(share, 0.4);
+  EXPECT_LT(share, 0.6);
+  EXPECT_TRUE(torch::equal(first, first_flips(1000, 7, torch::kCPU)));
+  EXPECT_FALSE(torch::equal(first, first_flips(1000, 8, torch::kCPU)));
+  // A batch's flips are those of its images, wherever they fall.
+  const auto some = torch::tensor({5, 999, 0}, torch::kInt64);
+  EXPECT_TRUE(torch::equal(alternating_flips(first, some, 1), e1.index_select(0, some)));
+}
+
 TEST(Batches, EverySampleOncePerEpochAcrossRanks) {
   for (int world : {1, 2, 3}) {
     const int64_t n = 1001, batch = 64;

@@ -22,12 +22,13 @@
 #include "background_process.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/error_report.h"
 #include "data/cifar_reader.h"
 #include "distributed/launcher.h"
 #include "models/registry.h"
 #include "require_gloo.h"
 #include "test_util.h"
-#include "training/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 
 namespace cifar {
 namespace {
@@ -504,6 +505,7 @@ Reported report_in_worker(int rank, bool our_launcher, const std::string& messag
   const auto t0 = std::chrono::steady_clock::now();
   auto result = testing::run_forked([&] {
     set_worker_environment(rank, our_launcher);
+    set_error_report_hook(let_rank_zero_report);
     if (before) before();
     std::_Exit(report_error(message, code));
   });

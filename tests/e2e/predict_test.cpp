@@ -5,10 +5,10 @@
 #include "data/cifar_reader.h"
 #include "data/dataset.h"
 #include "evaluation/evaluate.h"
-#include "evaluation/image_io.h"
+#include "data/image_io.h"
 #include "models/registry.h"
 #include "test_util.h"
-#include "training/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 
 namespace cifar {
 namespace {

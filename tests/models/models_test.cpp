@@ -11,7 +11,7 @@
 #include "models/registry.h"
 #include "models/summary.h"
 #include "test_util.h"
-#include "training/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 
 namespace cifar {
 namespace {

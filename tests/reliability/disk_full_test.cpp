@@ -16,7 +16,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "reliability_util.h"
-#include "training/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 
 namespace cifar {
 namespace {

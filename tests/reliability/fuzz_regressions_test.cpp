@@ -6,11 +6,11 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "config/cli.h"
-#include "evaluation/image_io.h"
+#include "data/image_io.h"
 #include "models/registry.h"
 #include "test_util.h"
 #include "models/safetensors.h"
-#include "training/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 
 namespace cifar {
 namespace {

@@ -17,13 +17,14 @@
 #include "common/atomic_file.h"
 #include "models/registry.h"
 #include "reliability_util.h"
-#include "training/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 
 namespace cifar {
 namespace {
 namespace fs = std::filesystem;
 using testing::Child;
 using testing::TempDir;
+using testing::hold_rename_env;
 
 constexpr int kEpochs = 3;
 // An epoch takes ~3 s here; the hold hook gives up after 30 s.
@@ -131,7 +132,7 @@ SweepReport run_kill_sweep(const std::function<KillPoint(int)>& next, int kills_
       ++report.resumes;
     }
     std::vector<std::string> env;
-    if (point.kind == KillPoint::kWhileWriting) env.push_back("CIFAR10_TEST_HOLD_BEFORE_RENAME=" + point.file);
+    if (point.kind == KillPoint::kWhileWriting) env = hold_rename_env(point.file);
     Child run(testing::tiny_training(chain->path(), kEpochs, extra), env);
     const auto latest_before = modified(latest);
     bool killed = false;
@@ -149,7 +150,7 @@ SweepReport run_kill_sweep(const std::function<KillPoint(int)>& next, int kills_
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
     } else if (point.kind == KillPoint::kWhileWriting) {
-      if (run.wait_for_output("atomic_file: holding", kTimeout)) {
+      if (run.wait_for_output("hold_rename: holding", kTimeout)) {
         run.send(SIGKILL);
         killed = true;
       }
@@ -204,8 +205,8 @@ TEST(KillSweep, HoldHookStopsWithTheTempFileCompleteAndThePreviousCheckpointInta
   const fs::path latest = out / "checkpoints/latest_model.pt";
   const std::string before = read_file(latest);
   Child run(testing::tiny_training(out.path(), 2, {"--resume", latest.string()}),
-            {"CIFAR10_TEST_HOLD_BEFORE_RENAME=latest_model.pt"});
-  ASSERT_TRUE(run.wait_for_output("atomic_file: holding", kTimeout)) << run.output();
+            hold_rename_env("latest_model.pt"));
+  ASSERT_TRUE(run.wait_for_output("hold_rename: holding", kTimeout)) << run.output();
   run.send(SIGKILL);
   EXPECT_EQ(run.wait(kTimeout).exit_code, 128 + SIGKILL);
   EXPECT_EQ(read_file(latest), before) << "the kill before rename must leave the old checkpoint untouched";

@@ -3,6 +3,7 @@
 #include "common/error.h"
 #include "fake_train_context.h"
 #include "training/callbacks/early_stopping.h"
+#include "training/callbacks/lookahead.h"
 #include "training/callbacks/lr_schedule.h"
 #include "training/callbacks/model_checkpoint.h"
 #include "training/callbacks/progress.h"
@@ -188,9 +189,10 @@ TEST(ReduceLROnPlateau, RateAtTheDefaultMinLrIsNotReducedAgain) {
   EXPECT_EQ(cb.state()["wait"], 3);
 }
 
-// Keras' number format: a reduced learning rate printed as 0.0000 hid
-// every reduction from the console.
-TEST(ProgressBar, SmallValuesPrintInScientificNotation) {
+// One format per kind: accuracies as percentages, losses and rates to four
+// significant digits, in scientific notation below 1e-3 (a reduced
+// learning rate printed as 0.0000 hid every reduction from the console).
+TEST(ProgressBar, NumbersPrintInOneFormatPerKind) {
   RecordingContext ctx;
   std::ostringstream out;
   ProgressBar bar(out, false);
@@ -198,7 +200,7 @@ TEST(ProgressBar, SmallValuesPrintInScientificNotation) {
   Logs logs{{"learning_rate", 2e-6}, {"loss", 1.23456}, {"accuracy", 0.0}, {"batch_loss_recent", 9.0}};
   bar.on_epoch_end(0, logs, ctx);
   const std::string line = out.str();
-  EXPECT_NE(line.find(" - accuracy: 0.0000e+00 - learning_rate: 2.0000e-06 - loss: 1.2346\n"), std::string::npos)
+  EXPECT_NE(line.find(" - accuracy: 0.00% - learning_rate: 2.000e-06 - loss: 1.235\n"), std::string::npos)
       << line;
   EXPECT_EQ(line.find("batch_"), std::string::npos) << line;
 }
@@ -296,6 +298,51 @@ TEST(LearningRateSchedule, StepDecay) {
   EXPECT_DOUBLE_EQ(s.rate_at(19, 10, 100), 1.0);
   EXPECT_DOUBLE_EQ(s.rate_at(20, 10, 100), 0.5);
   EXPECT_DOUBLE_EQ(s.rate_at(45, 10, 100), 0.25);
+}
+
+// Lookahead as airbench94: every 5 steps the slow weights take 1 - decay of
+// the fast ones, and the fast ones restart from them; between syncs
+// nothing moves, and the slow weights survive a checkpoint.
+TEST(Lookahead, SyncsEveryFiveStepsAndAtAnEpochsEnd) {
+  RecordingContext ctx;  // 4 epochs of 4 steps
+  Lookahead lookahead;
+  lookahead.on_train_begin(ctx);
+  auto& w = ctx.net->fc->weight;
+  const auto start = w.detach().clone();
+  {
+    torch::NoGradGuard no_grad;
+    w.add_(1.0);  // the fast weights trained away
+  }
+  ctx.step = 3;  // no sync: not a multiple of 5, not an epoch's last step
+  lookahead.on_batch_end(1, {}, ctx);
+  EXPECT_TRUE(torch::equal(w.detach(), start + 1.0));
+  ctx.step = 5;
+  lookahead.on_batch_end(0, {}, ctx);
+  const double d = Lookahead::decay(5, 16);
+  EXPECT_NEAR(d, std::pow(0.95, 5) * std::pow(5.0 / 16.0, 3), 1e-12);
+  EXPECT_TRUE(torch::allclose(w.detach(), start * d + (start + 1.0) * (1 - d), 1e-6, 1e-6));
+  const auto saved = lookahead.tensor_state();
+  EXPECT_TRUE(torch::equal(saved.at("slow_0"), w.detach()));
+  {
+    torch::NoGradGuard no_grad;
+    w.add_(1.0);
+  }
+  ctx.step = 8;  // an epoch's last step (index 3 of 4)
+  Lookahead resumed;
+  resumed.load_tensor_state(saved);
+  resumed.on_train_begin(ctx);
+  resumed.on_batch_end(3, {}, ctx);
+  const double d8 = Lookahead::decay(8, 16);
+  EXPECT_TRUE(torch::allclose(w.detach(), saved.at("slow_0") * d8 + (saved.at("slow_0") + 1.0) * (1 - d8), 1e-6, 1e-6));
+  EXPECT_DOUBLE_EQ(Lookahead::decay(16, 16), std::pow(0.95, 5));
+  EXPECT_DOUBLE_EQ(Lookahead::decay(0, 16), 0.0);
+}
+
+TEST(Lookahead, SlowWeightsOfAnotherModelAreRefused) {
+  RecordingContext ctx;
+  Lookahead lookahead;
+  lookahead.load_tensor_state({{"slow_0", torch::zeros({2, 2})}});
+  EXPECT_THROW(lookahead.on_train_begin(ctx), UserError);
 }
 
 }  // namespace

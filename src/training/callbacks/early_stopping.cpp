@@ -3,7 +3,7 @@
 #include <filesystem>
 #include <iostream>
 
-#include "training/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 #include "models/net.h"
 
 namespace cifar {

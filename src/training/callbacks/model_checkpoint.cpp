@@ -2,6 +2,8 @@
 
 #include <iostream>
 
+#include "reporting/format.h"
+
 namespace cifar {
 
 void ModelCheckpoint::on_epoch_end(int epoch, Logs& logs, TrainContext& ctx) {
@@ -14,7 +16,7 @@ void ModelCheckpoint::on_epoch_end(int epoch, Logs& logs, TrainContext& ctx) {
     if (!monitor_.improved(*current, best_)) return;
     best_ = *current;
     if (ctx.is_writer() && epoch >= 0) {
-      std::cout << "Epoch " << epoch + 1 << ": " << monitor_.name << " improved to " << *current << ", saving "
+      std::cout << "Epoch " << epoch + 1 << ": " << monitor_.name << " improved to " << format_metric(monitor_.name, *current) << ", saving "
                 << path_ << "\n";
     }
   }

@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
-#include "training/metrics.h"
+#include "metrics/metric_sums.h"
 
 namespace cifar {
 

@@ -4,6 +4,8 @@
 #include <iomanip>
 #include <sstream>
 
+#include "reporting/format.h"
+
 namespace cifar {
 namespace {
 
@@ -11,15 +13,7 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-// Keras' progress bar: four decimals, or four significant digits in
-// scientific notation at 1e-3 and below, so a reduced learning rate does
-// not print as 0.0000.
-std::string metric_text(const std::string& key, double value) {
-  std::ostringstream s;
-  s << " - " << key << ": " << std::setprecision(4) << (std::abs(value) > 1e-3 ? std::fixed : std::scientific)
-    << value;
-  return s.str();
-}
+std::string metric_text(const std::string& key, double value) { return " - " + key + ": " + format_metric(key, value); }
 
 std::string metrics_text(const Logs& logs) {
   std::string text;
@@ -30,14 +24,6 @@ std::string metrics_text(const Logs& logs) {
 }
 
 }  // namespace
-
-std::string format_duration(double seconds) {
-  if (seconds < 60) return std::to_string(static_cast<int>(std::lround(seconds))) + "s";
-  const int s = static_cast<int>(std::lround(seconds));
-  std::ostringstream out;
-  out << s / 60 << ":" << std::setw(2) << std::setfill('0') << s % 60;
-  return out.str();
-}
 
 void ProgressBar::on_epoch_begin(int epoch, TrainContext& ctx) {
   if (!ctx.is_writer()) return;

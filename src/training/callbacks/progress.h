@@ -25,7 +25,4 @@ class ProgressBar : public Callback {
   int64_t images_ = 0;
 };
 
-// "1:05" / "12s" style durations.
-std::string format_duration(double seconds);
-
 }  // namespace cifar

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "common/error.h"
+#include "reporting/format.h"
 
 namespace cifar {
 
@@ -42,7 +43,7 @@ void ReduceLROnPlateau::on_epoch_end(int epoch, Logs& logs, TrainContext& ctx) {
         const double new_lr = std::max(old_lr * o_.factor, o_.min_lr);
         ctx.set_learning_rate(new_lr);
         if (ctx.is_writer()) {
-          std::cout << "Epoch " << epoch + 1 << ": ReduceLROnPlateau reducing learning rate to " << new_lr << "\n";
+          std::cout << "Epoch " << epoch + 1 << ": ReduceLROnPlateau reducing learning rate to " << format_number(new_lr) << "\n";
         }
         cooldown_counter_ = o_.cooldown;
         wait_ = 0;

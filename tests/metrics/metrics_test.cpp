@@ -1,4 +1,4 @@
-#include "evaluation/metrics.h"
+#include "metrics/eval_metrics.h"
 
 #include <cmath>
 #include <fstream>

@@ -1,4 +1,4 @@
-#include "training/metrics.h"
+#include "metrics/metric_sums.h"
 
 namespace cifar {
 namespace {

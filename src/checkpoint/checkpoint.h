@@ -5,6 +5,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -19,18 +20,31 @@ namespace cifar {
 constexpr int kCheckpointVersion = 2;
 constexpr const char* kCheckpointFormat = "cifar10-checkpoint";
 
+// Tensors kept beside the model and optimiser, by name (a callback's, such
+// as the lookahead's slow weights).
+using NamedTensors = std::map<std::string, torch::Tensor>;
+
 struct CheckpointData {
   nlohmann::json meta;  // {"format", "version", "spec", "config", "epoch", ...}
   // Serialized archives, kept as bytes so a checkpoint can be inspected
   // (meta) without building the model.
   std::string model_bytes;
   std::string optimizer_bytes;  // empty when saved without an optimiser
+  std::string tensors_bytes;    // empty when saved without named tensors
 };
 
 // Saves model (+ optimiser) and `meta` to `path` atomically. `meta` gets
 // "format", "version" and "spec" filled in.
 void save_checkpoint(const std::string& path, Net& model, const ModelSpec& spec,
-                     torch::optim::Optimizer* optimizer, nlohmann::json meta);
+                     torch::optim::Optimizer* optimizer, nlohmann::json meta, const NamedTensors& tensors = {});
+
+// The named tensors of a checkpoint (meta "tensors" lists their names),
+// each checked against its storage; `path` names the file in errors.
+NamedTensors read_named_tensors(const CheckpointData& data, const std::string& path);
+
+// Rewrites the checkpoint at `path` with its model's temperature set
+// (calibration after training), its weights and state as they are.
+void set_checkpoint_temperature(const std::string& path, double temperature);
 
 // Reads and checks a checkpoint file: refuses files that are not ours, of
 // a newer format version, or truncated, with one line naming the file.
@@ -48,6 +62,12 @@ struct ResumePoint {
   double learning_rate = 0;
   std::optional<std::vector<double>> partial;  // loss_sum, correct, top3, count
   nlohmann::json callbacks = nlohmann::json::object();
+  // The run's totals up to the checkpoint, earlier parts included (zeros
+  // in files written before they were kept).
+  double train_seconds = 0;
+  double wall_seconds = 0;
+  int64_t images_trained = 0;
+  int threads = 0;  // intra-op threads it trained with; 0: not recorded
 };
 ResumePoint resume_point(const nlohmann::json& meta, const std::string& source);
 

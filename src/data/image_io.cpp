@@ -1,4 +1,4 @@
-#include "evaluation/image_io.h"
+#include "data/image_io.h"
 
 // Debian's libstb.so carries the implementations, so no *_IMPLEMENTATION here.
 #include <stb/stb_image.h>

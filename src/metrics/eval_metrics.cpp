@@ -1,4 +1,4 @@
-#include "evaluation/metrics.h"
+#include "metrics/eval_metrics.h"
 
 #include <cmath>
 #include <stdexcept>
@@ -262,7 +262,16 @@ nlohmann::json results_json(const EvalReport& r, const ResultsInfo& info) {
   j["accuracy"] = r.accuracy;
   j["top3_accuracy"] = r.top3_accuracy;
   j["loss"] = r.loss;
+  // Said outright: training's val_loss includes label smoothing, this does not.
+  j["loss_definition"] = std::string("mean cross-entropy of the reported probabilities") +
+                         (info.tta ? " (averaged over the TTA views)" : "") +
+                         (info.temperature != 1.0 ? " after temperature scaling" : "") + ", without label smoothing";
   j["num_samples"] = r.num_samples;
+  if (info.without_tta) {
+    j["without_tta"] = {{"accuracy", info.without_tta->accuracy},
+                        {"top3_accuracy", info.without_tta->top3_accuracy},
+                        {"loss", info.without_tta->loss}};
+  }
   j["per_class"] = std::move(per_class);
   j["confusion_matrix"] = {{"rows", "true"},
                            {"columns", "predicted"},
@@ -278,7 +287,9 @@ nlohmann::json results_json(const EvalReport& r, const ResultsInfo& info) {
        {{"count", sum(r.confidence_histogram_wrong)},
         {"mean", r.mean_confidence_wrong},
         {"histogram", r.confidence_histogram_wrong}}}};
-  j["calibration"] = {{"ece", r.ece}, {"num_bins", kCalibrationBins}, {"bins", std::move(bins)}};
+  j["calibration"] = {{"temperature", info.temperature}, {"ece", r.ece}, {"num_bins", kCalibrationBins},
+                      {"bins", std::move(bins)}};
+  if (info.ece_uncalibrated) j["calibration"]["ece_uncalibrated"] = *info.ece_uncalibrated;
   j["class_names"] = r.class_names;
   j["model"] = info.model;
   j["checkpoint"] = info.checkpoint;

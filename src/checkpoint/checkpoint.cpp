@@ -1,4 +1,4 @@
-#include "training/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 
 #include <cmath>
 #include <cstring>
@@ -11,13 +11,13 @@
 #include "common/printable.h"
 #include "common/torch_compat.h"
 #include "models/registry.h"
-#include "training/archive_check.h"
+#include "checkpoint/archive_check.h"
 
 namespace cifar {
 namespace {
 
-// Layout on disk: a torch archive with "meta" (JSON string), "model" and
-// "optimizer" (nested serialized archives as byte tensors).
+// Layout on disk: a torch archive with "meta" (JSON string), "model",
+// "optimizer" and "tensors" (nested serialized archives as byte tensors).
 torch::Tensor bytes_to_tensor(const std::string& bytes) {
   auto t = torch::empty({static_cast<int64_t>(bytes.size())}, torch::kUInt8);
   if (!bytes.empty()) std::memcpy(t.data_ptr<uint8_t>(), bytes.data(), bytes.size());
@@ -187,18 +187,66 @@ void load_optimizer_archive(torch::serialize::InputArchive& archive, torch::opti
 }  // namespace
 
 void save_checkpoint(const std::string& path, Net& model, const ModelSpec& spec,
-                     torch::optim::Optimizer* optimizer, nlohmann::json meta) {
+                     torch::optim::Optimizer* optimizer, nlohmann::json meta, const NamedTensors& tensors) {
   meta["format"] = kCheckpointFormat;
   meta["version"] = kCheckpointVersion;
   meta["spec"] = spec_to_json(spec);
   meta["torch_version"] = compat::torch_version();
+  if (!tensors.empty()) {
+    meta["tensors"] = nlohmann::json::array();
+    for (const auto& entry : tensors) meta["tensors"].push_back(entry.first);
+  }
   torch::serialize::OutputArchive root;
   root.write("meta", c10::IValue(json_text(meta)));
   root.write("model", bytes_to_tensor(archive_bytes(model)));
   if (optimizer) root.write("optimizer", bytes_to_tensor(optimizer_archive_bytes(*optimizer)));
+  if (!tensors.empty()) {
+    torch::serialize::OutputArchive named;
+    for (const auto& [name, t] : tensors) named.write(name, t.detach().cpu(), /*is_buffer=*/true);
+    std::ostringstream bytes(std::ios::binary);
+    named.save_to(bytes);
+    root.write("tensors", bytes_to_tensor(bytes.str()));
+  }
   std::ostringstream out(std::ios::binary);
   root.save_to(out);
   write_file_atomic(path, out.str());
+}
+
+void set_checkpoint_temperature(const std::string& path, double temperature) {
+  CheckpointData data = read_checkpoint(path);
+  data.meta["spec"]["temperature"] = temperature;
+  torch::serialize::OutputArchive root;
+  root.write("meta", c10::IValue(json_text(data.meta)));
+  root.write("model", bytes_to_tensor(data.model_bytes));
+  if (!data.optimizer_bytes.empty()) root.write("optimizer", bytes_to_tensor(data.optimizer_bytes));
+  if (!data.tensors_bytes.empty()) root.write("tensors", bytes_to_tensor(data.tensors_bytes));
+  std::ostringstream out(std::ios::binary);
+  root.save_to(out);
+  write_file_atomic(path, out.str());
+}
+
+NamedTensors read_named_tensors(const CheckpointData& data, const std::string& path) {
+  NamedTensors tensors;
+  const auto names = data.meta.find("tensors");
+  if (names == data.meta.end() || data.tensors_bytes.empty()) return tensors;
+  if (!names->is_array() || names->size() > 100000) {
+    throw UserError("checkpoint " + path + " has a malformed list of named tensors (corrupt?)");
+  }
+  try {
+    auto archive = archive_from(data.tensors_bytes, path);
+    for (const auto& name : *names) {
+      if (!name.is_string()) throw UserError("checkpoint " + path + " names a tensor with a non-string");
+      torch::Tensor t;
+      archive.read(name.get<std::string>(), t, /*is_buffer=*/true);
+      check_within_storage(t, path, "the named tensor " + printable(name.get<std::string>(), 60));
+      tensors[name.get<std::string>()] = t;
+    }
+  } catch (const UserError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw UserError("checkpoint " + path + ": its named tensors are unreadable (" + torch_message(e.what()) + ")");
+  }
+  return tensors;
 }
 
 CheckpointData read_checkpoint(const std::string& path) { return parse_checkpoint(read_file(path), path); }
@@ -220,6 +268,12 @@ CheckpointData parse_checkpoint(std::string_view bytes, const std::string& sourc
       check_input(o.scalar_type() == torch::kUInt8 && o.dim() == 1, "optimizer record is not a byte tensor");
       check_within_storage(o, source, "its optimizer record");
       data.optimizer_bytes = tensor_to_bytes(o);
+    }
+    torch::Tensor n;
+    if (root.try_read("tensors", n)) {
+      check_input(n.scalar_type() == torch::kUInt8 && n.dim() == 1, "tensors record is not a byte tensor");
+      check_within_storage(n, source, "its tensors record");
+      data.tensors_bytes = tensor_to_bytes(n);
     }
   } catch (const UserError& e) {
     if (std::string(e.what()).find(source) != std::string::npos) throw;
@@ -289,6 +343,19 @@ ResumePoint resume_point(const nlohmann::json& meta, const std::string& source) 
     throw UserError("checkpoint " + source + " lacks the callbacks' state" + hint);
   }
   p.callbacks = *callbacks;
+  if (auto totals = meta.find("totals"); totals != meta.end()) {
+    auto number = [&](const char* key) {
+      auto it = totals->is_object() ? totals->find(key) : totals->end();
+      if (it == totals->end() || !it->is_number() || !std::isfinite(it->get<double>()) || it->get<double>() < 0) {
+        throw UserError("checkpoint " + source + " has malformed run totals ('" + key + "')" + hint);
+      }
+      return it->get<double>();
+    };
+    p.train_seconds = number("train_seconds");
+    p.wall_seconds = number("wall_seconds");
+    p.images_trained = static_cast<int64_t>(std::min(number("images_trained"), 1e15));
+  }
+  if (meta.contains("threads")) p.threads = static_cast<int>(integer("threads", 4096));
   return p;
 }
 

@@ -1,4 +1,4 @@
-#include "training/archive_check.h"
+#include "checkpoint/archive_check.h"
 
 #include <archive.h>
 #include <archive_entry.h>

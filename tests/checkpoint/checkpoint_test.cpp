@@ -10,7 +10,7 @@
 #include "test_util.h"
 #include "training/callbacks/early_stopping.h"
 #include "training/callbacks/reduce_lr_on_plateau.h"
-#include "training/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 #include "training/optim.h"
 
 namespace cifar {

@@ -25,6 +25,7 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -118,22 +119,34 @@ struct EvalReport {
 
 EvalReport make_report(const EvalCounts& counts, const std::vector<std::string>& class_names);
 
+// Accuracy, top-3 and loss of one way of evaluating a split.
+struct Figures {
+  double accuracy = 0;
+  double top3_accuracy = 0;
+  double loss = 0;
+};
+
 // What the numbers were measured with, for the record.
 struct ResultsInfo {
   nlohmann::json model;    // spec_to_json(spec)
   std::string checkpoint;  // path of the checkpoint evaluated
   std::string data;        // e.g. "test_batch.bin (10000 images)"
   bool tta = false;
+  double temperature = 1.0;                // dividing the logits (calibration)
+  std::optional<double> ece_uncalibrated;  // before it, when it is not 1
+  std::optional<Figures> without_tta;      // the same images, one view each
 };
 
 // The inference_results.json document. Keys:
 //   format ("cifar10-inference-results"), version (1),
-//   accuracy, top3_accuracy, loss, num_samples,
+//   accuracy, top3_accuracy, loss, loss_definition, num_samples,
+//   without_tta {accuracy, top3_accuracy, loss} (with TTA),
 //   per_class {name: {accuracy, precision, recall, f1, support, predicted}}
 //     (a ratio with nothing to divide by is null: see the conventions above),
 //   confusion_matrix {rows: "true", columns: "predicted", counts [[int]], normalized [[float]]},
 //   confidence {bins, correct: {count, mean, histogram [int]}, wrong: {...}},
-//   calibration {ece, num_bins, bins: [{lo, hi, count, accuracy, mean_confidence}]},
+//   calibration {temperature, ece, ece_uncalibrated (with a temperature),
+//     num_bins, bins: [{lo, hi, count, accuracy, mean_confidence}]},
 //   class_names, model, checkpoint, data, tta.
 nlohmann::json results_json(const EvalReport& report, const ResultsInfo& info);
 void write_results_json(const std::filesystem::path& path, const EvalReport& report,
