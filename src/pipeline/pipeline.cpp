@@ -384,10 +384,11 @@ void check_ranks_agree(const Config& config, const std::string& start, Distribut
     settings[flag] = given && flag != std::string("pretrained-weights") ? nlohmann::json(start) : nlohmann::json(given);
   }
   // Per machine, or read only by rank 0 or the launcher.
-  for (const char* local : {"data-dir", "data-archive", "data-url", "data-md5", "output-dir", "threads", "device",
-                            "nproc-per-node", "num-gpus", "strategy", "skip-visualization"}) {
-    settings.erase(local);
+  std::vector<std::string> local;
+  for (const auto& item : settings.items()) {
+    if (may_differ_between_ranks(item.key())) local.push_back(item.key());
   }
+  for (const auto& key : local) settings.erase(key);
   // 52 bits: exact in the float64 tensors the context reduces.
   const auto hash = static_cast<double>(std::hash<std::string>{}(json_text(settings)) & ((uint64_t{1} << 52) - 1));
   auto t = torch::tensor({hash, -hash}, torch::kFloat64);
@@ -510,20 +511,17 @@ void check_readable(const char* flag, const std::string& path) {
 Config resumed_run_config(const Config& config, const std::set<std::string>& given) {
   if (config.run.resume.empty()) return config;
   check_readable("--resume", config.run.resume);
-  // This machine's and this invocation's: never the checkpoint's. A run
-  // started from --load-model or --pretrained-weights has those weights in
-  // the checkpoint already.
-  static const std::set<std::string> kOwn = {
-      "data-dir", "data-archive", "data-url", "data-md5", "output-dir", "threads", "device", "resume",
-      "load-model", "pretrained-weights", "config", "summary", "skip-training", "skip-inference",
-      "skip-visualization", "strategy", "num-gpus", "nproc-per-node", "dist-backend", "dist-timeout"};
+  // Only the run's own settings come from the checkpoint, never this
+  // machine's or this invocation's (fields.h, Scope). A run started from
+  // --load-model or --pretrained-weights has those weights in the
+  // checkpoint already.
   const nlohmann::json meta = read_checkpoint(config.run.resume).meta;
   const nlohmann::json known = config_to_json(config);
   nlohmann::json saved = nlohmann::json::object();
   if (meta.contains("config") && meta["config"].is_object()) {
     for (const auto& [key, value] : meta["config"].items()) {
       // Keys of another version's config are skipped, not refused.
-      if (known.contains(key) && !given.count(key) && !kOwn.count(key)) saved[key] = value;
+      if (known.contains(key) && !given.count(key) && taken_on_resume(key)) saved[key] = value;
     }
   }
   // A preset only shapes the defaults, and a resumed run's defaults are its
