@@ -107,13 +107,10 @@ std::optional<StartPoint> read_start_point(const Config& flags) {
 }
 
 Config resumed_settings(const Config& flags, const std::set<std::string>& given, const StartPoint& start) {
-  // This machine's and this invocation's: never the checkpoint's. A run
-  // started from --load-model or --pretrained-weights has those weights in
-  // the checkpoint already.
-  static const std::set<std::string> kOwn = {
-      "data-dir", "data-archive", "data-url", "data-md5", "output-dir", "threads", "device", "resume",
-      "load-model", "pretrained-weights", "config", "summary", "skip-training", "skip-inference",
-      "skip-visualization", "strategy", "num-gpus", "nproc-per-node", "dist-backend", "dist-timeout"};
+  // Only the run's own settings come from the checkpoint, never this
+  // machine's or this invocation's (fields.h, Scope). A run started from
+  // --load-model or --pretrained-weights has those weights in the
+  // checkpoint already.
   const nlohmann::json& meta = start.checkpoint->meta;
   const nlohmann::json run = meta.contains("config") && meta["config"].is_object() ? meta["config"]
                                                                                      : nlohmann::json::object();
@@ -121,7 +118,7 @@ Config resumed_settings(const Config& flags, const std::set<std::string>& given,
   nlohmann::json saved = nlohmann::json::object();
   for (const auto& [key, value] : run.items()) {
     // Keys of another version's config are skipped, not refused.
-    if (known.contains(key) && !given.count(key) && !kOwn.count(key)) saved[key] = value;
+    if (known.contains(key) && !given.count(key) && taken_on_resume(key)) saved[key] = value;
   }
   if (given.count("preset")) check_resume_preset(flags, run, start.path);
   Config resumed = flags;

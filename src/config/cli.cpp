@@ -1,14 +1,17 @@
 #include "config/cli.h"
 
 #include <CLI/CLI.hpp>
-#include <yaml-cpp/yaml.h>
 
+#include <cerrno>
+#include <cstdlib>
+#include <limits>
+#include <map>
 #include <optional>
 #include <sstream>
 
-#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/printable.h"
+#include "config/config_file.h"
 #include "config/fields.h"
 
 #ifndef CIFAR10_VERSION
@@ -23,77 +26,57 @@ std::string flag_key(std::string key) {
   return key;
 }
 
-std::string scalar_text(const nlohmann::json& v) {
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
-  return v.dump();
+// The flag a config file's key sets: `model_type` and `model-type` set
+// --model-type, `no-flip` sets --flip. Empty for an unknown key.
+std::string flag_of(const std::string& key) {
+  const std::string name = flag_key(key);
+  std::string flag;
+  const Config defaults;
+  visit_fields(defaults, [&](const Field& field, const auto& value) {
+    const bool negated = std::is_same_v<std::decay_t<decltype(value)>, bool> && name == "no-" + std::string(field.name);
+    if (name == field.name || negated) flag = field.name;
+  });
+  return flag;
 }
 
-// CLI11 reads INI/TOML itself; the original system's users write JSON or
-// YAML, so this formatter turns either into CLI11's config items. Keys may
-// use '-' or '_' (model-type / model_type).
-class JsonYamlConfig : public CLI::Config {
- public:
-  std::string to_config(const CLI::App*, bool, bool, std::string) const override { return {}; }
-
-  std::vector<CLI::ConfigItem> from_config(std::istream& in) const override {
-    std::stringstream ss;
-    ss << in.rdbuf();
-    const std::string text = ss.str();
-    const auto first = text.find_first_not_of(" \t\r\n");
-    try {
-      if (first != std::string::npos && text[first] == '{') return json_items(nlohmann::json::parse(text));
-      return yaml_items(YAML::Load(text));
-    } catch (const CLI::Error&) {
-      throw;
-    } catch (const std::exception& e) {
-      // yaml-cpp quotes the offending character raw (an escape, a line break).
-      std::string what = e.what();
-      std::replace(what.begin(), what.end(), '\n', ' ');
-      throw CLI::ConversionError("config file is not valid JSON or YAML: " + printable(what));
+// Every key names a flag, and no flag is set twice: JSON and YAML parsers
+// keep the last of two equal keys without a word, and `model_type` after
+// `model-type` would do the same.
+void check_keys(const std::vector<ConfigSetting>& settings, const std::string& source) {
+  std::map<std::string, const ConfigSetting*> seen;
+  for (const auto& s : settings) {
+    const std::string at = "config file " + printable(source, 200) + ": line " + std::to_string(s.line) + ": ";
+    const std::string flag = flag_of(s.key);
+    if (flag.empty()) {
+      throw UserError(at + "unknown key '" + printable(s.key, 80) +
+                      "' (hint: keys are the flag names, e.g. batch-size or batch_size)");
+    }
+    const auto [first, added] = seen.emplace(flag, &s);
+    if (!added) {
+      throw UserError(at + "key '" + printable(s.key, 80) + "' sets --" + flag + " again (first set by '" +
+                      printable(first->second->key, 80) + "' on line " + std::to_string(first->second->line) +
+                      "; hint: keep one)");
     }
   }
+}
+
+// Hands settings already read (config_file.cpp) to CLI11, which applies
+// them with the flags' own conversions and checks.
+class SettingsConfig : public CLI::Config {
+ public:
+  explicit SettingsConfig(const std::vector<ConfigSetting>& settings) {
+    for (const auto& s : settings) {
+      CLI::ConfigItem item;
+      item.name = flag_key(s.key);
+      item.inputs = {s.value};
+      items_.push_back(std::move(item));
+    }
+  }
+  std::string to_config(const CLI::App*, bool, bool, std::string) const override { return {}; }
+  std::vector<CLI::ConfigItem> from_config(std::istream&) const override { return items_; }
 
  private:
-  static CLI::ConfigItem item(const std::string& key, std::string value) {
-    CLI::ConfigItem item;
-    item.name = flag_key(key);
-    item.inputs = {std::move(value)};
-    return item;
-  }
-
-  [[noreturn]] static void not_single(const std::string& key) {
-    throw CLI::ConversionError("config key '" + key + "' must be a single value");
-  }
-
-  static std::vector<CLI::ConfigItem> json_items(const nlohmann::json& root) {
-    if (root.is_null()) return {};
-    if (!root.is_object()) throw CLI::ConversionError("config file must hold a mapping of flag names to values");
-    std::vector<CLI::ConfigItem> items;
-    for (const auto& [key, value] : root.items()) {
-      if (value.is_object() || value.is_array()) not_single(key);
-      items.push_back(item(key, scalar_text(value)));
-    }
-    return items;
-  }
-
-  // Only the top level is read, and nested values are refused unread: the
-  // YAML tree is never walked or copied, so aliases are never expanded (a
-  // 450-byte "billion laughs" file expanded into ~10^9 strings here, taking
-  // minutes and gigabytes) and depth cannot recurse.
-  static std::vector<CLI::ConfigItem> yaml_items(const YAML::Node& root) {
-    if (!root.IsDefined() || root.IsNull()) return {};
-    if (!root.IsMap()) throw CLI::ConversionError("config file must hold a mapping of flag names to values");
-    std::vector<CLI::ConfigItem> items;
-    for (const auto& kv : root) {
-      if (!kv.first.IsScalar()) throw CLI::ConversionError("config file keys must be flag names");
-      const std::string key = kv.first.Scalar();
-      if (kv.second.IsMap() || kv.second.IsSequence()) not_single(key);
-      // A null value (`epochs:`) reads as the text "null", as JSON's null does.
-      items.push_back(item(key, kv.second.IsScalar() ? kv.second.Scalar() : std::string("null")));
-    }
-    return items;
-  }
+  std::vector<CLI::ConfigItem> items_;
 };
 
 // CLI11 prints a negatable flag as "--flip,--no-flip{false}", which hides
@@ -111,22 +94,88 @@ class HelpFormatter : public CLI::Formatter {
   }
 };
 
-// CLI11 converts an empty value to 0 for a number (`--epochs ""` ran 0
-// epochs): refused instead.
-const CLI::Validator kNotEmpty(
-    [](std::string& value) { return value.empty() ? std::string("an empty value is not a number") : std::string(); },
-    "", "not empty");
+// CLI11 reads numbers leniently (0x10 as 16, 010 as 8, " 5" as 5, and 1e3,
+// +5 or 5.0 as whole numbers), so a typo ran another experiment. A number
+// is read as plain decimal only: an optional minus sign and digits, and for
+// a float a fraction and an exponent. Hand-written rather than std::regex,
+// whose matcher recurses per character (a 1 MiB value from a config file
+// would overflow the stack).
+size_t digits_at(const std::string& text, size_t i) {
+  const size_t end = text.find_first_not_of("0123456789", i);
+  return (end == std::string::npos ? text.size() : end) - i;
+}
 
+bool is_whole_number(const std::string& text) {
+  const size_t sign = !text.empty() && text[0] == '-' ? 1 : 0;
+  const size_t digits = digits_at(text, sign);
+  return digits > 0 && sign + digits == text.size();
+}
+
+bool is_decimal_number(const std::string& text) {
+  size_t i = !text.empty() && text[0] == '-' ? 1 : 0;
+  size_t digits = digits_at(text, i);
+  i += digits;
+  if (i < text.size() && text[i] == '.') {
+    const size_t fraction = digits_at(text, i + 1);
+    digits += fraction;
+    i += 1 + fraction;
+  }
+  if (digits == 0) return false;
+  if (i < text.size() && (text[i] == 'e' || text[i] == 'E')) {
+    i += i + 1 < text.size() && (text[i + 1] == '+' || text[i + 1] == '-') ? 2 : 1;
+    const size_t exponent = digits_at(text, i);
+    if (exponent == 0) return false;
+    i += exponent;
+  }
+  return i == text.size();
+}
+
+// The value of a number flag or config key; its range is validate()'s.
+// Thrown as CLI11's error, which a config file's parse prefixes with the
+// file.
+template <class T>
+T read_number(const Field& field, const std::string& text) {
+  const std::string invalid = "invalid --" + std::string(field.name) + " ";
+  if (text.empty()) throw CLI::ValidationError(invalid + "'': an empty value is not a number");
+  const std::string shown = printable(text, 80);
+  if constexpr (std::is_integral_v<T>) {
+    if (!is_whole_number(text))
+      throw CLI::ValidationError(invalid + shown + ": expected a whole number in digits (e.g. 10)");
+    errno = 0;
+    const long long whole = std::strtoll(text.c_str(), nullptr, 10);
+    if (errno == ERANGE || whole < std::numeric_limits<T>::min() || whole > std::numeric_limits<T>::max()) {
+      throw CLI::ValidationError(invalid + shown + ": beyond the range of a whole number (" +
+                                 std::to_string(std::numeric_limits<T>::min()) + " to " +
+                                 std::to_string(std::numeric_limits<T>::max()) + ")");
+    }
+    return static_cast<T>(whole);
+  } else {
+    if (!is_decimal_number(text)) {
+      throw CLI::ValidationError(invalid + shown + ": expected a decimal number (e.g. 0.001 or 1e-3)");
+    }
+    return std::strtod(text.c_str(), nullptr);  // 1e400 reads as inf, which every rule refuses
+  }
+}
+
+// Registers a table field as a flag, its help and default from the table.
 struct Registrar {
   CLI::App& app;
   template <class T>
-  void operator()(const char* name, T& field, const char* help) {
+  void operator()(const Field& field, T& value) {
+    const std::string flag = std::string("--") + field.name;
+    const std::string help = help_text(field);
     if constexpr (std::is_same_v<T, bool>) {
-      app.add_flag(std::string("--") + name + ",!--no-" + name, field, help)->default_str(field ? "true" : "false");
+      app.add_flag(flag + ",!--no-" + field.name, value, help)->default_str(value ? "true" : "false");
     } else if constexpr (std::is_arithmetic_v<T>) {
-      app.add_option(std::string("--") + name, field, help)->capture_default_str()->check(kNotEmpty);
+      auto read = [field, &value](const CLI::results_t& results) {
+        value = read_number<T>(field, results.back());
+        return true;
+      };
+      app.add_option(flag, CLI::callback_t(read), help)
+          ->type_name(std::is_integral_v<T> ? "INT" : "FLOAT")
+          ->default_str(number_text(value));
     } else {
-      app.add_option(std::string("--") + name, field, help)->capture_default_str();
+      app.add_option(flag, value, help)->capture_default_str();
     }
   }
 };
@@ -149,33 +198,28 @@ std::string find_flag_value(int argc, const char* const* argv, const std::string
   return value;
 }
 
-// CLI11 words an unknown key as "INI was not able to parse KEY", whatever
-// the file's format.
-std::string config_parse_error(const CLI::ParseError& e) {
-  std::string what = first_line(e.what());
-  const std::string extra = "INI was not able to parse ";
-  if (what.rfind(extra, 0) == 0) {
-    what = "unknown key '" + what.substr(extra.size()) + "' (hint: keys are the flag names, e.g. batch-size or batch_size)";
-  }
-  return printable(what);
-}
-
-// A config file's values over the defaults, unchecked as a whole (flags may
-// still complete it); errors name the file.
-Config parse_config_values(const std::string& text, const std::string& source) {
-  Config config;
+// A config file's settings over `config`, unchecked as a whole (flags and
+// presets may still complete it); errors name the file. Returns the flags
+// the file set.
+std::set<std::string> apply_config_settings(const std::vector<ConfigSetting>& settings, const std::string& source,
+                                            Config& config) {
+  check_keys(settings, source);
   CLI::App app{"cifar10 configuration", "cifar10"};
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   visit_fields(config, Registrar{app});
-  app.config_formatter(std::make_shared<JsonYamlConfig>());
+  app.config_formatter(std::make_shared<SettingsConfig>(settings));
   app.allow_config_extras(false);
-  std::istringstream in(text);
+  std::istringstream unused;
   try {
-    app.parse_from_stream(in);
+    app.parse_from_stream(unused);
   } catch (const CLI::ParseError& e) {
-    throw UserError("config file " + source + ": " + config_parse_error(e));
+    throw UserError("config file " + printable(source, 200) + ": " + printable(first_line(e.what())));
   }
-  return config;
+  std::set<std::string> given;
+  visit_fields(config, [&](const Field& field, const auto&) {
+    if (app.count(std::string("--") + field.name) > 0) given.insert(field.name);
+  });
+  return given;
 }
 
 }  // namespace
@@ -241,29 +285,35 @@ void apply_preset(Config& c, const std::string& preset) {
   throw UserError("invalid --preset '" + preset + "': expected quick, speedrun or full");
 }
 
-Config parse_config_text(const std::string& text, const std::string& source) {
-  Config config = parse_config_values(text, source);
+namespace {
+
+Config parse_config_text_unchecked(const std::string& text, const std::string& source) {
+  Config config;
+  apply_config_settings(parse_config_settings(text, source), source, config);
   try {
     validate(config);
   } catch (const UserError& e) {
-    throw UserError("config file " + source + ": " + e.what());
+    throw UserError("config file " + printable(source, 200) + ": " + e.what());
   }
   return config;
 }
 
-CommandLine parse_command_line(int argc, const char* const* argv) {
+CommandLine parse_command_line_unchecked(int argc, const char* const* argv) {
   CommandLine cmd;
-  // The config file is read once on its own first, so that its errors name
-  // it and its preset (when no --preset flag names one) applies under its
-  // values, as a flag's would.
+  // The config file is read first, and once (a pipe can be read only
+  // once): its settings go under the flags, and its preset (when no
+  // --preset flag names one) under its settings, as a flag's would.
   std::string preset = find_flag_value(argc, argv, "--preset");
   const std::string config_file = find_flag_value(argc, argv, "--config");
-  std::optional<Config> from_file;
+  std::vector<ConfigSetting> settings;
+  std::optional<Config> from_file;  // the file's values over the defaults alone, to name it in errors
   if (!config_file.empty()) {
-    from_file = parse_config_values(read_file(config_file), config_file);
+    settings = parse_config_settings(read_config_source(config_file), config_file);
+    apply_config_settings(settings, config_file, from_file.emplace());
     if (preset.empty()) preset = from_file->run.preset;
   }
   apply_preset(cmd.config, preset);
+  if (from_file) cmd.given = apply_config_settings(settings, config_file, cmd.config);
 
   CLI::App app{"cifar10: train, evaluate and serve CIFAR-10 image classifiers with LibTorch",
                "cifar10"};
@@ -273,25 +323,24 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   formatter->column_width(36);
   app.formatter(formatter);
   visit_fields(cmd.config, Registrar{app});
-  app.config_formatter(std::make_shared<JsonYamlConfig>());
-  app.set_config("--config", "", "JSON or YAML file with the same keys as the flags; flags override it");
-  app.allow_config_extras(false);
+  app.add_option("--config", cmd.config.run.config_file,
+                 "JSON or YAML file (or a pipe: --config /dev/stdin) with the flags' names as keys; flags override it");
 
   auto* predict = app.add_subcommand("predict", "Classify image files (PNG, JPEG, BMP) with a saved model");
   PredictOptions& p = cmd.predict;
   predict->add_option("--load-model", p.load_model, "Checkpoint to classify with")->required();
-  predict->add_option("--top-k", p.top_k, "Classes printed per image")->capture_default_str()
-      ->check(CLI::Range(1, 10));
+  const Field top_k{"top-k", "Classes printed per image", Scope::kInvocation, closed(1, 10)};
+  Registrar{*predict}(top_k, p.top_k);
   predict->add_option("--output", p.output, "Also write the predictions to FILE.json or FILE.csv")
       ->check(CLI::Validator(
           [](std::string& v) { return v.empty() ? std::string("needs a file name (.json or .csv)") : std::string(); },
           "", "file name"));
-  predict->add_option("--device", p.device, "auto | cpu | cuda")->capture_default_str()
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  predict->add_option("--threads", p.threads, "Intra-op CPU threads (0 = usable cores)")
+  const Field device = *find_field("device");
+  predict->add_option("--device", p.device, help_text(device))
       ->capture_default_str()
-      ->check(kNotEmpty)
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::IsMember(device.rule.words));
+  const Field threads = *find_field("threads");
+  Registrar{*predict}(threads, p.threads);
   // Unset, predict averages as the run's own evaluation did (the quick
   // preset's TTA), so its classes are the evaluation's for the same image.
   bool tta_on = false, tta_off = false;
@@ -312,15 +361,14 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   } catch (const CLI::ParseError& e) {
     throw UserError(cli_error(e));
   }
-  if (auto* cfg = app.get_config_ptr(); cfg && cfg->count() > 0) {
-    cmd.config.run.config_file = cfg->as<std::string>();
-  }
-  visit_fields(cmd.config, [&](const char* name, const auto&, const char*) {
-    if (app.count(std::string("--") + name) > 0) cmd.given.insert(name);
+  visit_fields(cmd.config, [&](const Field& field, const auto&) {
+    if (app.count(std::string("--") + field.name) > 0) cmd.given.insert(field.name);
   });
   drop_other_models_flags(cmd.config.model, cmd.given);
   if (predict->parsed()) {
     if (tta_on || tta_off) p.tta = tta_on;
+    check_field(top_k, p.top_k);
+    check_field(threads, p.threads);
     cmd.command = CommandLine::Command::kPredict;
     return cmd;
   }
@@ -336,7 +384,9 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
       try {
         validate(*from_file);
       } catch (const UserError& own) {
-        if (std::string(own.what()) == e.what()) throw UserError("config file " + config_file + ": " + e.what());
+        if (std::string(own.what()) == e.what()) {
+          throw UserError("config file " + printable(config_file, 200) + ": " + e.what());
+        }
       }
     }
     throw;
@@ -344,23 +394,45 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   return cmd;
 }
 
+// Every error about the command line or a config file leaves through here:
+// one line, without control characters or broken UTF-8 from the file.
+template <class Parse>
+auto printable_errors(Parse&& parse) {
+  try {
+    return parse();
+  } catch (const UserError& e) {
+    throw UserError(escape_broken_utf8(printable(e.what())), e.exit_code());
+  }
+}
+
+}  // namespace
+
+Config parse_config_text(const std::string& text, const std::string& source) {
+  return printable_errors([&] { return parse_config_text_unchecked(text, source); });
+}
+
+CommandLine parse_command_line(int argc, const char* const* argv) {
+  return printable_errors([&] { return parse_command_line_unchecked(argc, argv); });
+}
+
 nlohmann::json config_to_json(const Config& config) {
   nlohmann::json j = nlohmann::json::object();
-  visit_fields(config, [&](const char* name, const auto& field, const char*) { j[name] = field; });
+  visit_fields(config, [&](const Field& f, const auto& field) { j[f.name] = field; });
   return j;
 }
 
 void config_from_json(const nlohmann::json& j, Config& config) {
   if (!j.is_object()) throw UserError("configuration is not a JSON object");
   std::set<std::string> known;
-  visit_fields(config, [&](const char* name, auto& field, const char*) {
+  visit_fields(config, [&](const Field& f, auto& field) {
+    const std::string name = f.name;
     known.insert(name);
     if (!j.contains(name)) return;
     try {
       field = j.at(name).get<std::decay_t<decltype(field)>>();
     } catch (const std::exception&) {
       const auto& v = j.at(name);
-      throw UserError(std::string("configuration key '") + name + "' has the wrong type: " +
+      throw UserError("configuration key '" + name + "' has the wrong type: " +
                       (v.is_primitive() ? v.dump().substr(0, 60) : std::string("an ") + v.type_name()));
     }
   });

@@ -3,10 +3,15 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
 #include <set>
 
 #include "common/error.h"
 #include "common/printable.h"
+#include "common/runtime.h"
+#include "config/fields.h"
 
 namespace cifar {
 namespace {
@@ -17,15 +22,96 @@ void require(bool ok, const std::string& flag, const std::string& value, const s
   if (!ok) throw UserError("invalid --" + flag + " " + printable(value) + ": " + want);
 }
 
-template <class T>
-void require_one_of(const std::string& flag, const std::string& value, const std::set<T>& allowed) {
-  if (allowed.count(value)) return;
-  std::string list;
-  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-  throw UserError("invalid --" + flag + " '" + printable(value.substr(0, 80)) + "': expected one of " + list);
+std::optional<Scope> scope_of(const std::string& key) {
+  const auto field = find_field(key);
+  return field ? std::optional<Scope>(field->scope) : std::nullopt;
 }
 
 }  // namespace
+
+// 5000 threads on two cores did not finish a 128-image evaluation in 120 s:
+// intra-op threads beyond the cores only wait for each other. Four per
+// usable core leaves room for hyper-threads and experiments; 16 at least,
+// for a process held to one or two cores.
+int max_threads() { return std::max(16, 4 * usable_cores()); }
+
+std::string number_text(double value) {
+  if (std::isnan(value)) return "nan";
+  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
+  char text[40];
+  if (value == std::floor(value) && std::fabs(value) < 1e9) {
+    std::snprintf(text, sizeof text, "%.0f", value);
+    return text;
+  }
+  // The shortest %g that reads back as the same double.
+  for (int digits = 1; digits <= 17; ++digits) {
+    std::snprintf(text, sizeof text, "%.*g", digits, value);
+    if (std::strtod(text, nullptr) == value) break;
+  }
+  // 1e+06 -> 1e6, 1e-06 -> 1e-6: as people write them.
+  std::string out = text;
+  if (const auto e = out.find('e'); e != std::string::npos) {
+    std::string exponent = out.substr(e + 1);
+    const bool negative = exponent[0] == '-';
+    exponent.erase(0, exponent.find_first_not_of("+-0"));
+    out = out.substr(0, e + 1) + (negative ? "-" : "") + (exponent.empty() ? "0" : exponent);
+  }
+  return out;
+}
+
+std::string rule_text(const Rule& r) {
+  if (!r.words.empty()) {
+    std::string list;
+    for (const auto& w : r.words) list += (list.empty() ? "" : " | ") + w;
+    return list;
+  }
+  const bool has_min = std::isfinite(r.min), has_max = std::isfinite(r.max);
+  if (has_min && has_max) {
+    return std::string("in ") + (r.min_open ? "(" : "[") + number_text(r.min) + ", " + number_text(r.max) +
+           (r.max_open ? ")" : "]");
+  }
+  if (has_min) {
+    if (r.min_open) return "above " + number_text(r.min);
+    return r.min == 0 ? "0 or more" : "at least " + number_text(r.min);
+  }
+  if (has_max) return (r.max_open ? "below " : "at most ") + number_text(r.max);
+  return "";
+}
+
+std::string help_text(const Field& field) {
+  const std::string rule = rule_text(field.rule);
+  if (rule.empty()) return field.help;
+  return field.help + std::string(field.rule.words.empty() ? ", " : ": ") + rule;
+}
+
+std::optional<Field> find_field(const std::string& name) {
+  std::optional<Field> found;
+  const Config defaults;
+  visit_fields(defaults, [&](const Field& field, const auto&) {
+    if (name == field.name) found = field;
+  });
+  return found;
+}
+
+void check_field(const Field& field, double value) {
+  const Rule& r = field.rule;
+  // Written so that NaN fails every bound.
+  const bool above_min = r.min_open ? value > r.min : value >= r.min;
+  const bool below_max = r.max_open ? value < r.max : value <= r.max;
+  if (above_min && below_max) return;
+  const std::string rule = rule_text(r);
+  throw UserError("invalid --" + std::string(field.name) + " " + number_text(value) + ": must be " +
+                  (rule.empty() ? std::string("a finite number") : rule) + (r.why.empty() ? "" : " (" + r.why + ")"));
+}
+
+void check_field(const Field& field, const std::string& value) {
+  const Rule& r = field.rule;
+  if (r.words.empty() || (r.empty_ok && value.empty())) return;
+  if (std::find(r.words.begin(), r.words.end(), value) != r.words.end()) return;
+  std::string list;
+  for (const auto& w : r.words) list += (list.empty() ? "" : ", ") + w;
+  throw UserError("invalid --" + std::string(field.name) + " '" + printable(value, 80) + "': expected one of " + list);
+}
 
 void drop_other_models_flags(ModelConfig& model, const std::set<std::string>& given) {
   const ModelConfig defaults;
@@ -41,7 +127,7 @@ std::optional<double> parse_duration(const std::string& text) {
   while (i < text.size()) {
     size_t j = i;
     while (j < text.size() && std::isdigit(static_cast<unsigned char>(text[j]))) ++j;
-    if (j == i) return std::nullopt;
+    if (j == i || j - i > 9) return std::nullopt;
     const double value = std::stod(text.substr(i, j - i));
     if (j == text.size()) {  // a bare number: seconds, alone
       if (i != 0) return std::nullopt;
@@ -62,83 +148,21 @@ std::optional<double> parse_duration(const std::string& text) {
 }
 
 void validate(const Config& c) {
+  visit_fields(c, [](const Field& field, const auto& value) { check_field(field, value); });
+
+  // The rules between fields.
   const auto& t = c.train;
-  require(t.epochs >= 0, "epochs", std::to_string(t.epochs), "must be 0 or more");
-  require(t.batch_size > 0, "batch-size", std::to_string(t.batch_size), "must be at least 1");
-  require(t.learning_rate > 0 && std::isfinite(t.learning_rate), "learning-rate", std::to_string(t.learning_rate),
-          "must be a positive number");
-  require(t.regularization_factor >= 0 && std::isfinite(t.regularization_factor), "regularization-factor",
-          std::to_string(t.regularization_factor), "must be 0 or more");
-  require(t.label_smoothing >= 0 && t.label_smoothing < 1, "label-smoothing",
-          std::to_string(t.label_smoothing), "must be in [0, 1)");
-  require(t.grad_clip >= 0 && std::isfinite(t.grad_clip), "grad-clip", std::to_string(t.grad_clip),
-          "must be 0 or more");
-  require(t.grad_accumulation >= 1 && t.grad_accumulation <= std::max(1, t.batch_size / 2), "grad-accumulation",
+  require(t.grad_accumulation <= std::max(1, t.batch_size / 2), "grad-accumulation",
           std::to_string(t.grad_accumulation),
           "must be between 1 and half of --batch-size (micro-batches of two images or more)");
-  require(t.momentum >= 0 && t.momentum < 1, "momentum", std::to_string(t.momentum), "must be in [0, 1)");
-  require(!(t.optimizer == "sgd" && t.nesterov && t.momentum == 0), "momentum", "0",
-          "--nesterov needs a momentum above 0");
-  require(t.step_gamma > 0 && std::isfinite(t.step_gamma), "step-gamma", std::to_string(t.step_gamma),
-          "must be a positive number");
-  require(t.plateau_patience >= 0, "plateau-patience", std::to_string(t.plateau_patience), "must be 0 or more");
-  require(t.min_lr >= 0 && std::isfinite(t.min_lr), "min-lr", std::to_string(t.min_lr), "must be 0 or more");
-  require(t.log_every >= 0, "log-every", std::to_string(t.log_every), "must be 0 or more");
-  require(t.plateau_factor > 0 && t.plateau_factor < 1, "plateau-factor",
-          std::to_string(t.plateau_factor), "must be in (0, 1)");
-  require(t.step_size >= 1, "step-size", std::to_string(t.step_size), "must be at least 1");
-  require(t.early_stopping_patience >= 0, "early-stopping-patience",
-          std::to_string(t.early_stopping_patience), "must be 0 or more");
   require(t.time_budget.empty() || parse_duration(t.time_budget).has_value(), "time-budget", t.time_budget,
           "expected a duration of at most a week such as 90s, 10m, 1h30m or 600 (seconds)");
-  require(t.warmup_epochs >= 0, "warmup-epochs", std::to_string(t.warmup_epochs), "must be 0 or more");
-  require_one_of<std::string>("optimizer", t.optimizer, {"adam", "adamw", "sgd"});
-  require_one_of<std::string>("lr-schedule", t.lr_schedule,
-                              {"plateau", "cosine", "onecycle", "step", "constant"});
-  require_one_of<std::string>("mixed-precision", t.mixed_precision, {"auto", "on", "off"});
-  require_one_of<std::string>("monitor", t.monitor,
-                              {"val_loss", "val_accuracy", "val_top3_accuracy", "loss", "accuracy"});
-
-  const auto& m = c.model;
-  require(m.dropout_rate >= 0 && m.dropout_rate < 1, "dropout-rate", std::to_string(m.dropout_rate),
-          "must be in [0, 1)");
-  require(m.input_size >= 32 && m.input_size <= 512, "input-size", std::to_string(m.input_size),
-          "must be between 32 and 512");
-  require(m.depth >= 0, "depth", std::to_string(m.depth), "must be 0 or a supported depth");
-  // 1024 = kMaxWidth (models/net.h), the bound a checkpoint's spec is held to.
-  require(m.width >= 0 && m.width <= 1024, "width", std::to_string(m.width), "must be in [0, 1024]");
-  require(m.freeze_epochs >= 0, "freeze-epochs", std::to_string(m.freeze_epochs), "must be 0 or more");
-
-  const auto& d = c.data;
-  require(d.validation_size >= 0 && d.validation_size < 50000, "validation-size",
-          std::to_string(d.validation_size), "must be in [0, 50000)");
-  require(d.train_limit >= 0, "train-limit", std::to_string(d.train_limit), "must be 0 or more");
-  require(d.test_limit >= 0, "test-limit", std::to_string(d.test_limit), "must be 0 or more");
-  require_one_of<std::string>("normalization", d.normalization, {"standard", "unit"});
-  require(!(d.validation_size == 0 && t.monitor.rfind("val_", 0) == 0 && !c.run.skip_training), "monitor",
+  require(!(t.optimizer == "sgd" && t.nesterov && t.momentum == 0), "momentum", "0",
+          "--nesterov needs a momentum above 0");
+  require(!(c.data.validation_size == 0 && t.monitor.rfind("val_", 0) == 0 && !c.run.skip_training), "monitor",
           t.monitor, "needs validation images, and --validation-size is 0 (hint: --monitor loss or accuracy)");
-
-  const auto& a = c.augment;
-  require(a.rotation >= 0 && a.rotation <= 180, "rotation", std::to_string(a.rotation), "must be in [0, 180]");
-  require(a.translation >= 0 && a.translation < 1, "translation", std::to_string(a.translation),
-          "must be in [0, 1)");
-  require(a.zoom >= 0 && a.zoom < 1, "zoom", std::to_string(a.zoom), "must be in [0, 1)");
-  require(a.crop_padding >= 0 && a.crop_padding <= 16, "crop-padding", std::to_string(a.crop_padding),
-          "must be in [0, 16]");
-  require(a.cutout >= 0 && a.cutout <= 32, "cutout", std::to_string(a.cutout), "must be in [0, 32]");
-
   const auto& r = c.run;
-  require_one_of<std::string>("device", r.device, {"auto", "cpu", "cuda"});
-  require_one_of<std::string>("strategy", r.strategy, {"mirrored", "none"});
-  require_one_of<std::string>("calibration", r.calibration, {"temperature", "none"});
-  require(r.threads >= 0, "threads", std::to_string(r.threads), "must be 0 or more");
-  require(r.num_gpus >= 0, "num-gpus", std::to_string(r.num_gpus), "must be 0 or more");
-
-  const auto& dist = c.dist;
-  require_one_of<std::string>("dist-backend", dist.backend, {"auto", "gloo", "nccl"});
-  require(dist.timeout >= 1, "dist-timeout", std::to_string(dist.timeout), "must be at least 1 second");
-  require(dist.nproc_per_node >= 0 && dist.nproc_per_node <= 256, "nproc-per-node",
-          std::to_string(dist.nproc_per_node), "must be in [0, 256]");
+  const auto& m = c.model;
   require(!(r.skip_training && r.load_model.empty() && r.resume.empty()), "skip-training", "",
           "needs --load-model PATH (the weights to evaluate)");
   require(r.resume.empty() || r.load_model.empty(), "resume", r.resume,
@@ -150,5 +174,9 @@ void validate(const Config& c) {
   require(m.pretrained_weights.empty() || m.model_type == "efficientnet", "pretrained-weights", m.pretrained_weights,
           "holds EfficientNet-B0 weights, for --model-type efficientnet, not " + printable(m.model_type.substr(0, 40)));
 }
+
+bool taken_on_resume(const std::string& key) { return scope_of(key) == Scope::kRun; }
+
+bool may_differ_between_ranks(const std::string& key) { return scope_of(key) == Scope::kMachine; }
 
 }  // namespace cifar

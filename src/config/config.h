@@ -1,6 +1,7 @@
 // The whole run configuration: plain structs with defaults, one field per
 // flag (`--model-type` <-> model.model_type). Defaults follow the original
-// system's config.py where it had one.
+// system's config.py where it had one. What each field means, its scope and
+// the values it accepts are in the flag table, fields.h.
 #pragma once
 #include <optional>
 #include <set>
@@ -10,90 +11,90 @@
 namespace cifar {
 
 struct DataConfig {
-  std::string data_dir = "data";        // folder holding (or to receive) cifar-10-batches-bin/
-  std::string data_archive;             // local cifar-10-binary.tar.gz to extract instead of downloading
-  std::string data_url = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";  // download source
-  std::string data_md5 = "c32a1d4ab5d03f1284b67883e8d87530";  // expected archive MD5 ("none" skips)
-  int validation_size = 5000;           // images held out of the 50,000 for validation
-  int train_limit = 0;                  // use only the first N training images (0 = all)
-  int test_limit = 0;                   // evaluate on the first N test images (0 = all)
-  std::string normalization = "standard";  // standard (per-channel mean/std) | unit ([0,1])
+  std::string data_dir = "data";
+  std::string data_archive;
+  std::string data_url = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
+  std::string data_md5 = "c32a1d4ab5d03f1284b67883e8d87530";
+  int validation_size = 5000;
+  int train_limit = 0;
+  int test_limit = 0;
+  std::string normalization = "standard";
 };
 
 struct AugmentConfig {
-  double rotation = 15.0;     // max random rotation, degrees
-  double translation = 0.1;   // max random shift, fraction of the image size
-  double zoom = 0.1;          // max random zoom, fraction
-  bool flip = true;           // random horizontal flip
-  bool alternating_flip = false;  // flip each image every other epoch, from a random start
-  int crop_padding = 0;       // random crop after padding by this many pixels (0 = off)
-  int cutout = 0;             // side of a random zeroed square (0 = off)
+  double rotation = 15.0;
+  double translation = 0.1;
+  double zoom = 0.1;
+  bool flip = true;
+  bool alternating_flip = false;
+  int crop_padding = 0;
+  int cutout = 0;
 };
 
 struct ModelConfig {
-  std::string model_type = "resnet";  // resnet | cnn | efficientnet | fast (or resnet18, resnet56, ...)
-  int depth = 0;                      // ResNet depth: 18, 34, 50, 20, 32, 56, 110 (0 = 18)
-  int width = 0;                      // base width multiplier for the fast net (0 = default)
-  int input_size = 32;                // model input side; >32 upsamples (EfficientNet)
-  double dropout_rate = 0.3;          // dropout before the classifier
-  std::string pretrained_weights;     // EfficientNet-B0 ImageNet weights (.safetensors)
-  bool freeze_backbone = false;       // train only the head first, then fine-tune everything
-  int freeze_epochs = 5;              // epochs of head-only training with --freeze-backbone
-  bool summary = false;               // print a layer summary and exit
+  std::string model_type = "resnet";
+  int depth = 0;
+  int width = 0;
+  int input_size = 32;
+  double dropout_rate = 0.3;
+  std::string pretrained_weights;
+  bool freeze_backbone = false;
+  int freeze_epochs = 5;
+  bool summary = false;
 };
 
 struct TrainConfig {
-  int epochs = 100;                       // training epochs
-  int batch_size = 128;                   // global batch size
-  double learning_rate = 0.001;           // initial learning rate
-  std::string optimizer = "adam";         // adam | adamw | sgd
-  double momentum = 0.9;                  // SGD momentum
-  bool nesterov = false;                  // SGD Nesterov momentum
-  double regularization_factor = 1e-4;    // L2 weight decay on conv/linear weights
-  double label_smoothing = 0.0;           // cross-entropy label smoothing
-  double grad_clip = 0.0;                 // clip gradient norm (0 = off)
-  int grad_accumulation = 1;              // micro-batches per optimiser step
-  std::string lr_schedule = "plateau";    // plateau | cosine | onecycle | step | constant
-  int warmup_epochs = 0;                  // linear warm-up epochs (cosine)
-  int step_size = 30;                     // epochs between decays (step)
-  double step_gamma = 0.1;                // decay factor (step)
-  double plateau_factor = 0.5;            // ReduceLROnPlateau factor
-  int plateau_patience = 5;               // ReduceLROnPlateau patience
-  double min_lr = 1e-6;                   // ReduceLROnPlateau floor
-  int early_stopping_patience = 15;       // EarlyStopping patience (0 = off)
-  std::string monitor = "val_loss";       // metric for early stopping and best checkpoint
-  bool restore_best_weights = true;       // restore the best weights at the end (Keras 3)
-  std::string mixed_precision = "auto";   // auto (bf16 on CUDA) | on (CUDA, bf16 CPUs) | off
-  int log_every = 50;                     // TensorBoard scalars every N steps (0 = per epoch only)
-  std::string time_budget;                // "10m", "90s", "1h30m": fit the epochs into it ("" = none)
-  bool lookahead = false;                 // airbench's lookahead: slow weights synced every 5 steps
+  int epochs = 100;
+  int batch_size = 128;
+  double learning_rate = 0.001;
+  std::string optimizer = "adam";
+  double momentum = 0.9;
+  bool nesterov = false;
+  double regularization_factor = 1e-4;
+  double label_smoothing = 0.0;
+  double grad_clip = 0.0;
+  int grad_accumulation = 1;
+  std::string lr_schedule = "plateau";
+  int warmup_epochs = 0;
+  int step_size = 30;
+  double step_gamma = 0.1;
+  double plateau_factor = 0.5;
+  int plateau_patience = 5;
+  double min_lr = 1e-6;
+  int early_stopping_patience = 15;
+  std::string monitor = "val_loss";
+  bool restore_best_weights = true;
+  std::string mixed_precision = "auto";
+  int log_every = 50;
+  std::string time_budget;  // "" = none
+  bool lookahead = false;
 };
 
 struct RunConfig {
-  std::string output_dir = ".";      // holds checkpoints/, logs/, results/
-  std::string device = "auto";       // auto | cpu | cuda
-  int seed = 42;                     // seeds data split, order, augmentation and weights
-  int threads = 0;                   // intra-op threads (0 = usable cores)
-  bool deterministic = false;        // deterministic kernels (slower on GPU)
-  std::string load_model;            // start from (or evaluate) these weights
-  std::string resume;                // continue a run exactly from this checkpoint
-  bool skip_training = false;        // evaluate only (with --load-model)
-  bool skip_inference = false;       // skip the evaluation stage
-  bool skip_visualization = false;   // skip the plots
-  bool tta = false;                  // test-time augmentation (flip + shifts)
-  std::string calibration = "temperature";  // temperature (fitted on the validation split) | none
-  std::string preset;                // quick | speedrun | full: named settings (flags still override)
-  std::string config_file;           // JSON or YAML with the same keys as the flags
-  bool verbose = false;              // print every setting at the start
-  std::string strategy = "mirrored";  // mirrored (one process per GPU) | none
-  int num_gpus = 2;                  // GPUs for the mirrored strategy (capped at those present)
+  std::string output_dir = ".";
+  std::string device = "auto";
+  int seed = 42;
+  int threads = 0;
+  bool deterministic = false;
+  std::string load_model;
+  std::string resume;
+  bool skip_training = false;
+  bool skip_inference = false;
+  bool skip_visualization = false;
+  bool tta = false;
+  std::string calibration = "temperature";
+  std::string preset;
+  std::string config_file;  // --config: read before the table's flags, so not in it
+  bool verbose = false;
+  std::string strategy = "mirrored";
+  int num_gpus = 2;
 };
 
 struct DistConfig {
-  std::string backend = "auto";  // auto (NCCL on CUDA, Gloo on CPU) | gloo | nccl
-  int timeout = 300;             // seconds the rendezvous or any collective may wait for a peer
-  int nproc_per_node = 0;        // start N worker processes on this machine (0 = as --strategy says)
-  bool sync_bn = false;          // average batch-norm running statistics over ranks, not rank 0's
+  std::string backend = "auto";
+  int timeout = 300;
+  int nproc_per_node = 0;
+  bool sync_bn = false;
 };
 
 struct Config {
@@ -105,13 +106,23 @@ struct Config {
   DistConfig dist;
 };
 
-// Checks ranges and names; throws UserError naming the flag, value and fix.
+// Checks every field against its rule in fields.h, then the rules between
+// fields; throws UserError naming the flag, value and fix.
 void validate(const Config& config);
 
 // A duration as --time-budget takes it: "90s", "10m", "1h", "1h30m",
-// "2h5m30s", or plain seconds ("600"); nullopt when it is none of those or
-// not positive.
+// "2h5m30s", or plain seconds ("600"); nullopt when it is none of those,
+// not positive, or over a week.
 std::optional<double> parse_duration(const std::string& text);
+
+// Whether a resume takes the setting named `key` (a flag name) from the
+// checkpoint when no flag gives it: the run's own settings, not this
+// machine's or this invocation's (fields.h, Scope). False for unknown keys.
+bool taken_on_resume(const std::string& key);
+
+// Whether ranks of one run may be started with different values of `key`:
+// paths, threads, device and what only rank 0 or the launcher reads.
+bool may_differ_between_ranks(const std::string& key);
 
 // Sets --width and --input-size back to their defaults unless `given` (the
 // flags the user set) holds them or the model type uses them: a preset's

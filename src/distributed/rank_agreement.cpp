@@ -7,6 +7,7 @@
 #include "common/json_text.h"
 #include "common/printable.h"
 #include "config/cli.h"
+#include "config/config.h"
 
 namespace cifar {
 
@@ -21,11 +22,12 @@ void check_ranks_agree(const Config& config, const std::string& start, Distribut
     const bool given = !settings[flag].get<std::string>().empty();
     settings[flag] = given && flag != std::string("pretrained-weights") ? nlohmann::json(start) : nlohmann::json(given);
   }
-  // Per machine, or read only by rank 0 or the launcher.
-  for (const char* local : {"data-dir", "data-archive", "data-url", "data-md5", "output-dir", "threads", "device",
-                            "nproc-per-node", "num-gpus", "strategy", "skip-visualization"}) {
-    settings.erase(local);
+  // Per machine, or read only by rank 0 or the launcher (fields.h, Scope).
+  std::vector<std::string> local;
+  for (const auto& item : settings.items()) {
+    if (may_differ_between_ranks(item.key())) local.push_back(item.key());
   }
+  for (const auto& key : local) settings.erase(key);
   // 52 bits: exact in the float64 tensors the context reduces.
   const auto hash = static_cast<double>(std::hash<std::string>{}(json_text(settings)) & ((uint64_t{1} << 52) - 1));
   auto t = torch::tensor({hash, -hash}, torch::kFloat64);
