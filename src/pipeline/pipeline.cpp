@@ -468,11 +468,11 @@ int train_stage(const Config& config, const RunPaths& paths, const Splits& split
   summary["history"] = history->to_json();
   // The best epoch by the monitored metric, as ModelCheckpoint chose it.
   const Monitor monitor{config.train.monitor};
-  double best = monitor.worst();
+  std::optional<double> best;
   const auto& epochs = history->epochs();
   for (size_t e = 0; e < epochs.size(); ++e) {
     auto v = monitor.value(epochs[e]);
-    if (v && monitor.improved(*v, best)) {
+    if (v && monitor.improves(*v, best)) {
       best = *v;
       summary["best_epoch"] = e + 1;
       summary["best_metrics"] = epochs[e];
