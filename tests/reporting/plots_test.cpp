@@ -67,6 +67,87 @@ size_t pixels_near(const Png& png, int r, int g, int b, int tol = 12) {
   return n;
 }
 
+struct Rgb {
+  int r, g, b;
+};
+// The colour-blind-safe pair the plots use, and the pair they used before
+// (green against red, which 1 man in 12 cannot tell apart).
+constexpr Rgb kBlue{0x1f, 0x77, 0xb4}, kVermillion{0xd5, 0x5e, 0x00}, kOldRed{0xd6, 0x27, 0x28},
+    kOldGreen{0x2c, 0xa0, 0x2c};
+
+bool near(const Png& png, int x, int y, Rgb c, int tol) {
+  const uint8_t* p = &png.rgb[(static_cast<size_t>(y) * png.width + x) * 3];
+  return std::abs(p[0] - c.r) <= tol && std::abs(p[1] - c.g) <= tol && std::abs(p[2] - c.b) <= tol;
+}
+
+size_t pixels_near(const Png& png, Rgb c, int tol = 12) { return pixels_near(png, c.r, c.g, c.b, tol); }
+
+// Pixels of colour `c` in the box [x0, x1) x [y0, y1).
+size_t pixels_in(const Png& png, int x0, int y0, int x1, int y1, Rgb c, int tol) {
+  size_t n = 0;
+  for (int y = std::max(0, y0); y < std::min(png.height, y1); ++y) {
+    for (int x = std::max(0, x0); x < std::min(png.width, x1); ++x) n += near(png, x, y, c, tol);
+  }
+  return n;
+}
+
+// Separate blobs of colour `c` (8-connected) of at least `min_size` pixels.
+size_t blobs(const Png& png, Rgb c, int tol, size_t min_size) {
+  std::vector<uint8_t> seen(static_cast<size_t>(png.width) * png.height, 0);
+  size_t count = 0;
+  for (int y0 = 0; y0 < png.height; ++y0) {
+    for (int x0 = 0; x0 < png.width; ++x0) {
+      if (seen[static_cast<size_t>(y0) * png.width + x0] || !near(png, x0, y0, c, tol)) continue;
+      size_t size = 0;
+      std::vector<std::pair<int, int>> stack{{x0, y0}};
+      seen[static_cast<size_t>(y0) * png.width + x0] = 1;
+      while (!stack.empty()) {
+        const auto [x, y] = stack.back();
+        stack.pop_back();
+        ++size;
+        for (int dy = -1; dy <= 1; ++dy) {
+          for (int dx = -1; dx <= 1; ++dx) {
+            const int nx = x + dx, ny = y + dy;
+            if (nx < 0 || ny < 0 || nx >= png.width || ny >= png.height) continue;
+            uint8_t& s = seen[static_cast<size_t>(ny) * png.width + nx];
+            if (!s && near(png, nx, ny, c, tol)) {
+              s = 1;
+              stack.emplace_back(nx, ny);
+            }
+          }
+        }
+      }
+      count += size >= min_size;
+    }
+  }
+  return count;
+}
+
+// Runs of colour `c` along row y (a gap of more than 2 px ends a run), and
+// the row of the image where `c` is most frequent.
+size_t runs_in_row(const Png& png, int y, Rgb c, int tol) {
+  size_t runs = 0;
+  int gap = 3;
+  for (int x = 0; x < png.width; ++x) {
+    if (near(png, x, y, c, tol)) {
+      if (gap > 2) ++runs;
+      gap = 0;
+    } else {
+      ++gap;
+    }
+  }
+  return runs;
+}
+int fullest_row(const Png& png, Rgb c, int tol) {
+  int best = 0;
+  size_t most = 0;
+  for (int y = 0; y < png.height; ++y) {
+    const size_t n = pixels_in(png, 0, y, png.width, y + 1, c, tol);
+    if (n > most) most = n, best = y;
+  }
+  return best;
+}
+
 // A valid PNG of the documented size with real content: a blank or
 // single-colour canvas has a handful of colours and almost no ink.
 void expect_rendered(const fs::path& dir, const PlotSize& size) {
@@ -224,6 +305,20 @@ TEST(Plots, TrainingHistorySkipsMissingKeysAndSaysSo) {
   EXPECT_NE(read_file(tmp / "training_history.dat").find("1 1.5 ? 0.4 ? ?"), std::string::npos);
 }
 
+// A 1-epoch run puts its points at the panel's centre, the train loss at
+// the top and the train accuracy at the bottom: the keys, once inside the
+// panels, hid both. Each train point must show beside its key's sample.
+TEST(Plots, TrainingHistoryKeysHideNoPointOfAOneEpochRun) {
+  TempDir tmp("plots");
+  plot_training_history({{{"loss", 2.2472}, {"val_loss", 2.1998}, {"accuracy", 0.1810}, {"val_accuracy", 0.2478},
+                          {"learning_rate", 0.0668}}},
+                        tmp.path());
+  const Png png = decode_png(tmp / "training_history.png");
+  // Loss and accuracy panels: a train point and a key sample each.
+  EXPECT_GE(blobs(png, kBlue, 40, 12), 4u);
+  EXPECT_GE(blobs(png, Rgb{0xff, 0x7f, 0x0e}, 40, 12), 4u);
+}
+
 TEST(Plots, TrainingHistoryRejectsAnEmptyHistory) {
   TempDir tmp("plots");
   EXPECT_THROW(plot_training_history({}, tmp.path()), UserError);
@@ -251,35 +346,98 @@ TEST(Plots, ConfusionMatrixWritesCountsAndClassNames) {
   EXPECT_GT(pixels_near(decode_png(tmp / "confusion_matrix.png"), 0x08, 0x30, 0x6b, 30), 1000u);
 }
 
+// The dashed mean line must never run through a bar's value label. Bars of
+// 47% put their labels (3 above the bar) right on a 50% mean: those go
+// inside their bars, where the line, behind the bars, is hidden.
+TEST(Plots, ClassAccuracyMeanLineNeverCrossesALabel) {
+  TempDir tmp("plots");
+  plot_class_accuracy({0.47, 0.53, 0.47, 0.53, 0.47, 0.53, 0.47, 0.53, 0.47, 0.53}, kClasses, tmp.path());
+  const Png png = decode_png(tmp / "class_accuracy.png");
+  const Rgb bar{0x41, 0x8b, 0xbf};  // #1f77b4 at fill density 0.85 on white
+  // The bars' columns: runs of bar colour along the row where they all are.
+  const int row = fullest_row(png, bar, 12);
+  std::vector<std::pair<int, int>> columns;
+  for (int x = 0; x < png.width; ++x) {
+    if (!near(png, x, row, bar, 12)) continue;
+    if (columns.empty() || x > columns.back().second + 1) columns.emplace_back(x, x);
+    columns.back().second = x;
+  }
+  ASSERT_EQ(columns.size(), 10u);
+  size_t crossings = 0, dark_text = 0, line = 0;
+  for (const auto& [x0, x1] : columns) {
+    // Inside the column (its black outline left out), every orange pixel of
+    // the mean line and every dark pixel of a label's text.
+    for (int y = 0; y < png.height; ++y) {
+      for (int x = x0 + 3; x <= x1 - 3; ++x) {
+        const uint8_t* p = &png.rgb[(static_cast<size_t>(y) * png.width + x) * 3];
+        const bool dark = p[0] < 100 && p[1] < 100 && p[2] < 100;
+        dark_text += dark;
+        if (!near(png, x, y, kVermillion, 60)) continue;
+        ++line;
+        for (int dy = -2; dy <= 2; ++dy) {
+          for (int dx = -2; dx <= 2; ++dx) {
+            const int nx = x + dx, ny = y + dy;
+            if (nx < 0 || ny < 0 || nx >= png.width || ny >= png.height) continue;
+            const uint8_t* q = &png.rgb[(static_cast<size_t>(ny) * png.width + nx) * 3];
+            crossings += q[0] < 100 && q[1] < 100 && q[2] < 100;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(line, 50u) << "the mean line shows above the short bars";
+  EXPECT_GT(dark_text, 200u) << "the labels above the tall bars are drawn";
+  EXPECT_EQ(crossings, 0u) << "the mean line touches a label's text";
+  // The moved labels are white, inside their bars.
+  const std::string dat = read_file(tmp / "class_accuracy.dat");
+  EXPECT_NE(dat.find("\n0 47 43.5 16777215\n"), std::string::npos) << dat;
+  EXPECT_NE(dat.find("\n1 53 56 0\n"), std::string::npos) << dat;
+}
+
 TEST(Plots, ClassAccuracyDrawsBarsAndShowsMissingClassesAsNa) {
   TempDir tmp("plots");
   std::vector<double> acc = {0.91, 0.95, 0.82, 0.7, NAN, 0.79, 0.93, 0.92, 0.95, 0.94};
   plot_class_accuracy(acc, kClasses, tmp.path());
   expect_rendered(tmp.path(), kClassAccuracyPlot);
-  EXPECT_NE(read_file(tmp / "class_accuracy.dat").find("\n4 ?\n"), std::string::npos);
+  EXPECT_NE(read_file(tmp / "class_accuracy.dat").find("\n4 ? ? 0\n"), std::string::npos);
   EXPECT_NE(read_file(tmp / "class_accuracy.gp").find("'n/a'"), std::string::npos);
   // Bars are filled with #1f77b4.
   EXPECT_GT(pixels_near(decode_png(tmp / "class_accuracy.png"), 0x1f, 0x77, 0xb4, 40), 10000u);
 }
 
-TEST(Plots, PredictionSamplesMarkWrongOnesInRed) {
+// Right and wrong told apart by a colour-blind-safe pair (blue, orange),
+// never green against red, and by a second cue: a thin solid frame against
+// a thick dashed one.
+TEST(Plots, PredictionSamplesMarkRightAndWrongByColourAndFrameStyle) {
   TempDir tmp("plots");
   const Samples mixed = make_samples(16, false);
   plot_prediction_samples(mixed.images, mixed.truth, mixed.predicted, mixed.confidence, kClasses,
                           tmp / "mixed");
   expect_rendered(tmp / "mixed", kPredictionSamplesPlot);
   EXPECT_EQ(fs::file_size(tmp / "mixed" / "prediction_samples.rgb"), 16u * 32 * 32 * 3);
-  const size_t red_mixed = pixels_near(decode_png(tmp / "mixed" / "prediction_samples.png"), 0xd6, 0x27, 0x28);
+  const Png png = decode_png(tmp / "mixed" / "prediction_samples.png");
+  EXPECT_EQ(pixels_near(png, kOldRed, 30), 0u);
+  EXPECT_EQ(pixels_near(png, kOldGreen, 30), 0u);
+  // Four wrong tiles framed in orange, twelve right ones in blue.
+  EXPECT_GT(pixels_near(png, kVermillion, 20), 2000u);
+  EXPECT_GT(pixels_near(png, kBlue, 20), 4000u);
+  EXPECT_NE(read_file(tmp / "mixed" / "prediction_samples.gp").find("12 of 16 correct"), std::string::npos);
 
   const Samples right = make_samples(16, true);
   plot_prediction_samples(right.images, right.truth, right.predicted, right.confidence, kClasses,
                           tmp / "right");
   expect_rendered(tmp / "right", kPredictionSamplesPlot);
-  const size_t red_right = pixels_near(decode_png(tmp / "right" / "prediction_samples.png"), 0xd6, 0x27, 0x28);
-  // Four wrong tiles, each with a 4-px red frame round a ~170 px image.
-  EXPECT_GT(red_mixed, 4000u);
-  EXPECT_LT(red_right, 50u);
-  EXPECT_NE(read_file(tmp / "mixed" / "prediction_samples.gp").find("12 of 16 correct"), std::string::npos);
+  EXPECT_LT(pixels_near(decode_png(tmp / "right" / "prediction_samples.png"), kVermillion, 20), 50u);
+
+  // One tile each, filling the canvas: along the frame's top edge a wrong
+  // tile's orange breaks into dashes, a right tile's blue is one line.
+  const Samples one = make_samples(1, true);
+  plot_prediction_samples(one.images, one.truth, {(one.truth[0] + 1) % 10}, one.confidence, kClasses, tmp / "wrong1");
+  plot_prediction_samples(one.images, one.truth, one.truth, one.confidence, kClasses, tmp / "right1");
+  const Png wrong1 = decode_png(tmp / "wrong1" / "prediction_samples.png");
+  const Png right1 = decode_png(tmp / "right1" / "prediction_samples.png");
+  EXPECT_GE(runs_in_row(wrong1, fullest_row(wrong1, kVermillion, 20), kVermillion, 20), 4u);
+  EXPECT_LE(runs_in_row(right1, fullest_row(right1, kBlue, 20), kBlue, 20), 2u);
 }
 
 TEST(Plots, PredictionSamplesKeepImageOrientationAndChannels) {
@@ -333,9 +491,44 @@ TEST(Plots, ConfidenceDistributionBinsBothGroups) {
   EXPECT_EQ(rows, 20);
   EXPECT_EQ(right_total, 900);
   EXPECT_EQ(wrong_total, 100);
+  // Blue (solid) against orange (hatched), not green against red.
+  const Png png = decode_png(tmp / "confidence_distribution.png");
+  EXPECT_EQ(pixels_near(png, kOldRed, 30), 0u);
+  EXPECT_EQ(pixels_near(png, kOldGreen, 30), 0u);
+  EXPECT_GT(pixels_near(png, kVermillion, 20), 300u);
+  EXPECT_NE(read_file(tmp / "confidence_distribution.gp").find("pattern"), std::string::npos);
   // One empty group still plots (legend says n=0).
   plot_confidence_distribution(right, {}, tmp / "only_right");
   expect_rendered(tmp / "only_right", kConfidenceDistributionPlot);
+}
+
+// The key's swatch for the gap must be the colour the gap is drawn in: a
+// translucent red made a pink swatch and purple gaps over the blue bars.
+// Underconfident bins (as label smoothing gives) put every gap inside its
+// bar; bins below 0.5 are empty, so the top-left key has no bar behind it.
+TEST(Plots, ReliabilityDiagramKeyShowsTheGapsColour) {
+  TempDir tmp("plots");
+  std::vector<ReliabilityBin> bins;
+  for (int b = 0; b < 10; ++b) {
+    const double lo = b / 10.0, hi = (b + 1) / 10.0;
+    bins.push_back({lo, hi, b < 5 ? 0 : 100, 0.97, lo + 0.05});
+  }
+  plot_reliability_diagram(bins, 0.2, tmp.path());
+  const Png png = decode_png(tmp / "reliability_diagram.png");
+  // Top panel: x from 0.12 to 0.95 of 900 px, y from 0.08 to 0.64 of 1000
+  // (the script's screen margins); confidence c is at x = 108 + 747 c.
+  auto x_at = [](double c) { return static_cast<int>(108 + 747 * c); };
+  auto y_at = [](double v) { return static_cast<int>(80 + 560 * (1 - v)); };
+  const size_t in_key = pixels_in(png, x_at(0), y_at(1), x_at(0.45), y_at(0.75), kVermillion, 40);
+  // Bin 0.7-0.8: mean confidence 0.75, accuracy 0.97; its gap, outline
+  // included, lies in this box (the hatch's thin lines blend with the bar
+  // below them, as the swatch's with the white key: the outline is the
+  // colour itself).
+  const int x0 = x_at(0.69), x1 = x_at(0.81), y0 = y_at(0.99), y1 = y_at(0.73);
+  EXPECT_GT(in_key, 20u) << "the key's gap swatch is not the gap's colour";
+  EXPECT_GT(pixels_in(png, x0, y0, x1, y1, kVermillion, 40), 100u) << "the gap is not drawn in its colour";
+  // What a translucent red over the blue bar made: purple.
+  EXPECT_EQ(pixels_in(png, x0, y0, x1, y1, Rgb{124, 109, 141}, 12), 0u) << "a purple gap";
 }
 
 TEST(Plots, ReliabilityDiagramPutsEceInTitle) {
