@@ -756,6 +756,10 @@ int run_pipeline(const Config& config) {
   nlohmann::json summary = !run_record.is_null() ? run_record
                                                  : nlohmann::json{{"model", spec_to_json(spec)},
                                                                   {"parameters", count_parameters(*model.net)},
+                                                                  {"data",
+                                                                   {{"train_images", splits.train.size()},
+                                                                    {"validation_images", splits.val.size()},
+                                                                    {"test_images", splits.test.size()}}},
                                                                   {"device", device.str()},
                                                                   {"world_size", dist->world_size()},
                                                                   {"threads", threads},
