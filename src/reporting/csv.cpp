@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "common/error.h"
@@ -16,9 +17,34 @@ namespace cifar {
 std::string csv_number(double v) {
   if (std::isnan(v)) return "nan";
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  std::array<char, 32> buf{};  // the longest shortest double is 24 chars
-  auto result = std::to_chars(buf.data(), buf.data() + buf.size(), v);
-  return std::string(buf.data(), result.ptr);
+  // std::to_chars gives the shortest round-trip digits, as Python's repr
+  // does (both David Gay's criterion), but picks fixed or scientific by
+  // length ("1e-04", "2"); Python's layout (float_repr_style 'short',
+  // PyOS_double_to_string with 'r') is rebuilt from its scientific form.
+  std::array<char, 32> buf{};  // "-d.dddddddddddddddde-308" at most
+  const auto result = std::to_chars(buf.data(), buf.data() + buf.size(), v, std::chars_format::scientific);
+  const std::string_view sci(buf.data(), static_cast<size_t>(result.ptr - buf.data()));
+  const size_t e_at = sci.find('e');
+  const bool negative = sci[0] == '-';
+  std::string digits;
+  for (char c : sci.substr(negative ? 1 : 0, e_at - (negative ? 1 : 0))) {
+    if (c != '.') digits += c;
+  }
+  const int exponent = std::atoi(std::string(sci.substr(e_at + 1)).c_str());
+  std::string out = negative ? "-" : "";
+  if (exponent < -4 || exponent > 15) {
+    out += digits[0];
+    if (digits.size() > 1) out += "." + digits.substr(1);
+    const int magnitude = std::abs(exponent);
+    out += std::string(exponent < 0 ? "e-" : "e+") + (magnitude < 10 ? "0" : "") + std::to_string(magnitude);
+  } else if (exponent < 0) {
+    out += "0." + std::string(static_cast<size_t>(-exponent - 1), '0') + digits;
+  } else {
+    const size_t point = static_cast<size_t>(exponent) + 1;
+    if (digits.size() < point) digits.append(point - digits.size(), '0');
+    out += digits.substr(0, point) + "." + (digits.size() > point ? digits.substr(point) : "0");
+  }
+  return out;
 }
 
 std::string csv_field(std::string_view field, char sep) {

@@ -1,5 +1,5 @@
 // CSV text as our logs write and read it: fields quoted only when they must
-// be (RFC 4180), numbers in their shortest exact form, rows appended whole.
+// be (RFC 4180), numbers as Python writes them, rows appended whole.
 #pragma once
 #include <cstddef>
 #include <filesystem>
@@ -9,8 +9,12 @@
 
 namespace cifar {
 
-// The shortest text that reads back as exactly `v` (std::to_chars), so a CSV
-// keeps every metric bit for bit; "nan", "inf" and "-inf" when not finite.
+// Python's str(float), which Keras' CSVLogger writes: the shortest digits
+// that read back as exactly `v` (so a CSV keeps every metric bit for bit),
+// in fixed notation with at least one decimal ("0.0001", "2.0") when the
+// decimal exponent is -4 to 15, else scientific with a signed exponent of
+// two digits or more ("1e-05", "1.5e+16"); "nan", "inf" and "-inf" when
+// not finite.
 std::string csv_number(double v);
 
 // `field`, quoted with inner quotes doubled when it holds `sep`, a quote or

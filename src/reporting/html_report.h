@@ -14,24 +14,26 @@ namespace cifar {
 
 // Writes results_dir/report.html (atomically). `summary` is an object whose
 // optional members are rendered when present:
-//   "training"  contents of training_summary.json (model, epochs, time, ...)
-//   "inference" contents of inference_results.json (test accuracy, top-3,
-//               loss; "per_class" as an array of objects with a "class" /
-//               "name" member, or an object keyed by class name)
-//   "config"    the resolved configuration
-// Headline numbers are looked up under the keys the pipeline writes
-// (inference: accuracy, top3_accuracy, loss, calibration.ece; training:
-// epochs_run, wall_seconds, best_metrics.val_accuracy at best_epoch, and
-// test.* when there is no inference part), then under other usual names
-// (test_accuracy, epochs_trained, ...); every other scalar is listed in
-// that section's table, so nothing present is dropped. A null in a
-// per-class row (a ratio with nothing to divide by) shows as "n/a". Plots: exactly the PNGs in `plots` when given
-// (the run's own, so a stale PNG left in results_dir by an earlier run in
-// the same folder is not shown under a caption that does not apply);
-// otherwise every PNG under results_dir (up to two folders deep; hidden
-// files, i.e. temporaries, skipped). Either way the known ones come first,
-// in pipeline order. Every string from `summary` and every file name is
-// HTML-escaped.
+//   "training"  contents of training_summary.json (model, parameters, data,
+//               epochs_run, stop_reason, times, history, best_epoch, test)
+//   "inference" contents of inference_results.json (accuracy, top3_accuracy,
+//               loss, calibration.ece, confidence, per_class keyed by class
+//               name, class_names, data, checkpoint, tta)
+//   "config"    the resolved configuration (config.json)
+// The page has headline cards, then tables a person reads: the model (the
+// shape that applies to its architecture, parameters), the data, training
+// (a row per epoch, the best one marked; stop reason, time, images/s) and
+// the test results (per-class table too), numbers rounded for reading
+// (87.44%, losses to 4 significant digits, "11 min 44 s"); keys it does not
+// know are not shown. The configuration follows in full, as recorded. A null
+// in a per-class row (a ratio with nothing to divide by) shows as "n/a".
+// Test figures come from "inference", else from the training record's
+// "test". Plots: exactly the PNGs in `plots` when given (the run's own, so
+// a stale PNG left in results_dir by an earlier run in the same folder is
+// not shown under a caption that does not apply); otherwise every PNG under
+// results_dir (up to two folders deep; hidden files, i.e. temporaries,
+// skipped). Either way the known ones come first, in pipeline order. Every
+// string from `summary` and every file name is HTML-escaped.
 void write_html_report(const std::filesystem::path& results_dir, const nlohmann::json& summary,
                        const std::optional<std::vector<std::filesystem::path>>& plots = std::nullopt);
 

@@ -4,9 +4,11 @@
 
 #include <array>
 #include <cmath>
+#include <cstdio>
 #include <iomanip>
 #include <limits>
 #include <locale>
+#include <optional>
 #include <sstream>
 
 #include "common/atomic_file.h"
@@ -21,10 +23,19 @@ namespace {
 // Softmax outputs computed in float can land a rounding step above 1.
 constexpr double kProbabilitySlack = 1e-6;
 
+// Blue against orange, told apart under every common colour-vision
+// deficiency (green against red is not, for 1 man in 12); each pair also
+// differs in a second cue (line, frame or fill style), so greyscale and
+// colour-blind readers lose nothing.
 const char* const kTrainColour = "#1f77b4";
 const char* const kValColour = "#ff7f0e";
-const char* const kWrongColour = "#d62728";
-const char* const kRightColour = "#2ca02c";
+const char* const kRightColour = "#1f77b4";
+// Vermillion: the darker orange, readable as text on white.
+const char* const kWrongColour = "#d55e00";
+const char* const kRateColour = "#2ca02c";  // the learning rate has the panel to itself
+// Darker shades for lines drawn over bars of the light ones.
+const char* const kRightMeanColour = "#0b3c6e";
+const char* const kWrongMeanColour = "#8f3a00";
 
 // Text streams with the "C" locale: gnuplot reads '.' as the decimal point
 // whatever locale the process runs under.
@@ -60,8 +71,9 @@ std::string script_header(const PlotSize& size, int font_pt, const std::string& 
   t << "# " << about << "\n"
     << "# Redraw from this folder: gnuplot " << size.name << ".gp\n"
     << "if (!exists(\"outfile\")) outfile = '" << size.name << ".png'\n"
-    // noenhanced: class names such as "a_b" or "x^2" print as written.
-    << "set terminal pngcairo noenhanced size " << size.width << "," << size.height
+    // noenhanced: class names such as "a_b" or "x^2" print as written;
+    // rounded: thick frames close at their corners (butt ends leave a notch).
+    << "set terminal pngcairo noenhanced rounded size " << size.width << "," << size.height
     << " font 'Sans," << font_pt << "'\n"
     << "set output outfile\n"
     << "set datafile missing '?'\n";
@@ -172,10 +184,16 @@ fs::path plot_training_history(const std::vector<Logs>& history, const fs::path&
      << " font ',17'\n"
      << "set xlabel 'Epoch'\nset grid lc rgb '#dddddd'\n"
      << "set xrange " << (epochs > 1 ? "[1:" + std::to_string(epochs) + "]" : std::string("[0.5:1.5]"))
-     << "\nset xtics " << epoch_tic_step(epochs) << "\nset key box opaque\n";
+     << "\nset xtics " << epoch_tic_step(epochs) << "\n"
+     // Keys below the panels, never over a point (inside, a key hid the
+     // train points of a 1-epoch run, which sit at the panel's centre and
+     // its top or bottom); one bottom margin for all three panels keeps
+     // their x axes level. The y offsets keep the extreme points off the
+     // frame.
+     << "set key below box width 1 samplen 2\nset bmargin 8\n"
+     << "set offsets 0, 0, graph 0.06, graph 0.06\n";
 
-  gp << "\n# Panel 1: loss\nset title 'Loss' font ',15'\nset ylabel 'Cross-entropy loss'\n"
-     << "set key top right\n";
+  gp << "\n# Panel 1: loss\nset title 'Loss' font ',15'\nset ylabel 'Cross-entropy loss'\n";
   if (has[0] || has[1]) {
     std::vector<std::string> parts;
     if (has[0]) parts.push_back(file + " using 1:2 " + style + " lc rgb '" + kTrainColour + "' title 'train'");
@@ -191,7 +209,7 @@ fs::path plot_training_history(const std::vector<Logs>& history, const fs::path&
   }
 
   gp << "\n# Panel 2: accuracy (fractions in the data, % on the axis)\n"
-     << "set title 'Accuracy' font ',15'\nset ylabel 'Accuracy (%)'\nset key bottom right\n";
+     << "set title 'Accuracy' font ',15'\nset ylabel 'Accuracy (%)'\n";
   if (has[2] || has[3]) {
     std::vector<std::string> parts;
     if (has[2]) parts.push_back(file + " using 1:($4*100) " + style + " lc rgb '" + kTrainColour + "' title 'train'");
@@ -211,8 +229,18 @@ fs::path plot_training_history(const std::vector<Logs>& history, const fs::path&
   if (has[4]) {
     // Explicit range: a constant rate would otherwise give an empty log range.
     gp << "set logscale y\nset format y '%.0e'\nset yrange [" << num(lr_min / 2) << ":"
-       << num(lr_max * 2) << "]\n"
-       << "plot " << file << " using 1:6 " << style << " lc rgb '" << kRightColour << "' notitle\n";
+       << num(lr_max * 2) << "]\n";
+    // Within less than a decade the axis would show one power of ten or
+    // none: the first and last rates get tics of their own.
+    if (lr_max < 10 * lr_min) {
+      auto tic = [](double v) {
+        char label[32];
+        std::snprintf(label, sizeof label, "%.2e", v);
+        return gp_quote(label) + " " + num(v);
+      };
+      gp << "set ytics add (" << tic(lr_min) << (lr_max > lr_min ? ", " + tic(lr_max) : std::string()) << ")\n";
+    }
+    gp << "plot " << file << " using 1:6 " << style << " lc rgb '" << kRateColour << "' notitle\n";
   } else {
     gp << empty_panel("learning rate");
   }
@@ -300,11 +328,31 @@ fs::path plot_class_accuracy(const std::vector<double>& accuracy, const std::vec
     if (!std::isnan(a)) sum += a, ++finite;
   }
 
+  const std::optional<double> mean =
+      finite > 0 ? std::optional<double>(100 * sum / static_cast<double>(finite)) : std::nullopt;
+  // Where each value label goes, in % units (the y range is 0..115, ~4.8
+  // px per unit at 700 px; a label is ~3 units tall): 3 above its bar,
+  // unless the mean line would cross it there. Then inside the bar's top
+  // in white, where the line, drawn behind the bars, is hidden; a bar too
+  // short to hold it gets its label above the line instead.
+  constexpr double kAbove = 3, kClear = 3, kInside = 3.5, kShortest = 9;
+  auto label_place = [&](double top) -> std::pair<double, bool> {  // (y, white)
+    if (std::isnan(top)) return {NAN, false};  // no bar: "n/a" is a label of its own
+    const double y = top + kAbove;
+    if (!mean || std::fabs(y - *mean) >= kClear) return {y, false};
+    if (top >= kShortest) return {top - kInside, true};
+    return {*mean + kClear + 1, false};
+  };
+
   // Class names live in the script (as tics): the script's quoting rules are
   // simpler than those for strings inside data files.
   Text data;
-  data << "# Per-class accuracy (%); '?' = class had no samples\n# class_index accuracy_percent\n";
-  for (size_t i = 0; i < n; ++i) data << i << " " << num(accuracy[i] * 100) << "\n";
+  data << "# Per-class accuracy (%); '?' = class had no samples\n"
+       << "# class_index accuracy_percent label_y label_rgb\n";
+  for (size_t i = 0; i < n; ++i) {
+    const auto [y, white] = label_place(accuracy[i] * 100);
+    data << i << " " << num(accuracy[i] * 100) << " " << num(y) << " " << (white ? 0xffffff : 0x000000) << "\n";
+  }
 
   Text gp;
   gp << script_header(kClassAccuracyPlot, 13, "Per-class accuracy on the test set")
@@ -317,18 +365,18 @@ fs::path plot_class_accuracy(const std::vector<double>& accuracy, const std::vec
      << "set key top right box opaque width 2 samplen 3\n";
   for (size_t i = 0; i < n; ++i) {
     if (std::isnan(accuracy[i])) {
-      gp << "set label " << (i + 1) << " 'n/a' at " << i << ",3 center\n";
+      gp << "set label " << (i + 1) << " 'n/a' at " << i << "," << num(label_place(0).first) << " center\n";
     }
   }
-  gp << "plot 'class_accuracy.dat' using 1:2 with boxes lc rgb '" << kTrainColour << "' notitle, \\\n"
-     << "     '' using 1:($2 + 3):(sprintf('%.1f%%', $2)) with labels font '," << (n <= 10 ? 12 : 9)
-     << "' notitle";
-  if (finite > 0) {
-    const double mean = 100 * sum / static_cast<double>(finite);
-    gp << ", \\\n     " << num(mean) << " with lines dt 2 lw 2 lc rgb '" << kWrongColour << "' title "
-       << gp_quote("mean " + format_fixed(mean, 1) + "%");
+  // The mean first, so the bars cover it and only the gaps show it.
+  gp << "plot ";
+  if (mean) {
+    gp << num(*mean) << " with lines dt 2 lw 2 lc rgb '" << kWrongColour << "' title "
+       << gp_quote("mean " + format_fixed(*mean, 1) + "%") << ", \\\n     ";
   }
-  gp << "\n";
+  gp << "'class_accuracy.dat' using 1:2 with boxes lc rgb '" << kTrainColour << "' notitle, \\\n"
+     << "     '' using 1:3:(sprintf('%.1f%%', $2)):4 with labels tc rgb variable font '," << (n <= 10 ? 12 : 9)
+     << "' notitle\n";
   return render(dir, kClassAccuracyPlot, {{"class_accuracy.dat", data.str()}}, gp.str());
 }
 
@@ -374,10 +422,10 @@ fs::path plot_prediction_samples(const torch::Tensor& images_u8, const std::vect
 
   const int64_t cols = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n))));
   const int64_t rows = (n + cols - 1) / cols;
-  // Plot units: each image drawn 32 units square, in a 44 x 46 cell whose
-  // top 13 units hold the two title lines; at 5 columns a cell is ~190 px,
-  // room for "pred: automobile (99.9%)" at 10 pt.
-  constexpr double kTile = 32, kCellW = 44, kCellH = 46;
+  // Plot units: each image drawn 32 units square, in a 44 x 50 cell whose
+  // top 16 units hold the two title lines and a gap to the image above; at
+  // 5 columns a cell is ~190 px, room for "pred: automobile (99.9%)" at 10 pt.
+  constexpr double kTile = 32, kCellW = 44, kCellH = 50;
   const int font = cols >= 5 ? 10 : (cols == 4 ? 11 : 13);
   int64_t right = 0;
   Text gp;
@@ -394,19 +442,16 @@ fs::path plot_prediction_samples(const torch::Tensor& images_u8, const std::vect
     const double ox = static_cast<double>(i % cols) * kCellW + (kCellW - kTile) / 2;
     const double oy = static_cast<double>(rows - 1 - i / cols) * kCellH + 2;
     const double cx = ox + kTile / 2;
-    const std::string colour = ok ? "black" : kWrongColour;
+    const std::string colour = ok ? kRightColour : kWrongColour;
     gp << "set label " << 2 * i + 1 << " " << gp_quote("true: " + class_names[true_labels[i]])
-       << " at " << cx << "," << oy + kTile + 10 << " center tc rgb '" << colour << "' font '," << font
-       << "'\n"
+       << " at " << cx << "," << oy + kTile + 10 << " center tc rgb 'black' font '," << font << "'\n"
        << "set label " << 2 * i + 2 << " "
        << gp_quote("pred: " + class_names[predicted[i]] + " (" + format_fixed(confidence[i] * 100, 1) + "%)")
-       << " at " << cx << "," << oy + kTile + 4 << " center tc rgb '"
-       << (ok ? std::string(kRightColour) : std::string(kWrongColour)) << "' font '," << font << "'\n";
-    if (!ok) {
-      gp << "set object " << i + 1 << " rect from " << ox - 1 << "," << oy - 1 << " to "
-         << ox + kTile + 1 << "," << oy + kTile + 1
-         << " fs empty border rgb '" << kWrongColour << "' lw 4 front\n";
-    }
+       << " at " << cx << "," << oy + kTile + 4 << " center tc rgb '" << colour << "' font '," << font << "'\n"
+       // Right and wrong differ in colour and in the frame's line: thin
+       // and solid, or thick and dashed.
+       << "set object " << i + 1 << " rect from " << ox - 1 << "," << oy - 1 << " to " << ox + kTile + 1 << ","
+       << oy + kTile + 1 << " fs empty border rgb '" << colour << "' " << (ok ? "lw 2" : "lw 3 dt 2") << " front\n";
     // origin is the centre of the first (bottom-left after flipy) pixel.
     const double dx = kTile / static_cast<double>(width), dy = kTile / static_cast<double>(height);
     plots << (i ? ", \\\n     " : "plot ") << "'prediction_samples.rgb' binary array=(" << width << ","
@@ -415,7 +460,7 @@ fs::path plot_prediction_samples(const torch::Tensor& images_u8, const std::vect
           << ") flipy with rgbimage";
   }
   gp << "set title " << gp_quote("Test predictions: " + std::to_string(right) + " of " +
-                                 std::to_string(n) + " correct (wrong ones in red)")
+                                 std::to_string(n) + " correct (wrong ones in orange, dashed frame)")
      << " font ',16'\n"
      << plots.str() << "\n";
   return render(dir, kPredictionSamplesPlot, {{"prediction_samples.rgb", pixels}}, gp.str());
@@ -468,20 +513,27 @@ fs::path plot_confidence_distribution(const std::vector<double>& correct_conf,
      << "set title 'Confidence distribution (top-1 softmax probability)' font ',16'\n"
      << "set xlabel 'Confidence'\nset ylabel 'Share of the group (%)'\n"
      << "set xrange [0:1]\nset xtics 0,0.1,1\nset yrange [0:*]\n"
-     << "set grid ytics lc rgb '#dddddd'\nset key top left box opaque\n"
-     << "set style fill transparent solid 0.5 border -1\n";
+     // Headroom above the tallest bar for the key, which would otherwise
+     // hide the top of a bar under it (a weak model's pile sits at the
+     // left, a strong one's at the right).
+     << "set offsets 0, 0, graph 0.2, 0\n"
+     << "set grid ytics lc rgb '#dddddd'\nset key top left box opaque\n";
+  // The means as lines over the bars, ending below the key (the top 15%).
   if (n_right > 0) {
     gp << "set arrow 1 from " << num(right.sum / n_right) << ", graph 0 to " << num(right.sum / n_right)
-       << ", graph 1 nohead dt 2 lw 2 lc rgb '" << kRightColour << "'\n";
+       << ", graph 0.85 nohead front dt 2 lw 2 lc rgb '" << kRightMeanColour << "'\n";
   }
   if (n_wrong > 0) {
     gp << "set arrow 2 from " << num(wrong.sum / n_wrong) << ", graph 0 to " << num(wrong.sum / n_wrong)
-       << ", graph 1 nohead dt 2 lw 2 lc rgb '" << kWrongColour << "'\n";
+       << ", graph 0.85 nohead front dt 3 lw 3 lc rgb '" << kWrongMeanColour << "'\n";
   }
-  gp << "plot 'confidence_distribution.dat' using (($1+$2)/2):5:($2-$1) with boxes lc rgb '"
-     << kRightColour << "' title " << gp_quote(legend("correct", correct_conf.size(), right.sum))
-     << ", \\\n     '' using (($1+$2)/2):6:($2-$1) with boxes lc rgb '" << kWrongColour << "' title "
-     << gp_quote(legend("wrong", wrong_conf.size(), wrong.sum)) << "\n";
+  // Correct: a translucent solid fill; wrong: a hatch of its own colour
+  // over it, so the two groups differ in pattern as well as in colour.
+  gp << "plot 'confidence_distribution.dat' using (($1+$2)/2):5:($2-$1) with boxes "
+     << "fs transparent solid 0.5 border -1 lc rgb '" << kRightColour << "' title "
+     << gp_quote(legend("correct", correct_conf.size(), right.sum))
+     << ", \\\n     '' using (($1+$2)/2):6:($2-$1) with boxes fs transparent pattern 4 border lw 1.5 lc rgb '"
+     << kWrongColour << "' title " << gp_quote(legend("wrong", wrong_conf.size(), wrong.sum)) << "\n";
   return render(dir, kConfidenceDistributionPlot, {{"confidence_distribution.dat", data.str()}}, gp.str());
 }
 
@@ -525,8 +577,11 @@ fs::path plot_reliability_diagram(const std::vector<ReliabilityBin>& bins, doubl
      << "set key top left box opaque\n"
      << "plot " << file << " using (($1+$2)/2):($4/2):1:2:(0):4 with boxxyerror fs solid 0.8 border -1 lc rgb '"
      << kTrainColour << "' title 'accuracy', \\\n"
-     << "     " << file << " using (($1+$2)/2):4:1:2:4:5 with boxxyerror fs transparent solid 0.35 "
-     << "noborder lc rgb '" << kWrongColour << "' title 'gap to mean confidence', \\\n"
+     // The gap hatched in its own colour, border included: the key's swatch
+     // is then the same colour as the gap, which a translucent fill was not
+     // (pink in the key, purple over the blue bars).
+     << "     " << file << " using (($1+$2)/2):4:1:2:4:5 with boxxyerror fs transparent pattern 4 border "
+     << "lw 1.5 lc rgb '" << kWrongColour << "' title 'gap to mean confidence', \\\n"
      << "     x with lines dt 2 lw 2 lc rgb 'gray40' title 'perfect calibration'\n"
      << "\n# Bottom panel: predictions per bin\n"
      << "set tmargin at screen 0.33\nset bmargin at screen 0.08\n"

@@ -54,8 +54,10 @@ inline constexpr int64_t kMaxPredictionSamples = 25;
 
 // training_history.png: loss (`loss`, `val_loss`), accuracy (`accuracy`,
 // `val_accuracy`, fractions, drawn as %) and learning rate (`lr`, log scale)
-// against the 1-based epoch. Keys missing from an epoch leave a gap; a panel
-// with no data at all says so. Throws UserError on an empty history.
+// against the 1-based epoch, train in blue and validation in orange, the
+// keys below the panels (never over a point). Keys missing from an epoch
+// leave a gap; a panel with no data at all says so. Throws UserError on an
+// empty history.
 std::filesystem::path plot_training_history(const std::vector<Logs>& history, const std::filesystem::path& dir);
 
 // confusion_matrix.png: counts[true][predicted] as a heatmap coloured by the
@@ -66,15 +68,18 @@ std::filesystem::path plot_confusion_matrix(const std::vector<std::vector<int64_
                            const std::filesystem::path& dir);
 
 // class_accuracy.png: one bar per class (accuracy as a fraction in [0,1],
-// drawn as %), value above each bar and the mean as a dashed line. NaN (a
-// class with no test samples) is drawn as "n/a".
+// drawn as %), value above each bar and the mean as a dashed line behind the
+// bars; a value the line would cross goes inside its bar (or, for a short
+// bar, above the line). NaN (a class with no test samples) is drawn as "n/a".
 std::filesystem::path plot_class_accuracy(const std::vector<double>& accuracy,
                          const std::vector<std::string>& class_names,
                          const std::filesystem::path& dir);
 
 // prediction_samples.png: the first min(N, 25) images in a square grid, each
-// titled with the true and predicted class and the confidence; wrong ones in
-// red with a red frame. images_u8: uint8 [N,3,H,W] on any device.
+// titled with the true and predicted class and the confidence; right ones in
+// a thin solid blue frame, wrong ones in a thick dashed orange one (colour
+// and line style, for colour-blind readers). images_u8: uint8 [N,3,H,W] on
+// any device.
 std::filesystem::path plot_prediction_samples(const torch::Tensor& images_u8, const std::vector<int64_t>& true_labels,
                              const std::vector<int64_t>& predicted,
                              const std::vector<double>& confidence,
@@ -82,15 +87,17 @@ std::filesystem::path plot_prediction_samples(const torch::Tensor& images_u8, co
                              const std::filesystem::path& dir);
 
 // confidence_distribution.png: histograms (20 bins over [0,1]) of the top-1
-// softmax probability of correct and of wrong predictions, each normalised to
-// its own count so both shapes show; counts and means in the legend.
+// softmax probability of correct (blue, solid) and of wrong predictions
+// (orange, hatched), each normalised to its own count so both shapes show;
+// counts and means in the legend, the means as dashed and dotted lines.
 std::filesystem::path plot_confidence_distribution(const std::vector<double>& correct_conf,
                                   const std::vector<double>& wrong_conf,
                                   const std::filesystem::path& dir);
 
 // reliability_diagram.png: accuracy per confidence bin against the diagonal
-// (perfect calibration), the gap to the mean confidence shaded, ECE in the
-// title, and the number of predictions per bin in a panel below.
+// (perfect calibration), the gap to the mean confidence hatched in orange
+// (the key's swatch the same), ECE in the title, and the number of
+// predictions per bin in a panel below.
 std::filesystem::path plot_reliability_diagram(const std::vector<ReliabilityBin>& bins, double ece,
                               const std::filesystem::path& dir);
 

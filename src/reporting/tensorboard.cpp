@@ -120,9 +120,11 @@ tensorboard::HistogramProto make_histogram(const torch::Tensor& values) {
   const auto n = static_cast<int64_t>(limits.size());
   static const torch::Tensor limits_t =
       torch::tensor(limits, torch::TensorOptions().dtype(torch::kDouble));
-  // right=false gives limit[i-1] < v <= limit[i]; +inf lands past the end and
-  // joins the last bucket.
-  auto index = torch::bucketize(v, limits_t, /*out_int32=*/false, /*right=*/false).clamp_max(n - 1);
+  // right=true gives limit[i-1] <= v < limit[i], TensorFlow's histogram.cc
+  // (std::upper_bound): a value equal to a limit counts in the next bucket,
+  // so 0.0 goes to the bucket ending at 1e-12. DBL_MAX and +inf land past
+  // the end and join the last bucket.
+  auto index = torch::bucketize(v, limits_t, /*out_int32=*/false, /*right=*/true).clamp_max(n - 1);
   auto counts_t = torch::bincount(index, {}, n).to(torch::kDouble).contiguous();
   const double* counts = counts_t.data_ptr<double>();
 

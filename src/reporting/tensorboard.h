@@ -30,7 +30,8 @@ void append_tfrecord(std::string& out, std::string_view data);
 const std::vector<double>& histogram_bucket_limits();
 
 // Histogram of every non-NaN value of `values` over the default limits,
-// bucket i counting (limit[i-1], limit[i]]; runs of empty buckets are merged
+// bucket i counting [limit[i-1], limit[i]) as TensorFlow does (a value on a
+// limit goes to the next bucket); runs of empty buckets are merged
 // into one, as TensorFlow does, so a histogram costs tens of buckets, not
 // 1,500. Returns num == 0 (and no buckets) when no value is left.
 tensorboard::HistogramProto make_histogram(const torch::Tensor& values);
@@ -72,8 +73,10 @@ class TensorBoardWriter {
   void add_histogram(const std::string& tag, const torch::Tensor& values, int64_t step);
   // uint8 CHW or HWC image (see encode_png).
   void add_image(const std::string& tag, const torch::Tensor& image, int64_t step);
-  // SessionLog START at `step`: TensorBoard then drops every point of this
-  // run (folder) with step >= `step`, the leftovers of a killed run.
+  // SessionLog START at `step`. TensorBoard ignores the first START in a
+  // run (folder) and at each later one drops every point with step >=
+  // `step`, the leftovers of a killed run: so every run writes one at its
+  // start, fresh or resumed.
   void add_session_start(int64_t step);
   // Stamps wall_time when unset and queues the event.
   void add_event(tensorboard::Event event);

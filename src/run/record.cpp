@@ -9,7 +9,7 @@
 
 namespace cifar {
 
-RunOutcome start_record(const RunPlan& plan, const RunFolder& folder, const RunModel& model,
+RunOutcome start_record(const RunPlan& plan, const RunFolder& folder, const Splits& splits, const RunModel& model,
                         const torch::Device& device, int threads, int world_size) {
   RunOutcome outcome;
   const nlohmann::json run_record = plan.config.run.skip_training ? folder.training_record() : nullptr;
@@ -27,6 +27,10 @@ RunOutcome start_record(const RunPlan& plan, const RunFolder& folder, const RunM
   outcome.summary = !run_record.is_null() ? run_record
                                           : nlohmann::json{{"model", spec_to_json(model.spec)},
                                                            {"parameters", count_parameters(*model.net)},
+                                                           {"data",
+                                                            {{"train_images", splits.train.size()},
+                                                             {"validation_images", splits.val.size()},
+                                                             {"test_images", splits.test.size()}}},
                                                            {"device", device.str()},
                                                            {"world_size", world_size},
                                                            {"threads", threads},
@@ -50,11 +54,11 @@ void record_fit(const std::string& monitor_name, int epochs, const FitResult& fi
   summary["history"] = history.to_json();
   // The best epoch by the monitored metric, as ModelCheckpoint chose it.
   const Monitor monitor{monitor_name};
-  double best = monitor.worst();
+  std::optional<double> best;
   const auto& logs = history.epochs();
   for (size_t e = 0; e < logs.size(); ++e) {
     auto v = monitor.value(logs[e]);
-    if (v && monitor.improved(*v, best)) {
+    if (v && monitor.improves(*v, best)) {
       best = *v;
       summary["best_epoch"] = e + 1;
       summary["best_metrics"] = logs[e];

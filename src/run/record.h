@@ -18,7 +18,7 @@ namespace cifar {
 // evaluation of a run's own checkpoint in the run's folder keeps the run's
 // configuration and training record, and updates the record's test
 // figures; any other run starts both afresh, describing the model used.
-RunOutcome start_record(const RunPlan& plan, const RunFolder& folder, const RunModel& model,
+RunOutcome start_record(const RunPlan& plan, const RunFolder& folder, const Splits& splits, const RunModel& model,
                         const torch::Device& device, int threads, int world_size);
 
 // A fit's part of the summary: epochs, stop reason, times, rate, history

@@ -49,7 +49,7 @@ int run(const RunPlan& plan) {
   RunOutcome outcome;
   if (dist->is_writer()) {
     lock = RunLock::take(folder);
-    outcome = start_record(plan, folder, model, device, threads, dist->world_size());
+    outcome = start_record(plan, folder, splits, model, device, threads, dist->world_size());
   }
   const int exit_code = training ? training->fit(outcome.summary) : 0;
   if (training && exit_code == 0) {

@@ -6,7 +6,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 #include <regex>
+#include <sstream>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
@@ -26,8 +28,8 @@ TEST(CsvText, NumbersAreShortestAndReadBackBitForBit) {
   EXPECT_EQ(csv_number(0.1), "0.1");
   EXPECT_EQ(csv_number(1e-05), "1e-05");
   EXPECT_EQ(csv_number(0.875), "0.875");
-  EXPECT_EQ(csv_number(2), "2");
-  EXPECT_EQ(csv_number(-0.0), "-0");
+  EXPECT_EQ(csv_number(2), "2.0");
+  EXPECT_EQ(csv_number(-0.0), "-0.0");
   EXPECT_EQ(csv_number(std::nan("")), "nan");
   EXPECT_EQ(csv_number(-HUGE_VAL), "-inf");
   const double values[] = {1.0 / 3,  2.0 / 3,          0.1 + 0.2,    1e-300, 5e-324,
@@ -49,6 +51,60 @@ TEST(CsvText, NumbersAreShortestAndReadBackBitForBit) {
       EXPECT_NE(std::strtod(shorter, nullptr), v) << text << " vs " << shorter;
     }
   }
+}
+
+// Keras' CSVLogger writes floats with Python's csv module, i.e. str(float):
+// checked against Debian's Python itself on values where std::to_chars'
+// shortest form differs ("1e-04", "2", "1e+16") and on 20,000 random
+// doubles. The values travel as their bits, so Python sees the same double.
+TEST(CsvText, NumbersAreWrittenAsPythonsStrOfAFloat) {
+  if (!fs::exists("/usr/bin/python3")) GTEST_SKIP() << "no /usr/bin/python3 to compare with";
+  std::vector<double> values = {0.0, -0.0, 1.0, 2.0, -3.0, 0.5, 1.0 / 3, 2.0 / 3, 0.1 + 0.2, 1e16, 1.5e16,
+                                1e15, 9999999999999998.0, 123456789012345680.0, 1234.5, 0.0001, 0.00012345,
+                                0.00001, 9.999e-05, 5e-324, DBL_MIN, DBL_MAX, -DBL_MAX, 1e-300, 1e300,
+                                std::nan(""), HUGE_VAL, -HUGE_VAL, 0.874391, 1e-06, 2.5e-05, 0.0668};
+  for (int e = -30; e <= 30; ++e) {
+    values.push_back(std::pow(10.0, e));
+    values.push_back(-std::pow(10.0, e) * 1.5);
+  }
+  std::mt19937_64 rng(2024);
+  for (int i = 0; i < 10000; ++i) {
+    const uint64_t bits = rng();
+    double v;
+    std::memcpy(&v, &bits, sizeof v);
+    values.push_back(v);
+  }
+  std::uniform_real_distribution<double> unit(0, 1);
+  std::uniform_int_distribution<int> exponent(-20, 20);
+  for (int i = 0; i < 10000; ++i) values.push_back(unit(rng) * std::pow(10.0, exponent(rng)));
+
+  TempDir tmp("csv");
+  std::string hex;
+  for (double v : values) {
+    uint64_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    char line[24];
+    std::snprintf(line, sizeof line, "%016llx\n", static_cast<unsigned long long>(bits));
+    hex += line;
+  }
+  testing::write_bytes(tmp / "bits.txt", hex);
+  const std::string cmd = "/usr/bin/python3 -c 'import struct, sys\n"
+                          "for line in open(sys.argv[1]):\n"
+                          "    print(str(struct.unpack(\"<d\", bytes.fromhex(line.strip())[::-1])[0]))' " +
+                          (tmp / "bits.txt").string() + " > " + (tmp / "python.txt").string();
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::istringstream python(read_file(tmp / "python.txt"));
+  size_t checked = 0, mismatches = 0;
+  for (double v : values) {
+    std::string expected;
+    ASSERT_TRUE(std::getline(python, expected)) << "python printed fewer lines";
+    ++checked;
+    if (csv_number(v) != expected && ++mismatches <= 10) {
+      ADD_FAILURE() << "python: " << expected << ", ours: " << csv_number(v);
+    }
+  }
+  EXPECT_EQ(checked, values.size());
+  EXPECT_EQ(mismatches, 0u);
 }
 
 TEST(CsvText, QuotesOnlyWhatNeedsItAndParsesItBack) {
@@ -104,6 +160,7 @@ TEST(CSVLogger, WritesKerasHeaderSortedColumnsAndExactValues) {
   // After the first epoch the file already holds its header and row.
   EXPECT_EQ(read_file(cb.path()),
             "epoch,accuracy,loss,lr,val_loss\n0,0.5,0.1,1e-05,0.3333333333333333\n");
+  EXPECT_EQ(csv_number(e1.at("val_loss")), "0.30000000000000004");
   cb.on_epoch_end(1, e1, ctx);
   cb.on_train_end(e1, ctx);
 
@@ -128,7 +185,26 @@ TEST(CSVLogger, FixesColumnsAtTheFirstEpochAndWritesNAForMissingValues) {
   Logs e1{{"loss", 0.5}, {"val_accuracy", 0.25}};  // val_loss missing, new key ignored
   cb.on_epoch_end(0, e0, ctx);
   cb.on_epoch_end(1, e1, ctx);
-  EXPECT_EQ(read_file(cb.path()), "epoch,loss,val_loss\n0,1,2\n1,0.5,NA\n");
+  EXPECT_EQ(read_file(cb.path()), "epoch,loss,val_loss\n0,1.0,2.0\n1,0.5,NA\n");
+}
+
+// Keras 3's CSVLogger: when the first epoch has no val_ key (a run without
+// validation, or validation_freq > 1) it adds val_<key> for every key, after
+// the sorted keys and in their order, and writes NA until validation comes.
+TEST(CSVLogger, ARunWithoutValidationStillHasValColumnsFilledWithNA) {
+  TempDir tmp("csv");
+  FakeTrainContext ctx;
+  CSVLogger cb(tmp.path());
+  cb.on_train_begin(ctx);
+  Logs e0{{"loss", 1.5}, {"accuracy", 0.25}, {"learning_rate", 0.001}};
+  Logs e1{{"loss", 1.25}, {"accuracy", 0.5}, {"learning_rate", 0.0001}, {"val_loss", 1.0}};
+  cb.on_epoch_end(0, e0, ctx);
+  cb.on_epoch_end(1, e1, ctx);
+  EXPECT_EQ(read_file(cb.path()),
+            "epoch,accuracy,learning_rate,loss,val_accuracy,val_learning_rate,val_loss\n"
+            "0,0.25,0.001,1.5,NA,NA,NA\n"
+            "1,0.5,0.0001,1.25,NA,NA,1.0\n");
+  EXPECT_EQ(cb.state()["columns"].size(), 6u);
 }
 
 TEST(CSVLogger, UsesTheGivenSeparator) {
@@ -138,7 +214,8 @@ TEST(CSVLogger, UsesTheGivenSeparator) {
   cb.on_train_begin(ctx);
   Logs logs{{"a;b", 1.5}, {"loss", 2}};
   cb.on_epoch_end(0, logs, ctx);
-  EXPECT_EQ(read_file(cb.path()), "epoch;\"a;b\";loss\n0;1.5;2\n");
+  EXPECT_EQ(read_file(cb.path()),
+            "epoch;\"a;b\";loss;\"val_a;b\";val_loss\n0;1.5;2.0;NA;NA\n");
   EXPECT_THROW(CSVLogger(tmp.path(), '"'), UserError);
 }
 
@@ -215,7 +292,7 @@ TEST(CSVLogger, ResumeKeepsTheSavedColumnsEvenIfTheLogsChange) {
   second.on_train_begin(ctx);
   Logs e1{{"accuracy", 0.5}, {"val_loss", 1.5}};
   second.on_epoch_end(1, e1, ctx);
-  EXPECT_EQ(read_file(first.path()), "epoch,loss,val_loss\n0,1,2\n1,NA,1.5\n");
+  EXPECT_EQ(read_file(first.path()), "epoch,loss,val_loss\n0,1.0,2.0\n1,NA,1.5\n");
 }
 
 TEST(CSVLogger, ResumeWritesTheHeaderWhenTheFileIsEmptyOrGone) {
@@ -242,7 +319,7 @@ TEST(CSVLogger, ResumeWritesTheHeaderWhenTheFileIsEmptyOrGone) {
     cb.on_train_begin(ctx);
     Logs logs{{"loss", 0.25}};
     cb.on_epoch_end(0, logs, ctx);
-    EXPECT_EQ(read_file(path), "epoch,loss\n0,0.25\n") << (remove ? "removed" : "empty");
+    EXPECT_EQ(read_file(path), "epoch,loss,val_loss\n0,0.25,NA\n") << (remove ? "removed" : "empty");
   }
 }
 
@@ -257,7 +334,7 @@ TEST(CSVLogger, ResumeTakesColumnsFromTheHeaderWhenTheStateHasNone) {
   cb.on_train_begin(ctx);
   Logs logs{{"a", 5}, {"b", 6}};
   cb.on_epoch_end(0, logs, ctx);
-  EXPECT_EQ(read_file(path), "epoch,b,a\n0,6,5\n");
+  EXPECT_EQ(read_file(path), "epoch,b,a\n0,6.0,5.0\n");
 }
 
 TEST(CSVLogger, ResumeReplacesAHeaderCutShort) {
@@ -270,7 +347,7 @@ TEST(CSVLogger, ResumeReplacesAHeaderCutShort) {
   cb.on_train_begin(ctx);
   Logs logs{{"loss", 0.5}};
   cb.on_epoch_end(0, logs, ctx);
-  EXPECT_EQ(read_file(path), "epoch,loss\n0,0.5\n");
+  EXPECT_EQ(read_file(path), "epoch,loss\n0,0.5\n");  // the saved columns, not Keras' first-epoch rule
 }
 
 TEST(CSVLogger, RejectsMalformedState) {

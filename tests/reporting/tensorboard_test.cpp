@@ -6,16 +6,19 @@
 #include <unistd.h>
 
 #include <cfloat>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <regex>
+#include <thread>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "fake_train_context.h"
 #include "test_util.h"
 #include "training/callbacks/tensorboard_callback.h"
+#include "training/checkpoint.h"
 
 namespace cifar {
 namespace {
@@ -94,20 +97,25 @@ TEST(TensorBoardWriter, TwoWritersInOneFolderGetTwoFiles) {
   EXPECT_EQ(list_event_files(tmp.path()), (std::vector<fs::path>{a.path(), b.path()}));
 }
 
-// The bucket a value falls in, by brute force over (limit[i-1], limit[i]].
+// The bucket a value falls in, by brute force over [limit[i-1], limit[i]):
+// TensorFlow's histogram.cc takes std::upper_bound, the first limit above
+// the value; past the last limit it is the last bucket.
 size_t bucket_of(double v, const std::vector<double>& limits) {
   for (size_t i = 0; i < limits.size(); ++i) {
-    if (v <= limits[i]) return i;
+    if (v < limits[i]) return i;
   }
   return limits.size() - 1;
 }
 
-// Undoes the merging of empty runs: counts per default bucket.
+// Undoes the merging of empty runs: counts per default bucket, each proto
+// bucket at the index of its own limit.
 std::vector<double> expand(const tensorboard::HistogramProto& h) {
   const auto& limits = histogram_bucket_limits();
   std::vector<double> counts(limits.size(), 0.0);
   for (int i = 0; i < h.bucket_size(); ++i) {
-    counts[bucket_of(h.bucket_limit(i), limits)] += h.bucket(i);
+    const auto at = std::lower_bound(limits.begin(), limits.end(), h.bucket_limit(i));
+    EXPECT_TRUE(at != limits.end() && *at == h.bucket_limit(i)) << h.bucket_limit(i) << " is not a default limit";
+    if (at != limits.end()) counts[static_cast<size_t>(at - limits.begin())] += h.bucket(i);
   }
   return counts;
 }
@@ -131,11 +139,11 @@ TEST(Histogram, DefaultLimitsAreTensorFlows) {
   EXPECT_EQ(std::adjacent_find(limits.begin(), limits.end()), limits.end());
 }
 
-TEST(Histogram, CountsEveryValueInItsLeftOpenRightClosedBucket) {
+TEST(Histogram, CountsEveryValueInItsLeftClosedRightOpenBucket) {
   torch::manual_seed(1);
   auto values = torch::randn({1000}, torch::kDouble) * 3;
   const auto& limits = histogram_bucket_limits();
-  // Values exactly on a limit belong to that limit's bucket.
+  // Values exactly on a limit belong to the next limit's bucket.
   values = torch::cat({values, torch::tensor({0.0, 1e-12, limits[900], -limits[900], 1e30,
                                               std::numeric_limits<double>::infinity()},
                                              torch::kDouble)});
@@ -160,6 +168,27 @@ TEST(Histogram, CountsEveryValueInItsLeftOpenRightClosedBucket) {
   for (int i = 1; i < h.bucket_size(); ++i) {
     EXPECT_FALSE(h.bucket(i) == 0 && h.bucket(i - 1) == 0) << "unmerged empty run at " << i;
   }
+}
+
+// TensorFlow counts a value equal to a limit in the bucket above it: 0.0
+// (ReLU outputs, zero-initialised biases) goes to [0, 1e-12), the bucket
+// whose limit is 1e-12, not to the one ending at 0.
+TEST(Histogram, AValueOnALimitGoesToTheNextBucketAsInTensorFlow) {
+  const auto& limits = histogram_bucket_limits();
+  const size_t zero = static_cast<size_t>(std::find(limits.begin(), limits.end(), 0.0) - limits.begin());
+  ASSERT_EQ(limits[zero + 1], 1e-12);
+  const auto h = make_histogram(torch::tensor({0.0, 0.0, 0.0, 1e-12, -1e-12, limits[zero + 5]}, torch::kDouble));
+  std::vector<std::pair<double, double>> filled;  // (bucket limit, count) of the non-empty buckets
+  for (int i = 0; i < h.bucket_size(); ++i) {
+    if (h.bucket(i) > 0) filled.emplace_back(h.bucket_limit(i), h.bucket(i));
+  }
+  EXPECT_EQ(filled, (std::vector<std::pair<double, double>>{
+                        {0.0, 1},                // -1e-12: [-1e-12, 0)
+                        {1e-12, 3},              // the zeros: [0, 1e-12)
+                        {limits[zero + 2], 1},   // 1e-12: [1e-12, 1.1e-12)
+                        {limits[zero + 6], 1}}));  // a limit further up: the bucket above it
+  EXPECT_EQ(h.num(), 6);
+  EXPECT_EQ(h.min(), -1e-12);
 }
 
 TEST(Histogram, DropsNanAndSkipsWhenNothingIsLeft) {
@@ -409,9 +438,10 @@ TEST(TensorBoardWriter, FlushedRecordsSurviveAKill) {
 
 // ---- The callback ----------------------------------------------------------
 
-// What TensorBoard shows for one run folder: every file in order, a
-// SessionLog START dropping each point with step >= its step (TensorBoard's
-// EventAccumulator._Purge with by_tags=False).
+// What TensorBoard shows for one run folder, by the rule of its Python
+// loader (EventAccumulator._CheckForRestartAndMaybePurge): every file in
+// order; the first SessionLog START in the folder is ignored, and each later
+// one drops every point with step >= its step (_Purge with by_tags=False).
 struct RunView {
   std::map<std::string, std::vector<std::pair<int64_t, float>>> scalars;
   std::map<std::string, std::vector<std::pair<int64_t, tensorboard::HistogramProto>>> histograms;
@@ -433,7 +463,7 @@ RunView view_run(const fs::path& dir) {
   for (const auto& file : list_event_files(dir)) {
     for (const auto& e : read_tensorboard_events(file)) {
       if (e.has_session_log() && e.session_log().status() == tensorboard::SessionLog::START) {
-        ++view.starts;
+        if (++view.starts == 1) continue;
         purge(view.scalars, e.step());
         purge(view.histograms, e.step());
         purge(view.images, e.step());
@@ -517,7 +547,36 @@ TEST(TensorBoardCallback, WritesKerasTagsHistogramsAndSamples) {
   EXPECT_EQ(png.width, 8 * 34 + 2);
   EXPECT_EQ(png.height, 2 * 34 + 2);
   EXPECT_EQ(png.channels, 3);
-  EXPECT_EQ(train.starts + val.starts + batch.starts, 0);  // a fresh run purges nothing
+  // A fresh run's START is each folder's first: TensorBoard ignores it.
+  EXPECT_EQ(train.starts, 1);
+  EXPECT_EQ(val.starts, 1);
+  EXPECT_EQ(batch.starts, 1);
+}
+
+// TensorBoard ignores the first START in a folder, so a resumed run's START
+// purges the killed run's stale points only if the fresh run wrote one:
+// each folder's first event after the file version is a START at the first
+// step the run will log (epoch 0; global step 1).
+TEST(TensorBoardCallback, AFreshRunStartsEveryFolderWithASessionStart) {
+  TempDir tmp("tb");
+  FakeTrainContext ctx;
+  TensorBoardCallback cb(tmp.path(), 2);
+  cb.on_train_begin(ctx);
+  testing::run_epochs(cb, ctx, 0, 0, 2);
+  cb.on_train_end({}, ctx);
+  const std::vector<std::pair<std::string, int64_t>> first_steps{{"train", 0}, {"validation", 0}, {"train_batch", 1}};
+  for (const auto& [run, step] : first_steps) {
+    const auto files = list_event_files(tmp / "tensorboard" / run);
+    ASSERT_EQ(files.size(), 1u) << run;
+    const auto events = read_tensorboard_events(files[0]);
+    ASSERT_GE(events.size(), 3u) << run;
+    EXPECT_TRUE(events[0].has_file_version()) << run;
+    ASSERT_TRUE(events[1].has_session_log()) << run;
+    EXPECT_EQ(events[1].session_log().status(), tensorboard::SessionLog::START) << run;
+    EXPECT_EQ(events[1].step(), step) << run;
+    const auto starts = std::count_if(events.begin(), events.end(), [](const auto& e) { return e.has_session_log(); });
+    EXPECT_EQ(starts, 1) << run;
+  }
 }
 
 TEST(TensorBoardCallback, LearningRateIsWrittenOnceWhenBothKeysArePresent) {
@@ -626,8 +685,9 @@ TEST(TensorBoardCallback, ResumeHidesThePointsTheKilledRunWroteAfterItsCheckpoin
   const auto train = view_run(root / "train");
   const auto val = view_run(root / "validation");
   const auto batch = view_run(root / "train_batch");
-  EXPECT_EQ(train.starts, 1);
-  EXPECT_EQ(batch.starts, 1);
+  EXPECT_EQ(train.starts, 2);  // the fresh run's (ignored) and the resumed run's
+  EXPECT_EQ(val.starts, 2);
+  EXPECT_EQ(batch.starts, 2);
   auto run_of = [](int64_t epoch) { return epoch < 2 ? 1 : 2; };
   EXPECT_EQ(train.scalars.at("epoch_loss"), series({0, 1, 2, 3}, [&](int64_t e) {
               return testing::epoch_logs(run_of(e), int(e)).at("loss");
@@ -728,6 +788,101 @@ TEST(TensorBoardCallback, TheTrainersBatchLossIsNotPrefixedTwice) {
 TEST(TensorBoardCallback, RejectsMalformedState) {
   TensorBoardCallback cb("unused");
   EXPECT_THROW(cb.load_state({{"last_epoch", "seven"}}), UserError);
+}
+
+// ---- A real run killed with SIGKILL mid-epoch, then resumed ----------------------
+
+// The largest step of any point in the folder's event files; a record the
+// writer is still appending (torn) makes that file count as unread.
+int64_t largest_step(const fs::path& dir) {
+  int64_t largest = 0;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return 0;
+  for (const auto& file : list_event_files(dir)) {
+    try {
+      for (const auto& e : read_tensorboard_events(file)) {
+        if (e.has_summary()) largest = std::max<int64_t>(largest, e.step());
+      }
+    } catch (const UserError&) {
+    }
+  }
+  return largest;
+}
+
+// The kill -9 a scheduler or an OOM killer deals: no checkpoint at the kill,
+// so the killed run's points after its last checkpoint are on disk when the
+// resumed run logs the same steps again. TensorBoard must show each step
+// once, in order.
+TEST(TensorBoardRun, AResumeAfterSigkillShowsEachStepOnceInTensorBoard) {
+  TempDir tmp("tb_kill");
+  const fs::path out = tmp / "run";
+  const fs::path root = out / "logs" / "tensorboard";
+  constexpr int64_t kSteps = 1024 / 32, kEpochs = 3, kEvery = 2;
+  auto args = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> a{"--model-type",    "cnn",  "--data-dir",   testing::data_root().string(),
+                               "--output-dir",    out.string(), "--train-limit", "1024",
+                               "--validation-size", "128", "--batch-size", "32",
+                               "--epochs",        std::to_string(kEpochs), "--log-every", std::to_string(kEvery),
+                               "--lr-schedule",   "cosine", "--skip-inference", "--skip-visualization",
+                               "--threads",       "1",    "--seed",       "5"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  int64_t killed_at = 0;
+  {
+    testing::Child run(args({}));
+    // Killed once the second epoch has logged a few batch points: the first
+    // epoch's checkpoint is complete by then (checkpoints end an epoch).
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(600);
+    while ((killed_at = largest_step(root / "train_batch")) < kSteps + 3 * kEvery &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    run.send(SIGKILL);
+    const auto r = run.wait(60);
+    ASSERT_EQ(r.signal, SIGKILL) << r.output;
+    killed_at = largest_step(root / "train_batch");
+    ASSERT_GE(killed_at, kSteps + 3 * kEvery) << r.output;
+  }
+  const fs::path latest = out / "checkpoints" / "latest_model.pt";
+  const auto meta = read_checkpoint(latest.string()).meta;
+  const int64_t saved_step = meta.at("global_step").get<int64_t>();
+  // The premise: points past the checkpoint were written and will be redone.
+  ASSERT_LT(saved_step, killed_at) << meta.dump();
+  ASSERT_LT(killed_at, kEpochs * kSteps) << "the run ended before the kill";
+
+  const auto resumed = testing::run_cifar10(args({"--resume", latest.string()}), 600);
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+
+  auto steps_of = [](const std::vector<std::pair<int64_t, float>>& points) {
+    std::vector<int64_t> steps;
+    for (const auto& p : points) steps.push_back(p.first);
+    return steps;
+  };
+  auto range = [](int64_t first, int64_t last, int64_t by) {
+    std::vector<int64_t> v;
+    for (int64_t s = first; s <= last; s += by) v.push_back(s);
+    return v;
+  };
+  for (const char* run : {"train", "validation", "train_batch"}) {
+    const auto files = list_event_files(root / run);
+    ASSERT_EQ(files.size(), 2u) << run << ": one file per process";
+    // TensorBoard reads a folder's files in name order: the same order.
+    std::vector<fs::path> by_name = files;
+    std::sort(by_name.begin(), by_name.end());
+    EXPECT_EQ(by_name, files) << run;
+    const RunView view = view_run(root / run);
+    EXPECT_EQ(view.starts, 2) << run;
+    ASSERT_FALSE(view.scalars.empty()) << run;
+    for (const auto& [tag, points] : view.scalars) {
+      const auto expected = std::string(run) == "train_batch" ? range(kEvery, kEpochs * kSteps, kEvery)
+                                                              : range(0, kEpochs - 1, 1);
+      EXPECT_EQ(steps_of(points), expected) << run << "/" << tag;
+    }
+  }
+  // The same holds for the weight histograms: one per epoch.
+  const RunView train = view_run(root / "train");
+  for (const auto& [tag, points] : train.histograms) EXPECT_EQ(points.size(), size_t{kEpochs}) << tag;
 }
 
 // ---- TensorBoard itself, where it is installed ---------------------------------

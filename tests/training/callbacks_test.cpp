@@ -1,5 +1,7 @@
 // Each callback driven with scripted metric sequences: the epoch it fires
 // at, the learning rates it sets, and what it saves, against Keras 3.
+#include <cmath>
+
 #include "common/error.h"
 #include "fake_train_context.h"
 #include "training/callbacks/early_stopping.h"
@@ -237,7 +239,119 @@ TEST(ModelCheckpoint, BestOnlySavesOnStrictImprovementLatestEveryEpoch) {
   const auto count = [&](const std::string& p) { return std::count(ctx.saves.begin(), ctx.saves.end(), p); };
   EXPECT_EQ(count("best.pt"), 3);  // 1.0, 0.8, 0.7 (the tie does not save)
   EXPECT_EQ(count("latest.pt"), 5);
-  EXPECT_DOUBLE_EQ(best.best(), 0.7);
+  EXPECT_EQ(best.state().at("best"), 0.7);
+}
+
+// ---- Keras 3's first value: best starts as None ------------------------------
+// keras/src/callbacks/monitor_callback.py: _is_improvement(current, None) is
+// True, so the first monitored value is the first best even when it is NaN;
+// tf-keras 2.15 started at +-inf, where a NaN never improves.
+
+TEST(EarlyStopping, AFirstNaNIsTheFirstBestAsInKeras3) {
+  RecordingContext ctx;
+  EarlyStopping cb(es(1));
+  // e0 NaN: best = NaN, wait 0; e1: nothing beats a NaN best, wait 1 ->
+  // stop. tf-keras: e0 waits (NaN < inf is false), e1 improves, no stop.
+  EXPECT_EQ(run_until_stop(cb, ctx, "val_loss", {NAN, 1.0, 0.5}), 1);
+  EXPECT_EQ(cb.best_epoch(), 0);
+  EXPECT_EQ(cb.state().at("best"), "nan");
+}
+
+TEST(ReduceLROnPlateau, AFirstNaNIsTheFirstBestAsInKeras3) {
+  RecordingContext ctx;
+  ctx.lr = 1.0;
+  ReduceLROnPlateau::Options o;
+  o.factor = 0.5;
+  o.patience = 1;
+  ReduceLROnPlateau cb(o);
+  cb.on_train_begin(ctx);
+  std::vector<double> after;
+  for (double v : {std::nan(""), 1.0}) {
+    Logs logs{{"val_loss", v}};
+    cb.on_epoch_end(static_cast<int>(after.size()), logs, ctx);
+    after.push_back(ctx.lr);
+  }
+  // e0 is an improvement (no reduction); e1 cannot beat NaN: wait 1 ->
+  // reduce. tf-keras reduced at e0 already.
+  EXPECT_EQ(after, (std::vector<double>{1.0, 0.5}));
+}
+
+TEST(ModelCheckpoint, AFirstNaNSavesAsInKeras3) {
+  RecordingContext ctx;
+  ModelCheckpoint best("best.pt", Monitor{"val_loss"}, true);
+  best.on_train_begin(ctx);
+  Logs e0{{"val_loss", NAN}};
+  best.on_epoch_end(0, e0, ctx);
+  EXPECT_EQ(ctx.saves, std::vector<std::string>{"best.pt"});
+  Logs e1{{"val_loss", 1.0}};
+  best.on_epoch_end(1, e1, ctx);
+  EXPECT_EQ(ctx.saves.size(), 1u);  // nothing beats a NaN best, as in Keras
+}
+
+// Keras 3's ModelCheckpoint._should_save_model: with save_best_only and the
+// monitor missing from the logs it warns "Can save best model only with
+// <monitor> available." and saves (tf-keras 2.15 skipped).
+TEST(ModelCheckpoint, BestOnlyWithTheMonitorMissingWarnsOnceAndSaves) {
+  RecordingContext ctx;
+  ModelCheckpoint best("best.pt", Monitor{"val_loss"}, true);
+  best.on_train_begin(ctx);
+  ::testing::internal::CaptureStderr();
+  for (int e = 0; e < 3; ++e) {
+    Logs logs{{"loss", 1.0 - e * 0.1}};
+    best.on_epoch_end(e, logs, ctx);
+  }
+  const std::string warned = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(ctx.saves, std::vector<std::string>(3, "best.pt"));
+  EXPECT_EQ(warned, "warning: ModelCheckpoint monitors 'val_loss', which this run does not log: saving best.pt every "
+                    "epoch\n");
+  EXPECT_TRUE(best.state().at("best").is_null()) << best.state();
+}
+
+// "No best yet" is part of a checkpoint: a run checkpointed before its
+// first monitored value (or whose monitor was missing) resumes as Keras 3
+// would go on, its next value the first best, even a NaN; a NaN best stays
+// NaN.
+TEST(Callbacks, NoBestYetAndANaNBestRoundTripThroughCheckpointState) {
+  auto reload = [](const Callback& from, Callback& to) { to.load_state(nlohmann::json::parse(from.state().dump())); };
+  {
+    RecordingContext ctx;
+    ModelCheckpoint fresh("best.pt", Monitor{"val_loss"}, true), resumed("best.pt", Monitor{"val_loss"}, true);
+    fresh.on_train_begin(ctx);
+    EXPECT_TRUE(fresh.state().at("best").is_null()) << fresh.state();
+    reload(fresh, resumed);
+    resumed.on_train_begin(ctx);
+    Logs nan{{"val_loss", NAN}};
+    resumed.on_epoch_end(3, nan, ctx);
+    EXPECT_EQ(ctx.saves.size(), 1u);
+    ModelCheckpoint again("best.pt", Monitor{"val_loss"}, true);
+    reload(resumed, again);
+    EXPECT_EQ(again.state().at("best"), "nan");
+  }
+  {
+    RecordingContext ctx;
+    EarlyStopping fresh(es(5)), resumed(es(5));
+    fresh.on_train_begin(ctx);
+    EXPECT_TRUE(fresh.state().at("best").is_null()) << fresh.state();
+    reload(fresh, resumed);
+    EXPECT_EQ(run_until_stop(resumed, ctx, "val_loss", {NAN, 1.0}), -1);
+    EXPECT_EQ(resumed.best_epoch(), 0);
+    EXPECT_EQ(resumed.state().at("best"), "nan");
+  }
+  {
+    RecordingContext ctx;
+    ctx.lr = 1.0;
+    ReduceLROnPlateau::Options o;
+    o.patience = 1;
+    ReduceLROnPlateau fresh(o), resumed(o);
+    fresh.on_train_begin(ctx);
+    EXPECT_TRUE(fresh.state().at("best").is_null()) << fresh.state();
+    reload(fresh, resumed);
+    resumed.on_train_begin(ctx);
+    Logs nan{{"val_loss", NAN}};
+    resumed.on_epoch_end(0, nan, ctx);
+    EXPECT_EQ(ctx.lr, 1.0);  // an improvement, not a wait
+    EXPECT_EQ(resumed.state().at("best"), "nan");
+  }
 }
 
 TEST(TerminateOnNaN, StopsOnNaNOrInfiniteLoss) {

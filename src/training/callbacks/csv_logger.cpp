@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -142,6 +143,16 @@ void CSVLogger::on_epoch_end(int epoch, Logs& logs, TrainContext&) {
       // std::map iterates in byte order: Python's sorted() for UTF-8 names.
       for (const auto& kv : logs) {
         if (kv.first != "epoch") columns_.push_back(kv.first);
+      }
+      // Keras 3: with no val_ key at the first epoch (no validation, or
+      // validation_freq > 1) every key also gets a val_<key> column, after
+      // the sorted ones and unsorted (val_learning_rate too), filled with NA
+      // until validation comes.
+      const bool has_val = std::any_of(columns_.begin(), columns_.end(),
+                                       [](const std::string& k) { return k.rfind("val_", 0) == 0; });
+      if (!has_val) {
+        const size_t n = columns_.size();
+        for (size_t i = 0; i < n; ++i) columns_.push_back("val_" + columns_[i]);
       }
       columns_fixed_ = true;
     }

@@ -1,7 +1,9 @@
 // Keras' CSVLogger: one row per epoch in <logs_dir>/training_log_<time>.csv,
-// "epoch" (0-based) then the metric names sorted, the column set fixed at
-// the first epoch, "NA" for a missing value, the header only when the file
-// is new or empty, every row handed to the OS as the epoch ends.
+// "epoch" (0-based) then the metric names sorted (and, when the first epoch
+// has no val_ metric, a val_<name> column for each, as Keras 3 adds), the
+// column set fixed at the first epoch, "NA" for a missing value, numbers as
+// Python's str(float) (csv_number), the header only when the file is new or
+// empty, every row handed to the OS as the epoch ends.
 //
 // Beyond Keras: a resumed run appends to the file the first run created (its
 // name and columns are in the checkpointed state) and first drops the rows

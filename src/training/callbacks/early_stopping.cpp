@@ -23,6 +23,8 @@ void set_weights(Net& model, const std::vector<torch::Tensor>& weights) {
   for (auto& b : model.buffers()) b.copy_(weights.at(i++));
 }
 
+std::string best_text(const std::optional<double>& best) { return best ? std::to_string(*best) : "none yet"; }
+
 }  // namespace
 
 void EarlyStopping::on_train_begin(TrainContext& ctx) {
@@ -32,7 +34,7 @@ void EarlyStopping::on_train_begin(TrainContext& ctx) {
     // now allows it.
     if (stopped_epoch_ > 0 && wait_ >= o_.patience) {
       ctx.request_stop("early stopping: the resumed run had already stopped at epoch " +
-                       std::to_string(stopped_epoch_ + 1) + " (best " + o_.monitor.name + " " + std::to_string(best_) +
+                       std::to_string(stopped_epoch_ + 1) + " (best " + o_.monitor.name + " " + best_text(best_) +
                        " at epoch " + std::to_string(best_epoch_ + 1) +
                        "; hint: a larger --early-stopping-patience trains on)");
     }
@@ -42,7 +44,7 @@ void EarlyStopping::on_train_begin(TrainContext& ctx) {
   wait_ = 0;
   stopped_epoch_ = 0;
   best_epoch_ = 0;
-  best_ = o_.monitor.worst();
+  best_.reset();
   best_weights_.clear();
 }
 
@@ -60,7 +62,7 @@ void EarlyStopping::on_epoch_end(int epoch, Logs& logs, TrainContext& ctx) {
     best_epoch_ = epoch;
   }
   wait_ += 1;
-  if (o_.monitor.improved(*current, best_)) {
+  if (o_.monitor.improves(*current, best_)) {
     best_ = *current;
     best_epoch_ = epoch;
     if (o_.restore_best_weights) {
@@ -73,7 +75,7 @@ void EarlyStopping::on_epoch_end(int epoch, Logs& logs, TrainContext& ctx) {
   if (wait_ >= o_.patience && epoch > 0) {
     stopped_epoch_ = epoch;
     ctx.request_stop("early stopping: " + o_.monitor.name + " has not improved for " + std::to_string(wait_) +
-                     " epochs (best " + std::to_string(best_) + " at epoch " + std::to_string(best_epoch_ + 1) + ")");
+                     " epochs (best " + best_text(best_) + " at epoch " + std::to_string(best_epoch_ + 1) + ")");
   }
 }
 
@@ -102,7 +104,7 @@ nlohmann::json EarlyStopping::state() const {
   return {{"wait", wait_},
           {"stopped_epoch", stopped_epoch_},
           {"best_epoch", best_epoch_},
-          {"best", double_to_json(best_)},
+          {"best", best_to_json(best_)},
           {"has_snapshot", !best_weights_.empty() || snapshot_in_file_}};
 }
 
@@ -110,7 +112,7 @@ void EarlyStopping::load_state(const nlohmann::json& j) {
   wait_ = json_to_int(j, "wait");
   stopped_epoch_ = json_to_int(j, "stopped_epoch");
   best_epoch_ = json_to_int(j, "best_epoch");
-  best_ = json_to_double(j.at("best"));
+  best_ = json_to_best(j.at("best"));
   snapshot_in_file_ = j.value("has_snapshot", false) && !o_.best_weights_file.empty();
   best_weights_.clear();
   resumed_ = true;

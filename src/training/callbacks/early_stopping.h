@@ -1,6 +1,8 @@
 // Keras 3 EarlyStopping: stop when the monitored metric has not improved
 // for `patience` epochs; optionally restore the best weights at the end
 // (Keras 3 restores whenever a snapshot exists, not only after a stop).
+// The first monitored value is the first best, even a NaN (Keras 3's
+// `best = None`; tf-keras 2.15 started at +-inf: see Monitor::improves).
 #pragma once
 #include "training/callback.h"
 #include "training/callbacks/monitor.h"
@@ -31,7 +33,7 @@ class EarlyStopping : public Callback {
 
   int stopped_epoch() const { return stopped_epoch_; }
   int best_epoch() const { return best_epoch_; }
-  double best() const { return best_; }
+  std::optional<double> best() const { return best_; }
   int wait() const { return wait_; }
 
  private:
@@ -39,7 +41,7 @@ class EarlyStopping : public Callback {
   int wait_ = 0;
   int stopped_epoch_ = 0;
   int best_epoch_ = 0;
-  double best_ = 0;
+  std::optional<double> best_;  // none until the first monitored value
   bool resumed_ = false;
   bool snapshot_in_file_ = false;  // after a resume, before a new improvement
   std::vector<torch::Tensor> best_weights_;

@@ -1,5 +1,7 @@
 // Keras' rule for which way a monitored metric should move: "auto" means
-// max for accuracy-like names, min otherwise (loss, error).
+// max for accuracy-like names, min otherwise (loss, error), and Keras 3's
+// rule for the first value: EarlyStopping, ReduceLROnPlateau and
+// ModelCheckpoint keep "no best yet" (Python's None) until a value comes.
 #pragma once
 #include <cmath>
 #include <limits>
@@ -28,8 +30,13 @@ struct Monitor {
     const double d = std::fabs(min_delta);
     return maximize() ? current - d > reference : current + d < reference;
   }
-  double worst() const {
-    return maximize() ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
+  // Keras 3 (keras/src/callbacks/monitor_callback.py, _is_improvement)
+  // starts `best` as None and counts any value against None as an
+  // improvement, NaN included; tf-keras 2.15 started at +-inf, where a NaN
+  // first value never improved. We follow Keras 3. A NaN best then stays
+  // best, as in Keras: every comparison with NaN is false.
+  bool improves(double current, const std::optional<double>& best) const {
+    return !best || improved(current, *best);
   }
   std::optional<double> value(const Logs& logs) const {
     auto it = logs.find(name);
@@ -38,7 +45,7 @@ struct Monitor {
   }
 };
 
-// JSON cannot hold infinities; these keep "no best yet" across checkpoints.
+// JSON holds neither infinities nor NaN: they travel as "inf", "-inf", "nan".
 inline double json_to_double(const nlohmann::json& j) {
   if (j.is_string()) {
     const auto s = j.get<std::string>();
@@ -66,6 +73,16 @@ inline nlohmann::json double_to_json(double v) {
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
   if (std::isnan(v)) return "nan";
   return v;
+}
+
+// A monitored best in a checkpoint: null while there is none yet (Keras 3's
+// None); a NaN or infinite best is a real one and keeps its value.
+inline nlohmann::json best_to_json(const std::optional<double>& best) {
+  return best ? double_to_json(*best) : nlohmann::json(nullptr);
+}
+inline std::optional<double> json_to_best(const nlohmann::json& j) {
+  if (j.is_null()) return std::nullopt;
+  return json_to_double(j);
 }
 
 }  // namespace cifar

@@ -13,7 +13,7 @@ ReduceLROnPlateau::ReduceLROnPlateau(Options options) : o_(std::move(options)) {
 
 void ReduceLROnPlateau::on_train_begin(TrainContext&) {
   if (resumed_) return;
-  best_ = o_.monitor.worst();
+  best_.reset();
   wait_ = 0;
   cooldown_counter_ = 0;
 }
@@ -29,7 +29,7 @@ void ReduceLROnPlateau::on_epoch_end(int epoch, Logs& logs, TrainContext& ctx) {
     cooldown_counter_ -= 1;
     wait_ = 0;
   }
-  if (o_.monitor.improved(*current, best_)) {
+  if (o_.monitor.improves(*current, best_)) {
     best_ = *current;
     wait_ = 0;
   } else if (!in_cooldown()) {
@@ -53,11 +53,11 @@ void ReduceLROnPlateau::on_epoch_end(int epoch, Logs& logs, TrainContext& ctx) {
 }
 
 nlohmann::json ReduceLROnPlateau::state() const {
-  return {{"best", double_to_json(best_)}, {"wait", wait_}, {"cooldown_counter", cooldown_counter_}};
+  return {{"best", best_to_json(best_)}, {"wait", wait_}, {"cooldown_counter", cooldown_counter_}};
 }
 
 void ReduceLROnPlateau::load_state(const nlohmann::json& j) {
-  best_ = json_to_double(j.at("best"));
+  best_ = json_to_best(j.at("best"));
   wait_ = json_to_int(j, "wait");
   cooldown_counter_ = json_to_int(j, "cooldown_counter");
   resumed_ = true;

@@ -2,6 +2,10 @@
 // count down cooldown, reset on improvement, otherwise wait and reduce by
 // `factor` once `patience` epochs passed without improvement. LibTorch's
 // own ReduceLROnPlateauScheduler reduces one epoch later, so not used.
+// The first monitored value is the first best, even a NaN: Keras 3's
+// ReduceLROnPlateau is a MonitorCallback whose best starts as None (its
+// first 3.x releases started at +-inf, as tf-keras 2.15 did; see
+// Monitor::improves).
 #pragma once
 #include "training/callback.h"
 #include "training/callbacks/monitor.h"
@@ -28,7 +32,7 @@ class ReduceLROnPlateau : public Callback {
  private:
   bool in_cooldown() const { return cooldown_counter_ > 0; }
   Options o_;
-  double best_ = 0;
+  std::optional<double> best_;  // none until the first monitored value
   int wait_ = 0;
   int cooldown_counter_ = 0;
   bool resumed_ = false;

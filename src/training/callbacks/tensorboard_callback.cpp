@@ -80,7 +80,10 @@ void TensorBoardCallback::on_train_begin(TrainContext& ctx) {
   }
   // global_step() steps are done; the first batch point of this run is the
   // next one, and the points up to the checkpoint's step stay valid.
-  if (resumed_ && batch_) batch_->add_session_start(ctx.global_step() + 1);
+  // Written by a fresh run too: TensorBoard ignores the first START in a
+  // folder, so a resumed run's START purges only if the fresh one wrote
+  // one (tensorboard's EventAccumulator._CheckForRestartAndMaybePurge).
+  if (batch_) batch_->add_session_start(ctx.global_step() + 1);
   epoch_scale_begun_ = false;
   samples_written_ = false;
   flush_all();
@@ -92,11 +95,11 @@ void TensorBoardCallback::begin_epoch_scale(int epoch, TrainContext& ctx) {
   // The epoch being started (or, after a mid-epoch checkpoint, continued)
   // is the first one this run logs: the killed run's points from it on are
   // stale. Taken from the hook rather than from global_step / steps_per_epoch
-  // so it holds however the trainer counts a partial epoch.
-  if (resumed_) {
-    train_->add_session_start(epoch);
-    if (validation_) validation_->add_session_start(epoch);
-  }
+  // so it holds however the trainer counts a partial epoch. A fresh run
+  // writes its START as well (see on_train_begin).
+  first_epoch_ = epoch;
+  train_->add_session_start(epoch);
+  if (validation_) validation_->add_session_start(epoch);
   write_samples(epoch, ctx);
 }
 
@@ -139,7 +142,10 @@ void TensorBoardCallback::on_epoch_end(int epoch, Logs& logs, TrainContext& ctx)
   const bool has_learning_rate = logs.count("learning_rate") > 0;
   for (const auto& [key, value] : logs) {
     if (key.rfind("val_", 0) == 0) {
-      if (!validation_) validation_ = std::make_unique<TensorBoardWriter>(root_ / "validation");
+      if (!validation_) {
+        validation_ = std::make_unique<TensorBoardWriter>(root_ / "validation");
+        validation_->add_session_start(first_epoch_);
+      }
       validation_->add_scalar("epoch_" + key.substr(4), value, epoch);
     } else if (key == "lr") {
       if (!has_learning_rate) train_->add_scalar("epoch_learning_rate", value, epoch);

@@ -10,9 +10,13 @@
 //                 over the epoch so far, as Keras), and batch_loss_recent
 //                 (the trainer's batch_loss: the mean loss of the steps
 //                 since the trainer last read its sums).
-// Keras keeps batch_* in train/; we give them their own run because a resume
-// must write a SessionLog START that drops the killed run's stale points
-// with step >= N, and one N cannot serve epochs and global steps in one run.
+// Every run folder gets a SessionLog START at the first step this run logs
+// (the epoch for train/ and validation/, the global step for train_batch/),
+// fresh or resumed: TensorBoard ignores the first START in a folder and at
+// each later one drops the points with step >= N, so a resumed run hides
+// what the killed run wrote after its checkpoint.
+// Keras keeps batch_* in train/; we give them their own run because one N
+// cannot serve epochs and global steps in one run.
 #pragma once
 #include <filesystem>
 #include <memory>
@@ -55,8 +59,8 @@ class TensorBoardCallback : public Callback {
   static std::string batch_tag(const std::string& key);
 
  private:
-  // Before the first epoch-scale point of this run: on a resume, START at
-  // the first epoch it logs; then the sample grid.
+  // Before the first epoch-scale point of this run: START at the first
+  // epoch it logs; then the sample grid.
   void begin_epoch_scale(int epoch, TrainContext& ctx);
   void write_samples(int epoch, TrainContext& ctx);
   void flush_all();
@@ -68,6 +72,7 @@ class TensorBoardCallback : public Callback {
   bool resumed_ = false;
   bool epoch_scale_begun_ = false;
   bool samples_written_ = false;
+  int first_epoch_ = 0;  // the first epoch this run logs (its START step)
   int last_epoch_ = -1;
   int64_t last_batch_step_ = -1;
 };
