@@ -119,6 +119,14 @@ void drop_other_models_flags(ModelConfig& model, const std::set<std::string>& gi
   if (!given.count("input-size") && model.model_type != "efficientnet") model.input_size = defaults.input_size;
 }
 
+std::optional<double> parse_number(const std::string& text) {
+  if (text.empty() || text.size() > 64 || std::isspace(static_cast<unsigned char>(text.front()))) return std::nullopt;
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (end != text.c_str() + text.size() || !std::isfinite(v)) return std::nullopt;
+  return v;
+}
+
 std::optional<double> parse_duration(const std::string& text) {
   if (text.empty() || text.size() > 32) return std::nullopt;
   double total = 0;
@@ -155,6 +163,8 @@ void validate(const Config& c) {
   require(t.grad_accumulation <= std::max(1, t.batch_size / 2), "grad-accumulation",
           std::to_string(t.grad_accumulation),
           "must be between 1 and half of --batch-size (micro-batches of two images or more)");
+  require(t.early_stopping_baseline.empty() || parse_number(t.early_stopping_baseline).has_value(),
+          "early-stopping-baseline", t.early_stopping_baseline, "expected a finite number, or nothing for none");
   require(t.time_budget.empty() || parse_duration(t.time_budget).has_value(), "time-budget", t.time_budget,
           "expected a duration of at most a week such as 90s, 10m, 1h30m or 600 (seconds)");
   require(!(t.optimizer == "sgd" && t.nesterov && t.momentum == 0), "momentum", "0",

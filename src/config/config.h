@@ -62,6 +62,11 @@ struct TrainConfig {
   int plateau_patience = 5;
   double min_lr = 1e-6;
   int early_stopping_patience = 15;
+  double early_stopping_min_delta = 0;
+  std::string early_stopping_baseline;  // "" = none, else a number
+  int early_stopping_start_epoch = 0;
+  double plateau_min_delta = 1e-4;
+  int plateau_cooldown = 0;
   std::string monitor = "val_loss";
   bool restore_best_weights = true;
   std::string mixed_precision = "auto";
@@ -114,6 +119,9 @@ void validate(const Config& config);
 // "2h5m30s", or plain seconds ("600"); nullopt when it is none of those,
 // not positive, or over a week.
 std::optional<double> parse_duration(const std::string& text);
+
+// A finite number written in full ("0.25", "-1e-3"); nullopt otherwise.
+std::optional<double> parse_number(const std::string& text);
 
 // Whether a resume takes the setting named `key` (a flag name) from the
 // checkpoint when no flag gives it: the run's own settings, not this

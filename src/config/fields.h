@@ -131,6 +131,21 @@ void visit_fields(Config_& c, Visitor&& v) {
   v({"plateau-patience", "ReduceLROnPlateau patience in epochs", run, at_least(0)}, c.train.plateau_patience);
   v({"min-lr", "ReduceLROnPlateau lower bound", run, closed(0, 100)}, c.train.min_lr);
   v({"early-stopping-patience", "EarlyStopping patience (0 = off)", run, at_least(0)}, c.train.early_stopping_patience);
+  // Keras' options of the two callbacks, under its names.
+  v({"early-stopping-min-delta", "EarlyStopping min_delta: the least change that counts as an improvement", run,
+     closed(0, 1e6)},
+    c.train.early_stopping_min_delta);
+  v({"early-stopping-baseline", "EarlyStopping baseline: a value the monitor must beat to reset the patience", run},
+    c.train.early_stopping_baseline);
+  v({"early-stopping-start-epoch", "EarlyStopping start_from_epoch: epochs before it are not watched", run,
+     at_least(0)},
+    c.train.early_stopping_start_epoch);
+  v({"plateau-min-delta", "ReduceLROnPlateau min_delta: the least change that counts as an improvement", run,
+     closed(0, 1e6)},
+    c.train.plateau_min_delta);
+  v({"plateau-cooldown", "ReduceLROnPlateau cooldown: epochs after a reduction before patience counts again", run,
+     at_least(0)},
+    c.train.plateau_cooldown);
   v({"monitor", "Metric for early stopping and the best checkpoint", run,
      one_of({"val_loss", "val_accuracy", "val_top3_accuracy", "loss", "accuracy"})},
     c.train.monitor);

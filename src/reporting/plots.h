@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -96,9 +97,11 @@ std::filesystem::path plot_confidence_distribution(const std::vector<double>& co
 
 // reliability_diagram.png: accuracy per confidence bin against the diagonal
 // (perfect calibration), the gap to the mean confidence hatched in orange
-// (the key's swatch the same), ECE in the title, and the number of
-// predictions per bin in a panel below.
+// (the key's swatch the same), ECE in the title (and, after temperature
+// scaling, the ECE before it), and the number of predictions per bin in a
+// panel below.
 std::filesystem::path plot_reliability_diagram(const std::vector<ReliabilityBin>& bins, double ece,
-                              const std::filesystem::path& dir);
+                                               const std::filesystem::path& dir,
+                                               std::optional<double> ece_uncalibrated = std::nullopt);
 
 }  // namespace cifar

@@ -70,7 +70,9 @@ class Plots final : public OutputSink {
                                      r.class_names, dir);
     });
     draw("confidence", [&] { return plot_confidence_distribution(r.confidences_correct, r.confidences_wrong, dir); });
-    draw("reliability", [&] { return plot_reliability_diagram(r.reliability, r.ece, dir); });
+    std::optional<double> before;
+    if (evaluation.uncalibrated) before = make_report(*evaluation.uncalibrated, r.class_names).ece;
+    draw("reliability", [&] { return plot_reliability_diagram(r.reliability, r.ece, dir, before); });
   }
 
  private:

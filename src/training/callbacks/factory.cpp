@@ -23,7 +23,8 @@ namespace {
 std::shared_ptr<Callback> make_schedule(const TrainConfig& t) {
   if (t.lr_schedule == "plateau") {
     ReduceLROnPlateau::Options o;
-    o.monitor = Monitor{t.monitor, "auto", 1e-4};
+    o.monitor = Monitor{t.monitor, "auto", t.plateau_min_delta};
+    o.cooldown = t.plateau_cooldown;
     o.factor = t.plateau_factor;
     o.patience = t.plateau_patience;
     o.min_lr = t.min_lr;
@@ -59,8 +60,10 @@ RunCallbacks make_callbacks(const Config& config, const RunFolder& folder, const
   add(std::make_shared<TerminateOnNaN>());
   if (t.early_stopping_patience > 0) {
     EarlyStopping::Options o;
-    o.monitor = monitor;
+    o.monitor = Monitor{t.monitor, "auto", t.early_stopping_min_delta};
     o.patience = t.early_stopping_patience;
+    o.baseline = parse_number(t.early_stopping_baseline);
+    o.start_from_epoch = t.early_stopping_start_epoch;
     o.restore_best_weights = t.restore_best_weights;
     o.best_weights_file = folder.best_checkpoint().string();
     add(std::make_shared<EarlyStopping>(o));

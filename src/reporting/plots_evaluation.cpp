@@ -1,252 +1,19 @@
 #include "reporting/plots.h"
 
-#include "reporting/format.h"
-
 #include <array>
 #include <cmath>
 #include <cstdio>
-#include <iomanip>
 #include <limits>
-#include <locale>
 #include <optional>
-#include <sstream>
 
-#include "common/atomic_file.h"
 #include "common/error.h"
+#include "reporting/format.h"
 #include "reporting/gnuplot.h"
+#include "reporting/plot_script.h"
 
 namespace cifar {
 namespace fs = std::filesystem;
-
-namespace {
-
-// Softmax outputs computed in float can land a rounding step above 1.
-constexpr double kProbabilitySlack = 1e-6;
-
-// Blue against orange, told apart under every common colour-vision
-// deficiency (green against red is not, for 1 man in 12); each pair also
-// differs in a second cue (line, frame or fill style), so greyscale and
-// colour-blind readers lose nothing.
-const char* const kTrainColour = "#1f77b4";
-const char* const kValColour = "#ff7f0e";
-const char* const kRightColour = "#1f77b4";
-// Vermillion: the darker orange, readable as text on white.
-const char* const kWrongColour = "#d55e00";
-const char* const kRateColour = "#2ca02c";  // the learning rate has the panel to itself
-// Darker shades for lines drawn over bars of the light ones.
-const char* const kRightMeanColour = "#0b3c6e";
-const char* const kWrongMeanColour = "#8f3a00";
-
-// Text streams with the "C" locale: gnuplot reads '.' as the decimal point
-// whatever locale the process runs under.
-struct Text {
-  std::ostringstream out;
-  Text() {
-    out.imbue(std::locale::classic());
-    out << std::setprecision(10);
-  }
-  template <typename T>
-  Text& operator<<(const T& v) {
-    out << v;
-    return *this;
-  }
-  std::string str() const { return out.str(); }
-};
-
-// A data value; '?' is the script's `set datafile missing` marker.
-std::string num(double v) {
-  if (!std::isfinite(v)) return "?";
-  Text t;
-  t << v;
-  return t.str();
-}
-
-
-bool is_probability(double v) { return v >= 0 && v <= 1 + kProbabilitySlack; }
-
-// The lines every script starts with. `outfile` is preset by the runner to a
-// temporary name; a user re-running the script gets <name>.png.
-std::string script_header(const PlotSize& size, int font_pt, const std::string& about) {
-  Text t;
-  t << "# " << about << "\n"
-    << "# Redraw from this folder: gnuplot " << size.name << ".gp\n"
-    << "if (!exists(\"outfile\")) outfile = '" << size.name << ".png'\n"
-    // noenhanced: class names such as "a_b" or "x^2" print as written;
-    // rounded: thick frames close at their corners (butt ends leave a notch).
-    << "set terminal pngcairo noenhanced rounded size " << size.width << "," << size.height
-    << " font 'Sans," << font_pt << "'\n"
-    << "set output outfile\n"
-    << "set datafile missing '?'\n";
-  return t.str();
-}
-
-// Writes the data files and the script, then renders; data first so the
-// script on disk never names a file that is not there yet.
-fs::path render(const fs::path& out_dir, const PlotSize& size,
-            const std::vector<std::pair<std::string, std::string>>& data_files,
-            const std::string& script) {
-  const fs::path dir = out_dir.empty() ? fs::path(".") : out_dir;
-  ensure_dir(dir);
-  for (const auto& [name, bytes] : data_files) write_file_atomic(dir / name, bytes);
-  const fs::path gp = dir / (std::string(size.name) + ".gp");
-  write_file_atomic(gp, script);
-  const fs::path png = dir / (std::string(size.name) + ".png");
-  render_gnuplot(gp, png);
-  return png;
-}
-
-void check_class_names(const std::vector<std::string>& class_names, size_t n, const std::string& what) {
-  check_input(!class_names.empty(), what + ": no class names given");
-  check_input(class_names.size() == n, what + ": " + std::to_string(n) + " values but " +
-                                           std::to_string(class_names.size()) + " class names",
-              "pass one value per class, in class-index order");
-}
-
-// `set xtics ('airplane' 0, 'automobile' 1, ...)`.
-std::string name_tics(const std::vector<std::string>& names) {
-  std::string s = "(";
-  for (size_t i = 0; i < names.size(); ++i) {
-    if (i) s += ", ";
-    s += gp_quote(names[i]) + " " + std::to_string(i);
-  }
-  return s + ")";
-}
-
-// A tic step from 1, 2, 5, 10, 20, 50, ... giving at most ~12 labelled epochs.
-int64_t epoch_tic_step(int64_t epochs) {
-  int64_t step = 1;
-  for (int64_t decade = 1;; decade *= 10) {
-    for (int64_t m : {1, 2, 5}) {
-      step = m * decade;
-      if (epochs / step <= 12) return step;
-    }
-  }
-}
-
-}  // namespace
-
-fs::path plot_training_history(const std::vector<Logs>& history, const fs::path& dir) {
-  check_input(!history.empty(), "training history is empty: no epoch to plot",
-              "train for at least one epoch, or skip the history plot");
-  const std::array<const char*, 5> keys = {"loss", "val_loss", "accuracy", "val_accuracy", "lr"};
-  const int64_t epochs = static_cast<int64_t>(history.size());
-  std::array<bool, 5> has{};
-  Text data;
-  data << "# Training history, one row per epoch; '?' = not recorded\n"
-       << "# epoch loss val_loss accuracy val_accuracy lr\n";
-  double lr_min = std::numeric_limits<double>::infinity(), lr_max = 0;
-  // Best epochs marked on the curves: lowest val_loss, highest val_accuracy.
-  int64_t best_loss_epoch = 0, best_acc_epoch = 0;
-  double best_loss = 0, best_acc = 0;
-  for (int64_t e = 0; e < epochs; ++e) {
-    data << (e + 1);
-    for (size_t k = 0; k < keys.size(); ++k) {
-      auto it = history[e].find(keys[k]);
-      // The trainer logs the rate as Keras 3 does, "learning_rate".
-      if (k == 4 && it == history[e].end()) it = history[e].find("learning_rate");
-      double v = it == history[e].end() ? NAN : it->second;
-      if (k == 4 && !(v > 0)) v = NAN;  // a log axis cannot show lr <= 0
-      if (std::isfinite(v)) {
-        has[k] = true;
-        if (k == 4) {
-          lr_min = std::min(lr_min, v);
-          lr_max = std::max(lr_max, v);
-        }
-        if (k == 1 && (best_loss_epoch == 0 || v < best_loss)) best_loss = v, best_loss_epoch = e + 1;
-        if (k == 3 && (best_acc_epoch == 0 || v > best_acc)) best_acc = v, best_acc_epoch = e + 1;
-      }
-      data << " " << num(v);
-    }
-    data << "\n";
-  }
-
-  // Points hide the curve's shape beyond ~40 epochs; lines alone then.
-  const std::string style =
-      epochs <= 40 ? "with linespoints pt 7 ps 0.8 lw 2" : "with lines lw 2";
-  const std::string file = "'training_history.dat'";
-  // The best epoch as a ringed point named in the key: a free-standing label
-  // would collide with the curves somewhere.
-  auto best_point = [&](int64_t epoch, const std::string& column, const std::string& text) {
-    Text t;
-    t << ", \\\n     " << file << " every ::" << epoch - 1 << "::" << epoch - 1 << " using 1:" << column
-      << " with points pt 6 ps 2.5 lw 2 lc rgb 'black' title " << gp_quote(text);
-    return t.str();
-  };
-  auto empty_panel = [](const std::string& what) {
-    return "set yrange [0:1]\nunset ytics\nset label 11 " + gp_quote("no " + what + " recorded") +
-           " at graph 0.5,0.5 center\nplot NaN notitle\nunset label 11\nset ytics\nset autoscale y\n";
-  };
-
-  Text gp;
-  gp << script_header(kTrainingHistoryPlot, 13, "Training history: loss, accuracy, learning rate")
-     << "set multiplot layout 1,3 title " << gp_quote("Training history (" + std::to_string(epochs) +
-                                                      (epochs == 1 ? " epoch)" : " epochs)"))
-     << " font ',17'\n"
-     << "set xlabel 'Epoch'\nset grid lc rgb '#dddddd'\n"
-     << "set xrange " << (epochs > 1 ? "[1:" + std::to_string(epochs) + "]" : std::string("[0.5:1.5]"))
-     << "\nset xtics " << epoch_tic_step(epochs) << "\n"
-     // Keys below the panels, never over a point (inside, a key hid the
-     // train points of a 1-epoch run, which sit at the panel's centre and
-     // its top or bottom); one bottom margin for all three panels keeps
-     // their x axes level. The y offsets keep the extreme points off the
-     // frame.
-     << "set key below box width 1 samplen 2\nset bmargin 8\n"
-     << "set offsets 0, 0, graph 0.06, graph 0.06\n";
-
-  gp << "\n# Panel 1: loss\nset title 'Loss' font ',15'\nset ylabel 'Cross-entropy loss'\n";
-  if (has[0] || has[1]) {
-    std::vector<std::string> parts;
-    if (has[0]) parts.push_back(file + " using 1:2 " + style + " lc rgb '" + kTrainColour + "' title 'train'");
-    if (has[1]) parts.push_back(file + " using 1:3 " + style + " lc rgb '" + kValColour + "' title 'validation'");
-    gp << "plot " << parts[0] << (parts.size() > 1 ? ", \\\n     " + parts[1] : "");
-    if (best_loss_epoch) {
-      gp << best_point(best_loss_epoch, "3",
-                       "lowest val " + format_fixed(best_loss, 4) + " (epoch " + std::to_string(best_loss_epoch) + ")");
-    }
-    gp << "\n";
-  } else {
-    gp << empty_panel("loss");
-  }
-
-  gp << "\n# Panel 2: accuracy (fractions in the data, % on the axis)\n"
-     << "set title 'Accuracy' font ',15'\nset ylabel 'Accuracy (%)'\n";
-  if (has[2] || has[3]) {
-    std::vector<std::string> parts;
-    if (has[2]) parts.push_back(file + " using 1:($4*100) " + style + " lc rgb '" + kTrainColour + "' title 'train'");
-    if (has[3]) parts.push_back(file + " using 1:($5*100) " + style + " lc rgb '" + kValColour + "' title 'validation'");
-    gp << "plot " << parts[0] << (parts.size() > 1 ? ", \\\n     " + parts[1] : "");
-    if (best_acc_epoch) {
-      gp << best_point(best_acc_epoch, "($5*100)",
-                       "best val " + format_fixed(best_acc * 100, 2) + "% (epoch " + std::to_string(best_acc_epoch) + ")");
-    }
-    gp << "\n";
-  } else {
-    gp << empty_panel("accuracy");
-  }
-
-  gp << "\n# Panel 3: learning rate\nset title 'Learning rate' font ',15'\n"
-     << "set ylabel 'Learning rate (log scale)'\nunset key\n";
-  if (has[4]) {
-    // Explicit range: a constant rate would otherwise give an empty log range.
-    gp << "set logscale y\nset format y '%.0e'\nset yrange [" << num(lr_min / 2) << ":"
-       << num(lr_max * 2) << "]\n";
-    // Within less than a decade the axis would show one power of ten or
-    // none: the first and last rates get tics of their own.
-    if (lr_max < 10 * lr_min) {
-      auto tic = [](double v) {
-        char label[32];
-        std::snprintf(label, sizeof label, "%.2e", v);
-        return gp_quote(label) + " " + num(v);
-      };
-      gp << "set ytics add (" << tic(lr_min) << (lr_max > lr_min ? ", " + tic(lr_max) : std::string()) << ")\n";
-    }
-    gp << "plot " << file << " using 1:6 " << style << " lc rgb '" << kRateColour << "' notitle\n";
-  } else {
-    gp << empty_panel("learning rate");
-  }
-  gp << "unset multiplot\n";
-  return render(dir, kTrainingHistoryPlot, {{"training_history.dat", data.str()}}, gp.str());
-}
+using namespace plot;
 
 fs::path plot_confusion_matrix(const std::vector<std::vector<int64_t>>& counts,
                            const std::vector<std::string>& class_names, const fs::path& dir) {
@@ -537,7 +304,8 @@ fs::path plot_confidence_distribution(const std::vector<double>& correct_conf,
   return render(dir, kConfidenceDistributionPlot, {{"confidence_distribution.dat", data.str()}}, gp.str());
 }
 
-fs::path plot_reliability_diagram(const std::vector<ReliabilityBin>& bins, double ece, const fs::path& dir) {
+fs::path plot_reliability_diagram(const std::vector<ReliabilityBin>& bins, double ece, const fs::path& dir,
+                                  std::optional<double> ece_uncalibrated) {
   check_input(!bins.empty(), "reliability diagram: no bins given");
   check_input(std::isfinite(ece) && ece >= 0 && ece <= 1,
               "reliability diagram: ECE " + num(ece) + " is outside [0,1]");
@@ -565,8 +333,10 @@ fs::path plot_reliability_diagram(const std::vector<ReliabilityBin>& bins, doubl
   const std::string file = "'reliability_diagram.dat'";
   Text gp;
   gp << script_header(kReliabilityDiagramPlot, 13, "Reliability diagram: accuracy per confidence bin")
-     << "set multiplot title " << gp_quote("Reliability diagram (ECE = " + format_fixed(ece, 4) + ", " +
-                                           std::to_string(total) + " predictions)")
+     << "set multiplot title "
+     << gp_quote("Reliability diagram (ECE = " + format_fixed(ece, 4) +
+                 (ece_uncalibrated ? ", " + format_fixed(*ece_uncalibrated, 4) + " before temperature scaling" : "") +
+                 ", " + std::to_string(total) + " predictions)")
      << " font ',16'\n"
      // Shared margins so both panels' x axes line up.
      << "set lmargin at screen 0.12\nset rmargin at screen 0.95\n"
