@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
         // Planned (every input checked) once here, before any worker starts.
         const cifar::RunPlan plan = cifar::plan_run(cmd.config, cmd.given);
         if (const int workers = cifar::local_workers_to_start(plan.config, cifar::process_environment())) {
-          return cifar::launch_local_workers(workers, plan.config, argc, argv);
+          return cifar::launch_local_workers(workers, plan.config, argc, argv, cmd.config_text);
         }
         return cifar::run(plan);
       }

@@ -176,9 +176,9 @@ int run_bench(int argc, char** argv) {
       }
     };
     // Untimed first steps: CUDA's lazy start and cuDNN's choice of
-    // algorithms (benchmark mode) fell into this loop alone, which runs
-    // first, and made it look three times slower than the Trainer on an
-    // H200. The Trainer below finds them done, as a second epoch would.
+    // algorithms (benchmark mode) would fall into this loop alone, which
+    // runs first, and make it look three times slower than the Trainer on
+    // a GPU. The Trainer below finds them done, as a second epoch would.
     for (int64_t step = 0; step < std::min<int64_t>(3, steps_per_epoch(n, b)); ++step) run_step(step, false);
     if (last_loss.defined()) (void)last_loss.item<double>();
     timed = true;

@@ -413,7 +413,7 @@ void load_model_state(const CheckpointData& data, Net& model, const std::string&
   // Read onto the model's own device: Module::load() set_data()s a
   // parameter to a tensor on another device, so a CUDA model restoring its
   // best weights from a file read onto the CPU ended on the CPU, and its
-  // evaluation failed on mismatched devices (found on an H200).
+  // evaluation failed on mismatched devices.
   const auto parameters = model.parameters();
   const torch::Device device = parameters.empty() ? torch::Device(torch::kCPU) : parameters.front().device();
   try {

@@ -36,9 +36,9 @@ void remove_temps_of_dead_processes(const std::filesystem::path& dir, const std:
 // std::filesystem::remove_all: PyTorch's 2.5+ wheels export their own
 // statically linked copy of libstdc++'s std::filesystem (pytorch/pytorch
 // issue 133437), so in a process linked to them the system's remove_all runs
-// part of its walk in that other copy. On the H200 image every remove_all of
-// a non-empty folder then crashed (SIGSEGV), while single-folder listings,
-// done wholly in one copy, worked.
+// part of its walk in that other copy: every remove_all of a non-empty
+// folder then crashes (SIGSEGV), while single-folder listings, done wholly
+// in one copy, work.
 void remove_tree(const std::filesystem::path& path) noexcept;
 
 }  // namespace cifar

@@ -38,7 +38,8 @@ bool use_bf16_autocast(const std::string& mixed_precision, const torch::Device& 
 // keeps the pinned block until the copy has run. Elsewhere a plain to().
 torch::Tensor to_device_async(const torch::Tensor& t, const torch::Device& device);
 
-// Deterministic kernels and no cuDNN autotuning when asked (REFERENCE #9).
+// Deterministic kernels and no cuDNN autotuning when asked: cuDNN's
+// benchmark mode would otherwise pick algorithms per process.
 void configure_determinism(bool deterministic);
 
 // An exception escaping a LibTorch or Gloo thread (gloo::EnforceNotMet)

@@ -31,7 +31,7 @@ void install_stop_signals() {
   sa.sa_flags = SA_RESTART;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
-  // SLURM's `--signal=USR1@T` warning before the time limit (REFERENCE #6).
+  // SLURM's `--signal=USR1@T` warning before the time limit.
   sigaction(SIGUSR1, &sa, nullptr);
 }
 

@@ -27,6 +27,9 @@ struct CommandLine {
   PredictOptions predict;
   int exit_code = 0;  // for kExit (--help, --version)
   std::set<std::string> given;  // flag names set on the command line or in --config
+  // --config's bytes as read: workers started from this process read these,
+  // not the file again (a pipe gives its bytes once).
+  std::string config_text;
 };
 
 // Parses argv; throws UserError (exit 2) with one line for any bad flag,

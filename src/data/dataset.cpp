@@ -8,9 +8,9 @@ namespace cifar {
 Normalization make_normalization(const std::string& kind) {
   if (kind == "unit") return {};
   // CIFAR-10's published statistics of the 50,000 training images, as every
-  // PyTorch recipe uses them. On the JPEG (quality 75) copy we test with,
-  // measured 2026-11-27: means 0.4913, 0.4821, 0.4465 and stds 0.2452,
-  // 0.2428, 0.2606; kept as published so results compare with other tools.
+  // PyTorch recipe uses them. The JPEG (quality 75) copy we test with has
+  // means 0.4913, 0.4821, 0.4465 and stds 0.2452, 0.2428, 0.2606; kept as
+  // published so results compare with other tools.
   return {{0.4914, 0.4822, 0.4465}, {0.2470, 0.2435, 0.2616}};
 }
 

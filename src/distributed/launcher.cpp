@@ -111,6 +111,7 @@ class RendezvousFolder {
   RendezvousFolder(const RendezvousFolder&) = delete;
   RendezvousFolder& operator=(const RendezvousFolder&) = delete;
   std::string store_file() const { return (path_ / "store").string(); }
+  std::filesystem::path path() const { return path_; }
 
  private:
   std::filesystem::path path_;
@@ -118,7 +119,8 @@ class RendezvousFolder {
 
 class Supervisor {
  public:
-  Supervisor(int workers, int argc, const char* const* argv) : workers_(workers), argv_(argv, argv + argc) {}
+  Supervisor(int workers, int argc, const char* const* argv, std::string config_text)
+      : workers_(workers), argv_(argv, argv + argc), config_text_(std::move(config_text)) {}
 
   int run() {
     install_signal_pipe();
@@ -127,6 +129,7 @@ class Supervisor {
     // (docs/SECURITY.md), and one machine needs no network listener. Gloo's
     // own connections stay on the loopback device.
     RendezvousFolder folder;
+    if (!config_text_.empty()) pass_config_copy(folder.path() / "config");
     const pid_t self = ::getpid();
     pids_.assign(workers_, -1);
     status_.assign(workers_, 0);
@@ -285,7 +288,17 @@ class Supervisor {
   }
 
   int workers_;
+  // The workers' --config names a copy of the bytes this process read.
+  void pass_config_copy(const std::filesystem::path& copy) {
+    write_file_atomic(copy, config_text_);
+    for (size_t i = 1; i < argv_.size(); ++i) {
+      if (argv_[i] == "--config" && i + 1 < argv_.size()) argv_[i + 1] = copy.string();
+      if (argv_[i].rfind("--config=", 0) == 0) argv_[i] = "--config=" + copy.string();
+    }
+  }
+
   std::vector<std::string> argv_;
+  std::string config_text_;
   std::vector<pid_t> pids_;
   std::vector<int> status_;
   std::vector<int> stopped_by_;                // the stop signal of a stopped worker, else 0
@@ -318,11 +331,12 @@ int local_workers_to_start(const Config& config, const EnvMap& env) {
   return gpus > 1 ? gpus : 0;
 }
 
-int launch_local_workers(int workers, const Config& config, int argc, const char* const* argv) {
+int launch_local_workers(int workers, const Config& config, int argc, const char* const* argv,
+                         const std::string& config_text) {
   // Fail once, here, rather than once per worker: a device or process
   // group this build or machine lacks (plan_run checked the rest).
   checked_backend(config.dist.backend, resolve_device(config.run.device));
-  Supervisor supervisor(workers, argc, argv);
+  Supervisor supervisor(workers, argc, argv, config_text);
   return supervisor.run();
 }
 

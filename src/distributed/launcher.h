@@ -30,7 +30,12 @@ int local_workers_to_start(const Config& config, const EnvMap& env);
 // supervises them, and returns the exit code: 0 when all succeed; the
 // first failed worker's status (1 when it was killed by a signal); or,
 // after a forwarded SIGINT/SIGTERM, rank 0's (130/143).
-int launch_local_workers(int workers, const Config& config, int argc, const char* const* argv);
+// `config_text` is --config's bytes as this process read them (empty
+// without --config): the workers read a private copy, so a config given
+// as a pipe, or a file edited meanwhile, reaches them as it reached this
+// process.
+int launch_local_workers(int workers, const Config& config, int argc, const char* const* argv,
+                         const std::string& config_text = "");
 
 // Under our launcher a worker's failure reaches the others as a broken
 // collective and, a moment later, as the launcher's SIGTERM; and every rank

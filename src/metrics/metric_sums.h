@@ -29,7 +29,7 @@ struct MetricSums {
 // The same sums kept on the device that computed the logits. Adding a batch
 // only queues a few tiny kernels; nothing waits for the device until read(),
 // so a GPU training step need not stall on a host read of its loss (three
-// such reads a step is what the first H200 profile of the trainer showed).
+// such reads a step stalled a GPU's trainer when the sums lived on the host).
 class DeviceMetricSums {
  public:
   // Zero sums on `device`.

@@ -1,8 +1,9 @@
 // The report's sections (headline cards, model, data, training, test),
 // each a table a person reads, from the run's JSON files.
 #pragma once
-#include <nlohmann/json.hpp>
 #include <sstream>
+
+#include "reporting/html_writer.h"
 
 namespace cifar::html {
 

@@ -169,7 +169,7 @@ bool Trainer::train_epoch(int epoch) {
       auto sums = torch::cat({now.to_tensor(), torch::tensor({now.loss_sum - last_read.loss_sum,
                                                               now.count - last_read.count}, torch::kFloat64)});
       last_read = now;
-      // Callbacks see global numbers (REFERENCE #7), summed over ranks in
+      // Callbacks see global numbers, not one rank's, summed over ranks in
       // one 48-byte all-reduce. A NaN on any rank thus reaches
       // TerminateOnNaN on every rank.
       if (dist_.world_size() > 1) dist_.all_reduce_sum(sums);
@@ -208,8 +208,8 @@ bool Trainer::should_read_running_logs(int64_t step, Clock::time_point last_read
 }
 
 // Every rank must leave the loop after the same step, or the ones still
-// training wait in their next all-reduce for a peer that left (REFERENCE
-// #4, #6). A stop signal on any rank, and a NaN stop, are agreed as a
+// training wait in their next all-reduce for a peer that left (a
+// deadlock users of other trainers know well). A stop signal on any rank, and a NaN stop, are agreed as a
 // maximum over ranks after every step: one 16-byte all-reduce. A peer's
 // signal is kept here, not in the process's signal flag, so that this
 // rank's own copy of the same SIGTERM, arriving a moment later, is not

@@ -492,7 +492,7 @@ TEST(Checkpoint, TensorsClaimingMoreThanTheirStorageAreRefused) {
 
 TEST(Checkpoint, WeightsLoadOntoTheDeviceTheModelIsOn) {
   // A CUDA model restoring its best weights from a file (EarlyStopping)
-  // ended with CPU weights, and its evaluation failed on an H200.
+  // must keep them on its GPU, or its evaluation fails on mixed devices.
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   auto model = build_model(cnn_spec());
   model->to(torch::kCUDA);

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/atomic_file.h"
+#include "distributed/require_gloo.h"
 #include "test_util.h"
 
 namespace cifar {
@@ -66,6 +67,24 @@ TEST(ConfigFile, APipedConfigIsReadOnceAndUsed) {
   expect_config_used(run_with_piped_config(kConfig, true, run_flags(out.path())), out.path());
   TempDir fd_out("devfd");
   expect_config_used(run_with_piped_config(kConfig, false, run_flags(fd_out.path())), fd_out.path());
+}
+
+// Workers of the local launcher read the bytes the launcher read, not the
+// pipe again (which would give them nothing).
+TEST(ConfigFile, APipedConfigReachesTheLaunchersWorkers) {
+  SKIP_WITHOUT_GLOO();
+  TempDir out("stdin_workers");
+  const std::string config = "model-type: mlp\nepochs: 1\ntrain-limit: 256\nvalidation-size: 128\n"
+                             "test-limit: 64\nbatch-size: 32\nskip-visualization: true\n";
+  auto r = run_with_piped_config(config, true, [&] {
+    auto flags = run_flags(out.path());
+    flags.insert(flags.end(), {"--nproc-per-node", "2", "--dist-backend", "gloo", "--device", "cpu"});
+    return flags;
+  }());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto recorded = nlohmann::json::parse(read_file(out / "results/config.json"));
+  EXPECT_EQ(recorded["model-type"], "mlp");
+  EXPECT_EQ(recorded["epochs"], 1);
 }
 
 // A named pipe: the second read waited for a writer that never came.

@@ -1,4 +1,4 @@
-// Keras ReduceLROnPlateau, step for step (REFERENCE.md): log the rate,
+// Keras 3's ReduceLROnPlateau, step for step: log the rate,
 // count down cooldown, reset on improvement, otherwise wait and reduce by
 // `factor` once `patience` epochs passed without improvement. LibTorch's
 // own ReduceLROnPlateauScheduler reduces one epoch later, so not used.
