@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <fstream>
 #include <functional>
 #include <iostream>
 
@@ -494,15 +493,11 @@ int train_stage(const Config& config, const RunPaths& paths, const Splits& split
   return fit.diverged ? 1 : 0;
 }
 
-// Before anything reads it: a missing file or folder named in one line.
+// Before anything reads it: a missing file, a folder, a device or a FIFO
+// named in one line (read_file's check, without reading).
 void check_readable(const char* flag, const std::string& path) {
-  std::error_code ec;
-  const bool regular = std::filesystem::is_regular_file(path, ec);
-  std::ifstream in(path, std::ios::binary);
-  if (!regular || !in) {
-    throw UserError(std::string("cannot read ") + flag + " " + path + ": " +
-                    (!std::filesystem::exists(path, ec) ? "no such file" : regular ? "permission denied" : "not a file"));
-  }
+  const std::string why = unreadable_reason(path);
+  if (!why.empty()) throw UserError(std::string("cannot read ") + flag + " " + path + ": " + why);
 }
 
 }  // namespace
