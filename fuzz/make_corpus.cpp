@@ -1,10 +1,15 @@
 // Writes the seed corpus of every fuzz target into fuzz/corpus/<target>/:
 // small valid inputs (a few KB each) that show libFuzzer each format's
-// shape. Deterministic, so re-running it changes nothing; scripts/fuzz.sh
-// runs it only when a corpus folder is missing.
+// shape, and a few hostile ones next to the limits the parsers enforce.
+// Deterministic, so re-running it changes nothing; scripts/fuzz.sh runs it
+// only when a corpus folder is missing.
 //   make_corpus <corpus-dir>
+#include <archive.h>
+#include <archive_entry.h>
+#include <jpeglib.h>
 #include <stb/stb_image_write.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 
@@ -59,6 +64,16 @@ void safetensors(const fs::path& dir) {
                                                     {"f", torch::zeros({2, 0}, torch::kFloat16)},
                                                     {"b", torch::ones({1}, torch::kBool)}}));
   put(dir / "empty.safetensors", encode_safetensors({}));
+  // Refused: a name twice (readers disagree on which counts), and a shape
+  // nested a level deeper than the format's three.
+  auto raw = [](const std::string& header, size_t body) {
+    std::string out(8, '\0');
+    out[0] = static_cast<char>(header.size());
+    return out + header + std::string(body, '\0');
+  };
+  const std::string entry = R"({"dtype": "F32", "shape": [1], "data_offsets": [0, 4]})";
+  put(dir / "duplicate_name.safetensors", raw("{\"w\": " + entry + ", \"w\": " + entry + "}", 4));
+  put(dir / "nested_shape.safetensors", raw(R"({"w": {"dtype": "F32", "shape": [[1]], "data_offsets": [0, 4]}})", 4));
 }
 
 // A net of one Linear layer under a CNN spec: the file has every record a
@@ -132,6 +147,69 @@ std::string png_bytes(int w, int h, int channels) {
   return out;
 }
 
+// 16x8 pixels through libjpeg: progressive, or CMYK (Photoshop's inverted
+// kind, with its Adobe marker), which stb_image_write cannot make.
+std::string libjpeg_bytes(bool progressive, bool cmyk) {
+  const int width = 16, height = 8, components = cmyk ? 4 : 3;
+  std::vector<uint8_t> pixels(static_cast<size_t>(width * height * components));
+  for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>(i * 29);
+  jpeg_compress_struct info{};
+  jpeg_error_mgr errors{};
+  info.err = jpeg_std_error(&errors);
+  jpeg_create_compress(&info);
+  unsigned char* buffer = nullptr;
+  unsigned long size = 0;
+  jpeg_mem_dest(&info, &buffer, &size);
+  info.image_width = width;
+  info.image_height = height;
+  info.input_components = components;
+  info.in_color_space = cmyk ? JCS_CMYK : JCS_RGB;
+  jpeg_set_defaults(&info);
+  if (progressive) jpeg_simple_progression(&info);
+  jpeg_start_compress(&info, TRUE);
+  for (JSAMPROW row = pixels.data(); info.next_scanline < info.image_height; row += width * components) {
+    jpeg_write_scanlines(&info, &row, 1);
+  }
+  jpeg_finish_compress(&info);
+  jpeg_destroy_compress(&info);
+  std::string bytes(reinterpret_cast<const char*>(buffer), size);
+  std::free(buffer);
+  return bytes;
+}
+
+// `v` as `n` little-endian bytes.
+std::string le(uint32_t v, int n) {
+  std::string out;
+  for (int i = 0; i < n; ++i) out += static_cast<char>((v >> (8 * i)) & 0xff);
+  return out;
+}
+
+// `jpeg` with an EXIF segment (APP1) after its SOI holding one IFD with the
+// orientation tag `orientation`, whose next-IFD offset is `next_ifd` (8:
+// itself, a loop).
+std::string with_exif(const std::string& jpeg, uint16_t orientation, uint32_t next_ifd) {
+  const std::string tiff = "II" + le(42, 2) + le(8, 4) + le(1, 2) + le(0x112, 2) + le(3, 2) + le(1, 4) +
+                           le(orientation, 4) + le(next_ifd, 4);
+  const std::string payload = std::string("Exif\0\0", 6) + tiff;
+  const size_t length = payload.size() + 2;
+  return jpeg.substr(0, 2) + "\xff\xe1" + static_cast<char>(length >> 8) + static_cast<char>(length & 0xff) +
+         payload + jpeg.substr(2);
+}
+
+// A BMP with a BITMAPINFOHEADER: `height` < 0 stores rows top-down; `bits`
+// 1 takes a two-colour palette.
+std::string bmp_bytes(int32_t width, int32_t height, uint16_t bits) {
+  const std::string palette = bits == 1 ? le(0, 4) + le(0xffffff, 4) : "";
+  const uint32_t row = (static_cast<uint32_t>(width) * bits + 31) / 32 * 4;
+  std::string pixels(row * static_cast<uint32_t>(std::abs(height)), '\0');
+  for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<char>(i * 53);
+  const uint32_t offset = 14 + 40 + static_cast<uint32_t>(palette.size());
+  return "BM" + le(offset + static_cast<uint32_t>(pixels.size()), 4) + le(0, 4) + le(offset, 4) + le(40, 4) +
+         le(static_cast<uint32_t>(width), 4) + le(static_cast<uint32_t>(height), 4) + le(1, 2) + le(bits, 2) +
+         le(0, 4) + le(static_cast<uint32_t>(pixels.size()), 4) + le(2835, 4) + le(2835, 4) + le(bits == 1 ? 2 : 0, 4) +
+         le(0, 4) + palette + pixels;
+}
+
 void image(const fs::path& dir) {
   std::vector<uint8_t> rgb(8 * 6 * 3);
   for (size_t i = 0; i < rgb.size(); ++i) rgb[i] = static_cast<uint8_t>(i * 11);
@@ -144,6 +222,51 @@ void image(const fs::path& dir) {
   put(dir / "rgba.png", png_bytes(4, 4, 4));
   put(dir / "rgb.jpg", jpg);
   put(dir / "rgb.bmp", bmp);
+  put(dir / "progressive.jpg", libjpeg_bytes(true, false));
+  put(dir / "cmyk.jpg", libjpeg_bytes(false, true));
+  put(dir / "exif_orientation_6.jpg", with_exif(jpg, 6, 0));
+  put(dir / "exif_ifd_loop.jpg", with_exif(jpg, 8, 8));
+  put(dir / "top_down.bmp", bmp_bytes(8, -6, 24));
+  put(dir / "rgb16.bmp", bmp_bytes(8, 6, 16));
+  put(dir / "palette1.bmp", bmp_bytes(8, 6, 1));
+}
+
+// A tar of `files` (name, bytes) in cifar-10-batches-bin/, through the
+// libarchive filter `filter` (ARCHIVE_FILTER_GZIP, _NONE, ...).
+std::string tar_bytes(const std::vector<std::pair<std::string, std::string>>& files, int filter) {
+  std::vector<char> buffer(1 << 20);
+  size_t used = 0;
+  struct archive* a = archive_write_new();
+  archive_write_add_filter(a, filter);
+  archive_write_set_format_ustar(a);
+  archive_write_set_bytes_in_last_block(a, 1);  // no padding to 10 kB
+  archive_write_open_memory(a, buffer.data(), buffer.size(), &used);
+  for (const auto& [name, bytes] : files) {
+    archive_entry* entry = archive_entry_new();
+    archive_entry_set_pathname(entry, ("cifar-10-batches-bin/" + name).c_str());
+    archive_entry_set_filetype(entry, AE_IFREG);
+    archive_entry_set_perm(entry, 0644);
+    archive_entry_set_size(entry, static_cast<la_int64_t>(bytes.size()));
+    archive_write_header(a, entry);
+    archive_write_data(a, bytes.data(), bytes.size());
+    archive_entry_free(entry);
+  }
+  archive_write_close(a);
+  archive_write_free(a);
+  return std::string(buffer.data(), used);
+}
+
+void archive(const fs::path& dir) {
+  const std::vector<std::pair<std::string, std::string>> files = {{"batches.meta.txt", "airplane\nautomobile\n"},
+                                                                   {"data_batch_1.bin", records(2)}};
+  put(dir / "two_files.tar.gz", tar_bytes(files, ARCHIVE_FILTER_GZIP));
+  put(dir / "two_files.tar", tar_bytes(files, ARCHIVE_FILTER_NONE));
+  put(dir / "two_files.tar.bz2", tar_bytes(files, ARCHIVE_FILTER_BZIP2));
+  // Two gzip members, one file each: zlib reads on into the second.
+  put(dir / "two_members.tar.gz",
+      tar_bytes({files[0]}, ARCHIVE_FILTER_GZIP) + tar_bytes({files[1]}, ARCHIVE_FILTER_GZIP));
+  // Past the fuzz target's 64 kB cap per entry: refused at its header.
+  put(dir / "large_entry.tar.gz", tar_bytes({{"data_batch_2.bin", std::string(100 << 10, '\0')}}, ARCHIVE_FILTER_GZIP));
 }
 
 void tensorboard(const fs::path& dir) {
@@ -179,6 +302,7 @@ int main(int argc, char** argv) {
   const std::filesystem::path root = argv[1];
   cifar::cifar_batch(root / "cifar_batch");
   cifar::safetensors(root / "safetensors");
+  cifar::archive(root / "archive");
   cifar::checkpoint(root / "checkpoint");
   cifar::config(root / "config");
   cifar::image(root / "image");

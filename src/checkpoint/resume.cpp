@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/json_text.h"
 #include "common/printable.h"
@@ -69,15 +70,11 @@ void check_resume_preset(const Config& flags, const nlohmann::json& saved, const
   }
 }
 
-// Before anything reads it: a missing file or folder named in one line.
+// Before anything reads it: a missing file, a folder, a device or a FIFO
+// named in one line (read_file's check, without reading).
 void check_readable(const std::string& flag, const std::string& path) {
-  std::error_code ec;
-  const bool regular = std::filesystem::is_regular_file(path, ec);
-  std::ifstream in(path, std::ios::binary);
-  if (!regular || !in) {
-    throw UserError("cannot read " + flag + " " + path + ": " +
-                    (!std::filesystem::exists(path, ec) ? "no such file" : regular ? "permission denied" : "not a file"));
-  }
+  const std::string why = unreadable_reason(path);
+  if (!why.empty()) throw UserError("cannot read " + flag + " " + path + ": " + why);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "common/error.h"
 
@@ -47,9 +48,7 @@ void write_all(int fd, std::string_view bytes, const fs::path& path) {
     if (n < 0) {
       if (errno == EINTR) continue;
       const int error = errno;
-      // EFBIG (RLIMIT_FSIZE, file system limits) and ENOSPC / EDQUOT mean
-      // "no room": say what the user can do about it.
-      const bool full = error == ENOSPC || error == EFBIG || error == EDQUOT;
+      const bool full = is_disk_full(error);
       throw UserError("cannot write " + path.string() + ": " + errno_text(error) +
                           (full ? " (free space on its disk; the previous " + path.filename().string() +
                                       ", if any, is untouched)"
@@ -69,7 +68,51 @@ void fsync_dir(const fs::path& dir) {
   }
 }
 
+// Opens `path` for reading if it is a regular file (links followed), else
+// returns -1 and says why. stat() first, so a device is never opened
+// (opening one can have effects of its own: a tape rewinds, a terminal
+// becomes the controlling one); then fstat() of what was opened, in case
+// the name was swapped in between, with O_NONBLOCK so that a FIFO swapped
+// in cannot make the open wait for a writer (a regular file ignores it).
+int open_regular_file(const fs::path& path, struct stat& st, std::string& why) {
+  auto kind = [](mode_t mode) -> std::string {
+    const char* what = S_ISDIR(mode)    ? "a folder"
+                       : S_ISCHR(mode)  ? "a character device"
+                       : S_ISBLK(mode)  ? "a block device"
+                       : S_ISFIFO(mode) ? "a FIFO (named pipe)"
+                       : S_ISSOCK(mode) ? "a socket"
+                                        : "a special file";
+    return std::string(what) + ", not a regular file (hint: name a regular file)";
+  };
+  if (::stat(path.c_str(), &st) != 0) {
+    why = errno_text();
+    return -1;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    why = kind(st.st_mode);
+    return -1;
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) {
+    why = errno_text();
+    return -1;
+  }
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    why = S_ISREG(st.st_mode) ? errno_text() : kind(st.st_mode);
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 }  // namespace
+
+bool is_disk_full(int error) {
+  // EFBIG: RLIMIT_FSIZE or a file system's own limit on a file's size.
+  return error == ENOSPC || error == EDQUOT || error == EFBIG;
+}
+
+int create_failure_exit_code(int error) { return is_disk_full(error) ? kExitRuntime : kExitBadInput; }
 
 std::string temp_name_prefix(const std::string& prefix) { return prefix + host_name() + "." + std::to_string(::getpid()) + "."; }
 
@@ -159,13 +202,65 @@ void write_file_atomic(const fs::path& path, const std::function<void(std::ostre
   write_file_atomic(path, out.str());
 }
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UserError("cannot open " + path.string() + ": " + errno_text());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw UserError("cannot read " + path.string() + ": " + errno_text());
-  return ss.str();
+std::string unreadable_reason(const fs::path& path) {
+  struct stat st {};
+  std::string why;
+  const int fd = open_regular_file(path, st, why);
+  if (fd >= 0) ::close(fd);
+  return why;
+}
+
+std::string read_file(const fs::path& path, uint64_t max_bytes) {
+  struct stat st {};
+  std::string why;
+  const int fd = open_regular_file(path, st, why);
+  if (fd < 0) throw UserError("cannot read " + path.string() + ": " + why);
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  auto too_large = [&](uint64_t size) {
+    return UserError("cannot read " + path.string() + ": " + std::to_string(size) + " bytes, over the limit of " +
+                     std::to_string(max_bytes) + " bytes for this file (hint: is it the right file?)");
+  };
+  const auto size = static_cast<uint64_t>(st.st_size);
+  if (size > max_bytes) throw too_large(size);
+  std::string bytes;
+  bytes.reserve(static_cast<size_t>(size));
+  // To the end rather than to the size fstat() gave: a file still growing,
+  // or one of /proc's (size 0), is read whole, and the cap still holds.
+  std::vector<char> buf(1 << 20);
+  while (true) {
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw UserError("cannot read " + path.string() + ": " + errno_text());
+    }
+    bytes.append(buf.data(), static_cast<size_t>(n));
+    if (bytes.size() > max_bytes) throw too_large(bytes.size());
+  }
+  return bytes;
+}
+
+void check_writable_target(const fs::path& path, const std::string& flag) {
+  auto refuse = [&](const std::string& why, const std::string& hint) {
+    throw UserError(flag + " " + path.string() + ": " + why + " (hint: " + hint + ")");
+  };
+  std::error_code ec;
+  const auto status = fs::status(path, ec);
+  if (fs::is_directory(status)) refuse("is a folder", "name a file");
+  // Renaming over a device or FIFO would replace it (as root, /dev/null).
+  if (fs::exists(status) && !fs::is_regular_file(status)) refuse("exists and is not a regular file", "name a file");
+  // The nearest folder that exists: write_file_atomic creates the rest.
+  fs::path dir = path.parent_path();
+  while (!dir.empty() && !fs::exists(dir, ec) && dir != dir.parent_path()) dir = dir.parent_path();
+  if (dir.empty()) dir = ".";
+  if (!fs::is_directory(dir, ec)) refuse(dir.string() + " is not a folder", "name a file in a folder");
+  // access() asks with the user's own rights, read-only mounts included.
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    refuse("cannot write into folder " + dir.string() + ": " + errno_text(), "make it writable, or name a file elsewhere");
+  }
 }
 
 void remove_tree(const fs::path& path) noexcept {

@@ -1,6 +1,9 @@
-// SIGINT / SIGTERM / SIGUSR1 ask the run to stop after the current step (it
-// then writes latest_model.pt and its outputs and exits 130 / 143 / 138); a
-// second signal aborts at once, as users expect from a second Ctrl-C.
+// SIGINT / SIGTERM / SIGUSR1 / SIGHUP ask the run to stop after the current
+// step (it then writes latest_model.pt and its outputs and exits 128 + the
+// signal: 130 / 143 / 138 / 129); a second signal aborts at once, as users
+// expect from a second Ctrl-C, except a repeated SIGHUP (a closing terminal
+// may send two). A SIGHUP ignored when the process started (nohup) stays
+// ignored.
 #pragma once
 #include <string>
 
@@ -14,7 +17,7 @@ int stop_signal();
 // For tests and for ranks told by a peer to stop.
 void request_stop_signal(int signal);
 void reset_stop_signal();
-// "SIGINT", "SIGTERM", "SIGUSR1", else the number.
+// "SIGINT", "SIGTERM", "SIGUSR1", "SIGHUP", else the number.
 std::string signal_name(int sig);
 
 // For work outside training that a signal should end cleanly (the data

@@ -28,15 +28,10 @@ std::string md5_file(const std::filesystem::path& file);
 // Other entries are skipped, but any entry anywhere in the archive with an
 // absolute path, a ".." component, a link, a device, FIFO or socket type, or
 // a size past `limits` refuses the whole archive with a UserError naming the
-// entry. A damaged archive throws too. On error `dest` may hold partial
-// files: the caller owns it and removes it.
-// libarchive's gzip reader skips the gzip trailer unchecked ("XXX TODO:
-// Verify the length and CRC-32 fields" in its source), so a .tar.gz damaged
-// in a way the deflate stream still decodes would install wrong pixels when
-// --data-md5 is none. This reads a gzip file through zlib, which checks
-// every member's CRC-32 and length; anything else is left alone.
-void check_gzip_integrity(const std::filesystem::path& archive);
-
+// entry. A damaged archive throws too, a gzip one also when a member's
+// CRC-32 or length is wrong (checked by zlib, to the stream's end, as the
+// tar is read: one pass, with the caps applied as it inflates). On error
+// `dest` may hold partial files: the caller owns it and removes it.
 int extract_folder(const std::filesystem::path& archive, const std::string& folder,
                    const std::filesystem::path& dest, const ExtractLimits& limits = {});
 

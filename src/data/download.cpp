@@ -148,8 +148,11 @@ std::optional<fs::path> find_complete(const fs::path& data_dir, bool test_only) 
       } else if (unused(name)) {
         continue;
       } else if (ec) {
-        throw UserError("cannot read " + (dir / name).string() + ": " + ec.message() +
-                        " (hint: make the data folder readable, or pass another --data-dir)");
+        const bool loop = ec == std::errc::too_many_symbolic_link_levels;
+        throw UserError("cannot read " + (dir / name).string() + ": " + ec.message() + " (hint: " +
+                        (loop ? "a symbolic link there leads back to itself: fix or remove it"
+                              : "make the data folder readable") +
+                        ", or pass another --data-dir)");
       } else if (!fs::is_regular_file(status)) {
         throw UserError("CIFAR-10 file " + (dir / name).string() + " is not a regular file" + keep_hint);
       }
@@ -235,8 +238,10 @@ fs::path install_archive(const fs::path& archive, const std::string& label, cons
   remove_temps_of_dead_processes(data_dir, ".cifar-extract-");
   std::string tmpl = (data_dir / (temp_name_prefix(".cifar-extract-") + "XXXXXX")).string();
   if (!::mkdtemp(tmpl.data())) {
-    throw UserError("cannot create a folder in " + data_dir.string() + ": " +
-                    std::strerror(errno) + " (hint: pass --data-dir to a writable folder)");
+    const int error = errno;
+    throw UserError("cannot create a folder in " + data_dir.string() + ": " + std::strerror(error) +
+                        " (hint: pass --data-dir to a writable folder)",
+                    create_failure_exit_code(error));
   }
   RemoveOnExit extract_dir{tmpl};
   const fs::path target = data_dir / kBatchesFolder;
@@ -249,8 +254,6 @@ fs::path install_archive(const fs::path& archive, const std::string& label, cons
                   "--data-md5 none to skip the check");
     }
     std::fprintf(stderr, "extracting %s into %s\n", label.c_str(), target.c_str());
-    check_gzip_integrity(archive);
-    throw_if_stop_requested("while checking " + label);
     const int files = extract_folder(archive, kBatchesFolder, extract_dir.path, limits);
     check_input(files > 0, "archive " + label + " holds no " + kBatchesFolder + "/ folder",
                 "pass the binary version, cifar-10-binary.tar.gz, not the Python or MATLAB one");
@@ -296,8 +299,10 @@ void download_file(const std::string& url, const fs::path& dest) {
 
   std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(dest.c_str(), "wb"), &std::fclose);
   if (!file) {
-    throw UserError("cannot create " + dest.string() + ": " + std::strerror(errno) +
-                    " (hint: pass --data-dir to a writable folder)");
+    const int error = errno;
+    throw UserError("cannot create " + dest.string() + ": " + std::strerror(error) +
+                        " (hint: pass --data-dir to a writable folder)",
+                    create_failure_exit_code(error));
   }
   std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), &curl_easy_cleanup);
   if (!curl) throw UserError("cannot start libcurl", kExitRuntime);
@@ -339,8 +344,9 @@ void download_file(const std::string& url, const fs::path& dest) {
   if (code == CURLE_WRITE_ERROR || (code == CURLE_OK && !flushed)) {
     const int err = code == CURLE_OK ? flush_errno : sink.write_errno;
     throw UserError("cannot download " + url + ": cannot write " + dest.string() + ": " +
-                    (err ? std::strerror(err) : "write failed") +
-                    " (hint: free disk space, or pass --data-dir elsewhere)");
+                        (err ? std::strerror(err) : "write failed") +
+                        " (hint: free disk space, or pass --data-dir elsewhere)",
+                    kExitRuntime);
   }
   if (code != CURLE_OK) {
     const std::string detail = one_line(error[0] ? error : curl_easy_strerror(code));
@@ -362,8 +368,10 @@ fs::path fetch_and_install(const DataConfig& config, const std::string& md5, con
   std::string tmpl = (data_dir / (temp_name_prefix(".cifar-download-") + "XXXXXX")).string();
   const int fd = ::mkstemp(tmpl.data());
   if (fd < 0) {
-    throw UserError("cannot create a file in " + data_dir.string() + ": " + std::strerror(errno) +
-                    " (hint: pass --data-dir to a writable folder)");
+    const int error = errno;
+    throw UserError("cannot create a file in " + data_dir.string() + ": " + std::strerror(error) +
+                        " (hint: pass --data-dir to a writable folder)",
+                    create_failure_exit_code(error));
   }
   ::close(fd);
   RemoveOnExit downloaded{tmpl};

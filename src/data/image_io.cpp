@@ -370,14 +370,9 @@ torch::Tensor decode_image_file(const fs::path& path) {
   const auto status = fs::status(path, ec);
   if (!fs::exists(status)) fail(path, "file not found");
   if (fs::is_directory(status)) fail(path, "is a folder, not an image file");
-  const auto size = fs::file_size(path, ec);
-  if (ec) fail(path, "cannot read: " + ec.message());
-  if (size == 0) fail(path, "empty file (0 bytes)");
-  if (size > static_cast<uintmax_t>(kMaxImageFileBytes)) {
-    fail(path, "file of " + std::to_string(size) + " bytes is over the " +
-                   std::to_string(kMaxImageFileBytes >> 20) + " MiB limit for images");
-  }
-  return decode_image(read_file(path), path.string());
+  // read_file refuses devices and FIFOs, and a file past the limit, before
+  // reading a byte.
+  return decode_image(read_file(path, kMaxImageFileBytes), path.string());
 }
 
 torch::Tensor decode_image(std::string_view bytes, const std::string& path) {

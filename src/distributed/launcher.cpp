@@ -44,6 +44,7 @@ std::string signal_text(int sig) {
   switch (sig) {
     case SIGKILL: return "signal 9 (SIGKILL)";
     case SIGTERM: return "signal 15 (SIGTERM)";
+    case SIGHUP: return "signal 1 (SIGHUP)";
     case SIGINT: return "signal 2 (SIGINT)";
     case SIGUSR1: return "signal 10 (SIGUSR1)";
     case SIGSEGV: return "signal 11 (SIGSEGV)";
@@ -160,9 +161,11 @@ class Supervisor {
     sa.sa_flags = SA_RESTART;
     ::sigaction(SIGINT, &sa, &old_int_);
     ::sigaction(SIGTERM, &sa, &old_term_);
-    // A closed terminal or dropped ssh session: the workers stop as for
-    // SIGTERM (checkpoint, exit 143) and the launcher cleans up after them.
-    ::sigaction(SIGHUP, &sa, &old_hup_);
+    // A closed terminal or dropped ssh session: the workers stop as a
+    // single process does (checkpoint, exit 129) and the launcher cleans up
+    // after them. Under nohup it stays ignored, here and in the workers.
+    ::sigaction(SIGHUP, nullptr, &old_hup_);
+    if (old_hup_.sa_handler != SIG_IGN) ::sigaction(SIGHUP, &sa, nullptr);
     ::sigaction(SIGUSR1, &sa, &old_usr1_);  // forwarded as it is: SLURM's warning
   }
 
@@ -211,8 +214,8 @@ class Supervisor {
     for (pid_t p : pids_) {
       if (p <= 0) continue;
       ::kill(p, sig);
-      // A stopped (SIGSTOP) worker must run to act on SIGTERM.
-      if (sig == SIGTERM) ::kill(p, SIGCONT);
+      // A stopped (SIGSTOP) worker must run to act on a stop signal.
+      if (sig != SIGKILL) ::kill(p, SIGCONT);
     }
   }
 
@@ -223,7 +226,6 @@ class Supervisor {
       ::poll(&pfd, 1, 100);
       unsigned char sig = 0;
       while (::read(pipe_read_, &sig, 1) == 1) {
-        if (sig == SIGHUP) sig = SIGTERM;  // workers do not handle SIGHUP
         forwarded_ = sig;
         stop_all(sig);
       }
@@ -344,9 +346,10 @@ void exit_quietly_if_launcher_stops_us(const DistEnvironment& env, std::chrono::
   if (!env.local_launcher) return;
   // The launcher's SIGTERM sets the flag while this waits; whatever
   // handled the stop signals before is back afterwards.
-  constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGUSR1};
-  struct sigaction before[3];
-  for (int i = 0; i < 3; ++i) ::sigaction(kStopSignals[i], nullptr, &before[i]);
+  constexpr int kStopSignals[] = {SIGINT, SIGTERM, SIGUSR1, SIGHUP};
+  constexpr int kCount = sizeof kStopSignals / sizeof kStopSignals[0];
+  struct sigaction before[kCount];
+  for (int i = 0; i < kCount; ++i) ::sigaction(kStopSignals[i], nullptr, &before[i]);
   install_stop_signals();
   const auto deadline = Clock::now() + patience;
   while (stop_signal() == 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -355,7 +358,7 @@ void exit_quietly_if_launcher_stops_us(const DistEnvironment& env, std::chrono::
     std::cout.flush();
     std::_Exit(128 + sig);
   }
-  for (int i = 0; i < 3; ++i) ::sigaction(kStopSignals[i], &before[i], nullptr);
+  for (int i = 0; i < kCount; ++i) ::sigaction(kStopSignals[i], &before[i], nullptr);
 }
 
 void let_rank_zero_report(int code) {

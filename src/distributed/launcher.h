@@ -2,9 +2,9 @@
 // (or the original's `--strategy mirrored`, one process per GPU present)
 // starts N workers of this same binary with torchrun's variables (RANK,
 // WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR=127.0.0.1 and a free
-// MASTER_PORT), forwards SIGINT/SIGTERM to them, and fails fast: when one
-// worker fails, the others get SIGTERM (SIGKILL after a grace period) and
-// the launcher exits non-zero naming that rank.
+// MASTER_PORT), forwards SIGINT/SIGTERM/SIGUSR1/SIGHUP to them, and fails
+// fast: when one worker fails, the others get SIGTERM (SIGKILL after a
+// grace period) and the launcher exits non-zero naming that rank.
 #pragma once
 #include <chrono>
 #include <string>
@@ -29,7 +29,7 @@ int local_workers_to_start(const Config& config, const EnvMap& env);
 // `workers` copies of /proc/self/exe with `argv` and torchrun's variables,
 // supervises them, and returns the exit code: 0 when all succeed; the
 // first failed worker's status (1 when it was killed by a signal); or,
-// after a forwarded SIGINT/SIGTERM, rank 0's (130/143).
+// after a forwarded stop signal, rank 0's (130/143/138/129).
 // `config_text` is --config's bytes as this process read them (empty
 // without --config): the workers read a private copy, so a config given
 // as a pipe, or a file edited meanwhile, reaches them as it reached this

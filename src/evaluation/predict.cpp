@@ -140,6 +140,9 @@ ImageInputs expand_image_inputs(const std::vector<std::string>& inputs) {
 
 int run_predict(const PredictOptions& options, std::ostream& out, std::ostream& err) {
   const OutputFormat format = output_format(options.output);  // before any work
+  // Written last, after every image: a folder it cannot go into is said
+  // now, not after minutes of classifying.
+  if (format != OutputFormat::kNone) check_writable_target(options.output, "--output");
   if (options.top_k < 1) throw UserError("--top-k " + std::to_string(options.top_k) + ": must be 1 or more");
   configure_threads(options.threads);
   const torch::Device device = resolve_device(options.device);

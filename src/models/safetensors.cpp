@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
+#include <set>
 #include <tuple>
+#include <vector>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
@@ -88,6 +91,35 @@ Entry parse_entry(const std::string& name, const json& value, const std::string&
   return e;
 }
 
+// The reference implementation's limit on the header (MAX_HEADER_SIZE):
+// EfficientNet-B0's is 33 kB.
+constexpr uint64_t kMaxHeaderBytes = 100000000;
+
+// Checks the header while nlohmann parses it, before the document is built:
+//  - nesting: a header is 3 levels deep (the header, an entry, its shape or
+//    offsets); "[[[[..." would cost about 70 bytes of memory per byte of
+//    header to build (5 MB of it took 360 MB), and is refused at level 4;
+//  - duplicate keys, which nlohmann would resolve silently (the last one
+//    wins) while other readers keep the first: two "a" entries over the
+//    same bytes with different dtypes are two different files to them.
+json::parser_callback_t header_guard(const std::string& where) {
+  constexpr int kMaxDepth = 3;
+  auto keys = std::make_shared<std::vector<std::set<std::string>>>();
+  return [where, keys](int depth, json::parse_event_t event, json& parsed) {
+    if (depth > kMaxDepth) {
+      throw UserError(where + ": header nests deeper than a safetensors header (" + std::to_string(kMaxDepth) +
+                      " levels)");
+    }
+    if (event == json::parse_event_t::object_start) keys->emplace_back();
+    if (event == json::parse_event_t::object_end) keys->pop_back();
+    if (event == json::parse_event_t::key && !keys->empty() && !keys->back().insert(parsed.get<std::string>()).second) {
+      throw UserError(where + ": '" + printable(parsed.get<std::string>(), 100) +
+                      "' appears twice in one object of the header (readers disagree on which one counts)");
+    }
+    return true;
+  };
+}
+
 }  // namespace
 
 std::string encode_safetensors(const TensorMap& tensors, const SafetensorsMetadata& metadata) {
@@ -138,9 +170,13 @@ TensorMap decode_safetensors(std::string_view bytes, const std::string& source, 
     throw UserError(where + ": header length " + std::to_string(header_size) + " runs past the end of the file (" +
                     std::to_string(bytes.size() - 8) + " bytes follow; file truncated or not safetensors?)");
   }
+  if (header_size > kMaxHeaderBytes) {
+    throw UserError(where + ": header length " + std::to_string(header_size) + " is over the format's limit of " +
+                    std::to_string(kMaxHeaderBytes) + " bytes");
+  }
   json header;
   try {
-    header = json::parse(bytes.data() + 8, bytes.data() + 8 + header_size);
+    header = json::parse(bytes.data() + 8, bytes.data() + 8 + header_size, header_guard(where));
   } catch (const json::parse_error& e) {
     throw UserError(where + ": header is not valid JSON: " + printable(one_line(e.what())));
   }

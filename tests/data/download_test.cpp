@@ -5,14 +5,18 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <thread>
 
@@ -753,6 +757,125 @@ TEST(HostileArchive, GarbageIsRefused) {
   EXPECT_EQ(e.exit_code(), 2);
   EXPECT_TRUE(contains(msg, "corrupt or truncated archive " + config.data_archive)) << msg;
   EXPECT_FALSE(contains(msg, "\n")) << msg;
+  EXPECT_EQ(listing(tmp / "data"), std::vector<std::string>{});
+}
+
+// A ustar header for a regular file `name` of `size` bytes (11 octal
+// digits: up to 8 GiB), written by hand so it may claim any size.
+std::string tar_header(const std::string& name, uint64_t size) {
+  std::string h(512, '\0');
+  name.copy(&h[0], 99);
+  std::snprintf(&h[100], 8, "%07o", 0644u);
+  std::snprintf(&h[124], 12, "%011llo", static_cast<unsigned long long>(size));
+  h[156] = '0';  // a regular file
+  std::memcpy(&h[257], "ustar\0" "00", 8);
+  std::memset(&h[148], ' ', 8);  // the checksum counts its own field as spaces
+  unsigned sum = 0;
+  for (unsigned char c : h) sum += c;
+  std::snprintf(&h[148], 7, "%06o", sum);
+  return h;
+}
+
+// A gzip file of `prefix`, then `zero_mib` MiB of zeros, then `suffix`,
+// built in well under a second however large: zlib deflates 1 MiB of zeros
+// once, after 64 KiB of them so that every match it emits reaches back into
+// zeros, and those bytes are repeated: they decode to the same 1 MiB
+// wherever zeros precede them. The trailer holds the CRC-32 and length of
+// the whole stream (crc32_combine), so zlib inflates it to the end without
+// complaint, as it would a real 5 GB archive.
+std::string gzip_with_zeros(const std::string& prefix, uint64_t zero_mib, const std::string& suffix) {
+  constexpr size_t kMiB = 1 << 20, kLead = 64 << 10;
+  EXPECT_GE(zero_mib, 2u);
+  z_stream z{};
+  EXPECT_EQ(deflateInit2(&z, 9, Z_DEFLATED, -15, 9, Z_DEFAULT_STRATEGY), Z_OK);  // raw deflate
+  auto deflate_some = [&z](const std::string& in, int flush) {
+    std::string out;
+    std::vector<char> buf(1 << 16);
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+    z.avail_in = static_cast<uInt>(in.size());
+    do {
+      z.next_out = reinterpret_cast<Bytef*>(buf.data());
+      z.avail_out = static_cast<uInt>(buf.size());
+      deflate(&z, flush);
+      out.append(buf.data(), buf.size() - z.avail_out);
+    } while (z.avail_out == 0);
+    return out;
+  };
+  const std::string mib(kMiB, '\0');
+  std::string gz("\x1f\x8b\x08\0\0\0\0\0\0\x03", 10);
+  gz += deflate_some(prefix + std::string(kLead, '\0'), Z_SYNC_FLUSH);
+  const std::string one_mib = deflate_some(mib, Z_SYNC_FLUSH);
+  for (uint64_t i = 1; i < zero_mib; ++i) gz += one_mib;
+  gz += deflate_some(std::string(kMiB - kLead, '\0') + suffix, Z_FINISH);
+  deflateEnd(&z);
+  auto crc_of = [](const std::string& bytes) {
+    return crc32(0, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uInt>(bytes.size()));
+  };
+  uLong crc = crc_of(prefix);
+  const uLong crc_mib = crc_of(mib);
+  for (uint64_t i = 0; i < zero_mib; ++i) crc = crc32_combine(crc, crc_mib, kMiB);
+  crc = crc32_combine(crc, crc_of(suffix), static_cast<z_off_t>(suffix.size()));
+  const uint64_t length = prefix.size() + zero_mib * kMiB + suffix.size();
+  for (uint64_t word : {static_cast<uint64_t>(crc), length}) {
+    for (int i = 0; i < 4; ++i) gz += static_cast<char>((word >> (8 * i)) & 0xff);
+  }
+  return gz;
+}
+
+double cpu_seconds_of_children() {
+  rusage usage{};
+  ::getrusage(RUSAGE_CHILDREN, &usage);
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+// A gzip bomb, 5 MB declaring (and holding) a 5 GiB batch, given with
+// --data-md5 none: refused at its first header, while zlib has inflated one
+// chunk. The caps once applied only after a separate gzip check had
+// inflated all of it first: 11 s of CPU.
+TEST(HostileArchive, AGzipBombIsRefusedBeforeItIsInflated) {
+  TempDir tmp("bomb");
+  constexpr uint64_t kEntryMiB = 5 << 10;
+  const std::string bomb = gzip_with_zeros(tar_header("cifar-10-batches-bin/data_batch_1.bin", kEntryMiB << 20),
+                                           kEntryMiB, std::string(1024, '\0'));
+  ASSERT_LT(bomb.size(), 8u << 20);
+  write_bytes(tmp / "bomb.tar.gz", bomb);
+  const double cpu_before = cpu_seconds_of_children();
+  const auto r = testing::run_cifar10({"--data-dir", (tmp / "data").string(), "--data-archive",
+                                       (tmp / "bomb.tar.gz").string(), "--data-md5", "none", "--output-dir",
+                                       (tmp / "out").string(), "--epochs", "1"},
+                                      120);
+  const double cpu = cpu_seconds_of_children() - cpu_before;
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(contains(r.output, "error: refusing archive " + (tmp / "bomb.tar.gz").string() +
+                                     ": entry 'cifar-10-batches-bin/data_batch_1.bin' is 5368709120 bytes, over the "
+                                     "limit of 104857600 bytes per entry"))
+      << r.output;
+  EXPECT_EQ(r.output.find("error:"), r.output.rfind("error:")) << "one error line:\n" << r.output;
+  // The binary's own start (LibTorch) is about half a second of it.
+  EXPECT_LT(cpu, 4.0) << "CPU seconds spent refusing a gzip bomb";
+  EXPECT_FALSE(fs::exists(tmp / "data"));
+}
+
+// Past the tar's end the gzip stream may go on (more members, or zeros):
+// zlib checks it to its end, under the same cap on what it inflates.
+TEST(HostileArchive, ABombAfterTheTarsEndIsCappedToo) {
+  TempDir tmp("bomb");
+  std::string tar = tar_header("cifar-10-batches-bin/batches.meta.txt", 9) + "airplane\n";
+  tar.resize(1024 + 1024, '\0');  // the entry padded to its block, then the two end blocks
+  write_bytes(tmp / "tail.tar.gz", gzip_with_zeros(tar, 10, ""));
+  DataConfig config = config_in(tmp);
+  config.data_archive = (tmp / "tail.tar.gz").string();
+  config.data_md5 = "none";
+  ExtractLimits limits;
+  limits.max_total_bytes = 64 << 10;
+  const auto e = error_of(config, limits);
+  EXPECT_EQ(e.exit_code(), 2);
+  EXPECT_EQ(std::string(e.what()), "refusing archive " + config.data_archive + ": it expands past " +
+                                       std::to_string((64 << 10) + (8 << 10) + (1 << 20)) +
+                                       " bytes, over the limit of 65536 bytes in all (hint: use the official "
+                                       "cifar-10-binary.tar.gz, or pass --data-dir with an existing "
+                                       "cifar-10-batches-bin/)");
   EXPECT_EQ(listing(tmp / "data"), std::vector<std::string>{});
 }
 

@@ -301,6 +301,120 @@ TEST(DataParallel, HungPeerFailsTheGroupWithinTheTimeout) {
   EXPECT_FALSE(testing::process_exists(std::stoi(pid1)));
 }
 
+// A closed terminal's SIGHUP reaches the launcher, which forwards it as it
+// is: the ranks stop as one process does (checkpoint, exit 128 + 1), and
+// the second SIGHUP a closing terminal may send aborts nothing.
+TEST(DataParallel, SighupToTheLauncherStopsEveryRankAsOneProcessStops) {
+  SKIP_WITHOUT_GLOO();
+  TempDir dir("sighup");
+  BackgroundProcess launcher(long_cnn_run(dir, 3, {"--nproc-per-node", "2", "--dist-timeout", "30"}));
+  ASSERT_NE(launcher.wait_for("Epoch 1/3", 120), "") << launcher.output();
+  ASSERT_EQ(::kill(launcher.pid(), SIGHUP), 0);
+  ASSERT_EQ(::kill(launcher.pid(), SIGHUP), 0);
+  ASSERT_EQ(launcher.wait(60), 128 + SIGHUP) << launcher.output();
+  const std::string out = launcher.output();
+  EXPECT_NE(out.find("Training stopped: interrupted by SIGHUP"), std::string::npos) << out;
+  EXPECT_EQ(out.find("error:"), std::string::npos) << out;
+  EXPECT_EQ(read_checkpoint((dir / "checkpoints/latest_model.pt").string()).meta["world_size"], 2);
+}
+
+// Two ranks started by hand (no launcher to stop the survivor) and a
+// resume from what they left: every checkpoint reads back, and one process
+// finishes the run.
+void expect_resumable(const TempDir& dir) {
+  const auto latest = (dir / "checkpoints/latest_model.pt").string();
+  for (const char* name : {"latest_model.pt", "best_model.pt"}) {
+    EXPECT_NO_THROW(read_checkpoint((dir / "checkpoints" / name).string())) << name;
+  }
+  std::string resumed;
+  EXPECT_EQ(run(long_cnn_run(dir, 2, {"--resume", latest}), &resumed), 0);
+  EXPECT_NE(resumed.find("Resuming from"), std::string::npos) << resumed;
+  EXPECT_EQ(read_checkpoint(latest).meta["global_step"], 64);
+}
+
+// SIGKILL of rank 1 mid-epoch, where each step waits in the gradient
+// all-reduce: rank 0's collective fails at once (the peer's socket closes),
+// with one line and exit 1, well within --dist-timeout.
+TEST(DataParallel, ARankKilledMidEpochEndsItsPeerWithOneLine) {
+  SKIP_WITHOUT_GLOO();
+  TempDir dir("killed_by_hand");
+  auto ranks = start_torchrun_ranks(long_cnn_run(dir, 50, {"--dist-timeout", "10"}), 2, find_free_loopback_port());
+  ASSERT_NE(ranks[0]->wait_for("Epoch 1/50", 120), "") << ranks[0]->output();
+  std::this_thread::sleep_for(std::chrono::seconds(3));  // epoch 1's checkpoints written, into epoch 2
+  const auto t0 = Clock::now();
+  ASSERT_EQ(::kill(ranks[1]->pid(), SIGKILL), 0);
+  EXPECT_EQ(ranks[0]->wait(10 + 20), kExitRuntime) << ranks[0]->output();
+  const double waited = std::chrono::duration<double>(Clock::now() - t0).count();
+  const std::string out = ranks[0]->output();
+  EXPECT_LT(waited, 10.0) << out;
+  EXPECT_EQ(count(out, "error:"), 1) << out;
+  EXPECT_NE(out.find("error: rank 0 of 2: "), std::string::npos) << out;
+  EXPECT_NE(out.find("(hint: another rank stopped or hung, see its output"), std::string::npos) << out;
+  expect_resumable(dir);
+}
+
+// A rank that stalls (SIGSTOP): its peer gives up after --dist-timeout with
+// one line; the stalled rank, once continued, finds its peer gone and
+// leaves with one line too.
+TEST(DataParallel, AStalledRankIsGivenUpAndLeavesWithOneLineWhenContinued) {
+  SKIP_WITHOUT_GLOO();
+  TempDir dir("stalled_by_hand");
+  auto ranks = start_torchrun_ranks(long_cnn_run(dir, 50, {"--dist-timeout", "5"}), 2, find_free_loopback_port());
+  ASSERT_NE(ranks[0]->wait_for("Epoch 1/50", 120), "") << ranks[0]->output();
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  auto t0 = Clock::now();
+  ASSERT_EQ(::kill(ranks[1]->pid(), SIGSTOP), 0);
+  EXPECT_EQ(ranks[0]->wait(5 + 20), kExitRuntime) << ranks[0]->output();
+  double waited = std::chrono::duration<double>(Clock::now() - t0).count();
+  const std::string out0 = ranks[0]->output();
+  EXPECT_GE(waited, 4.0) << out0;
+  EXPECT_LT(waited, 5.0 + 10.0) << out0;
+  EXPECT_EQ(count(out0, "error:"), 1) << out0;
+  EXPECT_NE(out0.find("no answer within --dist-timeout 5 s"), std::string::npos) << out0;
+
+  t0 = Clock::now();
+  ASSERT_EQ(::kill(ranks[1]->pid(), SIGCONT), 0);
+  EXPECT_EQ(ranks[1]->wait(5 + 20), kExitRuntime) << ranks[1]->output();
+  waited = std::chrono::duration<double>(Clock::now() - t0).count();
+  const std::string out1 = ranks[1]->output();
+  EXPECT_LT(waited, 5.0 + 10.0) << out1;
+  EXPECT_EQ(count(out1, "error:"), 1) << out1;
+  EXPECT_NE(out1.find("error: rank 1 of 2: "), std::string::npos) << out1;
+  expect_resumable(dir);
+}
+
+// SIGKILL of rank 1 while rank 0 writes a checkpoint (held by the rename() shim
+// with the temporary file complete, before the rename): the launcher stops
+// rank 0 (SIGKILL after its grace period, as the hold outlasts it), and
+// the previous latest_model.pt is untouched and resumes.
+TEST(DataParallel, ARankKilledDuringACheckpointWriteCorruptsNothing) {
+  SKIP_WITHOUT_GLOO();
+  TempDir dir("killed_while_writing");
+  ASSERT_EQ(run(long_cnn_run(dir, 1, {})), 0);
+  const fs::path latest = dir / "checkpoints/latest_model.pt";
+  const std::string before = read_file(latest);
+  BackgroundProcess launcher(
+      long_cnn_run(dir, 3, {"--nproc-per-node", "2", "--dist-timeout", "60", "--resume", latest.string()}),
+      testing::hold_rename_env("latest_model.pt"));
+  const std::string pid1 = launcher.wait_for("rank 1 pid (\\d+)", 60);
+  ASSERT_NE(pid1, "") << launcher.output();
+  ASSERT_NE(launcher.wait_for("hold_rename: holding", 120), "") << launcher.output();
+  ASSERT_EQ(::kill(std::stoi(pid1), SIGKILL), 0);
+  const auto t0 = Clock::now();
+  EXPECT_EQ(launcher.wait(60), kExitRuntime) << launcher.output();
+  const std::string out = launcher.output();
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), kWorkerStopGraceSeconds + 10.0) << out;
+  EXPECT_NE(out.find("error: rank 1 was killed by signal 9 (SIGKILL); stopped the other workers"), std::string::npos)
+      << out;
+  EXPECT_EQ(count(out, "error:"), 1) << out;
+  EXPECT_EQ(read_file(latest), before) << "the held write was never renamed over the previous checkpoint";
+  expect_resumable(dir);
+  for (const auto& entry : fs::directory_iterator(dir / "checkpoints")) {
+    EXPECT_EQ(entry.path().filename().string().find(".tmp."), std::string::npos)
+        << entry.path() << ": the resume removes a killed writer's temporary file";
+  }
+}
+
 // A TCP connection to 127.0.0.1:port, or -1.
 int connect_loopback(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -1,12 +1,15 @@
 // Whole-binary runs on the real data: what a user types, checked through
 // the files the run leaves behind.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "common/atomic_file.h"
+#include "common/signals.h"
 #include "models/registry.h"
 #include "reporting/tensorboard.h"
 #include "e2e_util.h"
@@ -57,7 +60,10 @@ TEST(Train, ResumeContinuesBitExactly) {
   EXPECT_EQ(read_json(straight / "results/training_history.json"), read_json(split / "results/training_history.json"));
 }
 
-TEST(Train, SigtermFinishesTheStepSavesAndResumesExactly) {
+// A run sent `sig` (`times` times at once) in its second epoch finishes the
+// step, writes latest_model.pt and its outputs, exits 128 + sig, and resumes
+// from the checkpoint to the uninterrupted run's weights bit for bit.
+void expect_signal_stops_and_resumes_exactly(int sig, int times) {
   TempDir straight("straight"), cut("cut");
   const std::vector<std::string> common{"--epochs", "3", "--lr-schedule", "cosine", "--train-limit", "1024",
                                         "--batch-size", "32", "--skip-inference"};
@@ -67,10 +73,12 @@ TEST(Train, SigtermFinishesTheStepSavesAndResumesExactly) {
   Child run(tiny_run(cut.path(), common));
   ASSERT_TRUE(run.wait_for_output("Epoch 1/3", 300)) << run.output();
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // into epoch 2
-  run.send(SIGTERM);
+  for (int i = 0; i < times; ++i) run.send(sig);
   auto r = run.wait(300);
-  ASSERT_EQ(r.exit_code, 143) << r.output;
-  EXPECT_NE(r.output.find("interrupted by SIGTERM"), std::string::npos) << r.output;
+  ASSERT_EQ(r.exit_code, 128 + sig) << r.output;
+  EXPECT_EQ(r.signal, 0) << "exited, not killed by the signal:\n" << r.output;
+  EXPECT_NE(r.output.find("interrupted by " + signal_name(sig)), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("second signal"), std::string::npos) << r.output;
   const auto latest = cut / "checkpoints/latest_model.pt";
   auto meta = read_checkpoint(latest.string()).meta;
   EXPECT_GT(meta["step_in_epoch"].get<int>() + meta["epoch"].get<int>(), 1) << meta.dump();
@@ -84,6 +92,15 @@ TEST(Train, SigtermFinishesTheStepSavesAndResumesExactly) {
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   expect_bit_identical(straight / "checkpoints/latest_model.pt", latest);
 }
+
+TEST(Train, SigtermFinishesTheStepSavesAndResumesExactly) { expect_signal_stops_and_resumes_exactly(SIGTERM, 1); }
+
+// A closed terminal or a dropped SSH session sends SIGHUP, at times twice
+// (the shell forwards its own to the job, and the kernel signals the
+// foreground group when the shell exits). It stops the run as SIGTERM
+// does, exit 128 + 1. (It used to end the process at once, exit 129 with
+// nothing saved.)
+TEST(Train, SighupStopsAsSigtermDoesAndResumesExactly) { expect_signal_stops_and_resumes_exactly(SIGHUP, 2); }
 
 // The lookahead's slow weights live in the checkpoint beside the model,
 // and the alternating flips follow from the seed and epoch: a run stopped
@@ -160,6 +177,39 @@ TEST(Train, Sigusr1StopsWithACheckpointAsSigtermDoes) {
   EXPECT_EQ(r.exit_code, 128 + SIGUSR1) << r.output;
   EXPECT_NE(r.output.find("interrupted by SIGUSR1"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(out / "checkpoints/latest_model.pt"));
+}
+
+// `nohup cifar10 ...` ignores SIGHUP so that the run outlives the
+// terminal: the ignored disposition is kept, and the run finishes.
+TEST(Train, SighupUnderNohupIsStillIgnored) {
+  TempDir out("nohup");
+  const fs::path log = out / "log";
+  testing::write_bytes(log, "");
+  std::string bin = testing::cifar10_binary();
+  std::vector<std::string> args = tiny_run(out / "run", {"--epochs", "2", "--skip-inference"});
+  std::vector<char*> argv{bin.data()};
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::signal(SIGHUP, SIG_IGN);  // what nohup does before exec
+    const int fd = ::open(log.c_str(), O_WRONLY | O_TRUNC);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::execv(bin.c_str(), argv.data());
+    ::_exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
+  while (read_file(log).find("Epoch 1/2") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ::kill(pid, SIGHUP);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  const std::string output = read_file(log);
+  ASSERT_TRUE(WIFEXITED(status)) << output;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << output;
+  EXPECT_EQ(read_json(out / "run/results/training_history.json").size(), 2u) << output;
 }
 
 // A learning rate that makes the loss NaN within a few steps (the highest

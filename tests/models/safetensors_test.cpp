@@ -184,11 +184,41 @@ TEST(Safetensors, RefusesMalformedFilesNamingFileAndTensor) {
 TEST(Safetensors, AShapeNestedAMillionDeepIsRefusedNotAStackOverflow) {
   // The error message once dump()ed the whole shape, and nlohmann's dump()
   // recurses once per level: a 2 MB header crashed the reader (SIGSEGV).
+  // The parse itself now stops at the fourth level, before the rest of the
+  // document is built.
   const int depth = 1000000;
   const std::string shape = std::string(depth, '[') + std::string(depth, ']');
   const auto msg = error_for_bytes(raw_file(R"({"a":{"dtype":"F32","shape":)" + shape + R"(,"data_offsets":[0,0]}})", ""));
-  EXPECT_TRUE(contains(msg, "tensor 'a'") && contains(msg, "shape is not a list of sizes (found an array)")) << msg;
+  EXPECT_TRUE(contains(msg, "header nests deeper than a safetensors header (3 levels)")) << msg;
   EXPECT_LT(msg.size(), 300u);
+  // A shape one level too deep is refused the same way; one list of sizes
+  // deep, with a non-number in it, by what it holds.
+  EXPECT_TRUE(contains(error_for_bytes(raw_file(R"({"a":{"dtype":"F32","shape":[[1]],"data_offsets":[0,4]}})",
+                                                std::string(4, '\0'))),
+                       "header nests deeper than a safetensors header"));
+  EXPECT_TRUE(contains(error_for_bytes(raw_file(R"({"a":{"dtype":"F32","shape":["1"],"data_offsets":[0,4]}})",
+                                                std::string(4, '\0'))),
+                       "shape is not a list of sizes (found \"1\")"));
+}
+
+// nlohmann keeps the last of two equal keys, other readers the first: a
+// file with a name twice (or a field of one entry twice) reads as two
+// different files, so it is refused wherever the key repeats.
+TEST(Safetensors, AKeyTwiceInOneObjectIsRefused) {
+  const std::string entry = R"({"dtype":"F32","shape":[1],"data_offsets":[0,4]})";
+  const std::string body(4, '\0');
+  EXPECT_TRUE(contains(error_for_bytes(raw_file(R"({"a":)" + entry + R"(,"a":)" + entry + "}", body)),
+                       "'a' appears twice in one object of the header"));
+  EXPECT_TRUE(contains(
+      error_for_bytes(raw_file(R"({"a":{"dtype":"F32","dtype":"I32","shape":[1],"data_offsets":[0,4]}})", body)),
+      "'dtype' appears twice in one object of the header"));
+  EXPECT_TRUE(contains(error_for_bytes(raw_file(R"({"__metadata__":{"k":"1","k":"2"},"a":)" + entry + "}", body)),
+                       "'k' appears twice"));
+  // The same key in two objects is no repeat.
+  EXPECT_NO_THROW(decode_safetensors(raw_file(R"({"a":)" + entry + R"(,"b":{"dtype":"F32","shape":[0],)"
+                                              R"("data_offsets":[4,4]}})",
+                                              body),
+                                     "ok"));
 }
 
 // ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@
 
 #include <array>
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 
 #include "common/atomic_file.h"
@@ -98,6 +99,49 @@ TEST(DiskFull, NoRoomEvenForTheConfigStopsAtOnce) {
       << r.output;
   EXPECT_FALSE(fs::exists(out / "results/config.json"));
   expect_no_temp_files(out.path());
+}
+
+// A .tar.gz holding one 1 MB batch of noise (which deflate stores as it
+// is), packed by tar(1).
+fs::path one_batch_archive(const TempDir& dir) {
+  std::string noise(1 << 20, '\0');
+  uint32_t seed = 7;
+  for (char& c : noise) c = static_cast<char>((seed = seed * 1664525u + 1013904223u) >> 24);
+  testing::write_bytes(dir / "src/cifar-10-batches-bin/data_batch_1.bin", noise);
+  const fs::path archive = dir / "cifar-10-binary.tar.gz";
+  const std::string tar = "tar czf '" + archive.string() + "' -C '" + (dir / "src").string() + "' cifar-10-batches-bin";
+  EXPECT_EQ(std::system(tar.c_str()), 0) << tar;
+  return archive;
+}
+
+// The disk fills while the data is downloaded or extracted: exit 1, as for
+// a checkpoint (the machine's state, not the user's input: the same
+// command works once there is room), with one line naming what could not
+// be written, and no folder or file left in the data folder. Both exited 2.
+TEST(DiskFull, TheDataDownloadAndExtractionExitOneAsCheckpointsDo) {
+  TempDir tmp("full_data");
+  const fs::path archive = one_batch_archive(tmp);
+  const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
+      {"cannot download file://" + archive.string() + ": cannot write " + (tmp / "download").string() +
+           "/.cifar-download-",
+       {"--data-url", "file://" + archive.string()}},
+      {"cannot write " + (tmp / "archive/cifar-10-batches-bin/data_batch_1.bin").string() + ": File too large",
+       {"--data-archive", archive.string()}},
+  };
+  for (const auto& [error, source] : cases) {
+    const fs::path data = tmp / (source[0] == "--data-url" ? "download" : "archive");
+    std::vector<std::string> args{"--data-dir", data.string(), "--data-md5", "none", "--output-dir",
+                                  (tmp / "out").string(), "--epochs", "1"};
+    args.insert(args.end(), source.begin(), source.end());
+    const auto r = run_with_file_limit(args, 256u << 10);
+    EXPECT_EQ(r.exit_code, kExitRuntime) << r.output;
+    const std::string line = testing::error_line(r.output);
+    EXPECT_EQ(line.find("error: " + error), 0u) << r.output;
+    EXPECT_NE(line.find("File too large (hint: free disk space, or pass --data-dir elsewhere)"), std::string::npos)
+        << line;
+    EXPECT_EQ(r.output.find("error: "), r.output.rfind("error: ")) << r.output;
+    EXPECT_FALSE(fs::exists(data)) << "the data folder the run made is gone again";
+  }
 }
 
 // In-process: the temp file is removed on every failure path, and the

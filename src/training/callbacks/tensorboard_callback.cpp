@@ -1,6 +1,7 @@
 #include "training/callbacks/tensorboard_callback.h"
 
 #include <iostream>
+#include <set>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
@@ -36,25 +37,34 @@ std::string TensorBoardCallback::batch_tag(const std::string& key) {
 
 void TensorBoardCallback::carry_resumed_runs() {
   std::error_code ec;
-  if (!resumed_ || resumed_root_.empty() || !fs::is_directory(resumed_root_, ec)) return;
-  // Never into a folder that has event files of its own (or is the run's
-  // own); an empty tensorboard/ folder has none. One folder level at a
-  // time: no recursive walk (see remove_tree in common/atomic_file.h).
+  if (!resumed_ || resumed_root_.empty() || !fs::is_directory(resumed_root_, ec) ||
+      fs::equivalent(root_, resumed_root_, ec)) {
+    return;
+  }
+  auto names = [](const fs::path& dir) {
+    std::set<std::string> found;
+    for (const auto& file : list_event_files(dir)) found.insert(file.filename().string());
+    return found;
+  };
+  // Never into a folder that has event files of its own: files there that
+  // are not the resumed run's are another run's. Its copies are not: a
+  // resume killed while copying (a kill -9 between two files) is finished
+  // when it is run again, file by file, instead of leaving the folder with
+  // some of the run's curves. One folder level at a time: no recursive walk
+  // (see remove_tree in common/atomic_file.h).
   for (const char* run : {"train", "validation", "train_batch"}) {
-    for (fs::directory_iterator it(root_ / run, ec), end; !ec && it != end; it.increment(ec)) {
-      if (it->path().filename().string().find("tfevents") != std::string::npos) return;
+    const auto resumed = names(resumed_root_ / run);
+    for (const auto& name : names(root_ / run)) {
+      if (!resumed.count(name)) return;
     }
   }
   bool copied = false;
   for (const char* run : {"train", "validation", "train_batch"}) {
-    const fs::path from = resumed_root_ / run;
-    if (!fs::is_directory(from, ec)) continue;
-    for (fs::directory_iterator it(from, ec), end; !ec && it != end; it.increment(ec)) {
-      const std::string name = it->path().filename().string();
-      std::error_code file_ec;
-      if (!it->is_regular_file(file_ec) || name.find("tfevents") == std::string::npos) continue;
+    const auto present = names(root_ / run);
+    for (const auto& from : list_event_files(resumed_root_ / run)) {
+      if (present.count(from.filename().string())) continue;
       ensure_dir(root_ / run);
-      write_file_atomic(root_ / run / name, read_file(it->path()));
+      write_file_atomic(root_ / run / from.filename(), read_file(from));
       copied = true;
     }
   }
