@@ -288,6 +288,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
     if (app.count(std::string("--") + name) > 0) cmd.given.insert(name);
   });
   drop_other_models_flags(cmd.config.model, cmd.given);
+  apply_pretrained_defaults(cmd.config, cmd.given);
   if (predict->parsed()) {
     if (tta_on || tta_off) p.tta = tta_on;
     cmd.command = CommandLine::Command::kPredict;

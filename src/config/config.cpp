@@ -32,6 +32,15 @@ void drop_other_models_flags(ModelConfig& model, const std::set<std::string>& gi
   if (!given.count("input-size") && model.model_type != "efficientnet") model.input_size = defaults.input_size;
 }
 
+void apply_pretrained_defaults(Config& config, const std::set<std::string>& given) {
+  ModelConfig& m = config.model;
+  const bool checkpoint = !config.run.load_model.empty() || !config.run.resume.empty();
+  if (!given.count("pretrained-weights") && m.model_type == "efficientnet" && !checkpoint) {
+    m.pretrained_weights = "imagenet";
+  }
+  if (!given.count("freeze-backbone") && m.pretrained_weights == "imagenet") m.freeze_backbone = true;
+}
+
 void validate(const Config& c) {
   const auto& t = c.train;
   require(t.epochs >= 0, "epochs", std::to_string(t.epochs), "must be 0 or more");
@@ -111,11 +120,11 @@ void validate(const Config& c) {
           "needs --load-model PATH (the weights to evaluate)");
   require(r.resume.empty() || r.load_model.empty(), "resume", r.resume,
           "use either --resume (continue a run) or --load-model (start from weights), not both");
-  require(m.pretrained_weights.empty() || (r.resume.empty() && r.load_model.empty()), "pretrained-weights",
-          m.pretrained_weights,
+  const bool pretrained = !m.pretrained_weights.empty() && m.pretrained_weights != "none";
+  require(!pretrained || (r.resume.empty() && r.load_model.empty()), "pretrained-weights", m.pretrained_weights,
           "initialises a new model, and --" + std::string(r.resume.empty() ? "load-model" : "resume") +
               " brings the checkpoint's own weights (hint: drop one of the two)");
-  require(m.pretrained_weights.empty() || m.model_type == "efficientnet", "pretrained-weights", m.pretrained_weights,
+  require(!pretrained || m.model_type == "efficientnet", "pretrained-weights", m.pretrained_weights,
           "holds EfficientNet-B0 weights, for --model-type efficientnet, not " + printable(m.model_type.substr(0, 40)));
 }
 

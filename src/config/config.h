@@ -34,7 +34,9 @@ struct ModelConfig {
   int width = 0;                      // base width multiplier for the fast net (0 = default)
   int input_size = 32;                // model input side; >32 upsamples (EfficientNet)
   double dropout_rate = 0.3;          // dropout before the classifier
-  std::string pretrained_weights;     // EfficientNet-B0 ImageNet weights (.safetensors)
+  std::string pretrained_weights;     // imagenet | none | FILE (.pth, .safetensors); "" = imagenet for efficientnet
+  // Where imagenet is downloaded from: torchvision 0.14's EfficientNet_B0_Weights.IMAGENET1K_V1.
+  std::string pretrained_url = "https://download.pytorch.org/models/efficientnet_b0_rwightman-3dd342df.pth";
   bool freeze_backbone = false;       // train only the head first, then fine-tune everything
   int freeze_epochs = 5;              // epochs of head-only training with --freeze-backbone
   bool summary = false;               // print a layer summary and exit
@@ -106,5 +108,11 @@ void validate(const Config& config);
 // flags the user set) holds them or the model type uses them: a preset's
 // fast-net width, or a resumed run's, is no setting of another model's.
 void drop_other_models_flags(ModelConfig& model, const std::set<std::string>& given);
+
+// EfficientNet starts from ImageNet weights, as the original's did, unless
+// --pretrained-weights says otherwise or a checkpoint (--load-model,
+// --resume) brings weights; from ImageNet weights it trains the head first
+// (--freeze-backbone) unless that flag is given.
+void apply_pretrained_defaults(Config& config, const std::set<std::string>& given);
 
 }  // namespace cifar

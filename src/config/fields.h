@@ -31,8 +31,10 @@ void visit_fields(Config_& c, Visitor&& v) {
   v("width", c.model.width, "Base width of the fast net (0 = its default, 64)");
   v("input-size", c.model.input_size, "EfficientNet input side in pixels; above 32 upsamples");
   v("dropout-rate", c.model.dropout_rate, "Dropout before the classifier (not in the fast net)");
-  v("pretrained-weights", c.model.pretrained_weights, "EfficientNet-B0 ImageNet weights (.safetensors)");
-  v("freeze-backbone", c.model.freeze_backbone, "Train only the head first, then fine-tune all");
+  v("pretrained-weights", c.model.pretrained_weights,
+    "EfficientNet-B0 start: imagenet (its default; downloaded once) | none (from scratch) | FILE (.pth, .safetensors)");
+  v("pretrained-url", c.model.pretrained_url, "Where imagenet weights are downloaded from (then cached)");
+  v("freeze-backbone", c.model.freeze_backbone, "Train only the head first, then fine-tune all (on with imagenet)");
   v("freeze-epochs", c.model.freeze_epochs, "Head-only epochs with --freeze-backbone");
   v("summary", c.model.summary, "Print a layer summary of the model and exit");
   // Training

@@ -27,7 +27,6 @@
 #include "models/efficientnet.h"
 #include "models/fastnet.h"
 #include "models/registry.h"
-#include "models/safetensors.h"
 #include "models/summary.h"
 #include "reporting/gnuplot.h"
 #include "reporting/html_report.h"
@@ -43,6 +42,7 @@
 #include "training/callbacks/tensorboard_callback.h"
 #include "training/callbacks/terminate_on_nan.h"
 #include "training/checkpoint.h"
+#include "training/pretrained_weights.h"
 #include "training/trainer.h"
 
 namespace cifar {
@@ -294,8 +294,10 @@ struct RunModel {
   std::shared_ptr<const CheckpointData> resume_state;
 };
 
-// `read` is the checkpoint check_run_inputs read (null: read it here).
-RunModel make_run_model(const Config& config, const Splits& splits, std::shared_ptr<const CheckpointData> read) {
+// `read` is the checkpoint check_run_inputs read (null: read it here);
+// `pretrained` the weights it obtained.
+RunModel make_run_model(const Config& config, const Splits& splits, std::shared_ptr<const CheckpointData> read,
+                        const PretrainedWeights* pretrained) {
   RunModel m;
   m.weights = !config.run.resume.empty() ? config.run.resume : config.run.load_model;
   std::shared_ptr<const CheckpointData> checkpoint;
@@ -322,9 +324,7 @@ RunModel make_run_model(const Config& config, const Splits& splits, std::shared_
   } else if (checkpoint) {
     m.resume_state = checkpoint;
   } else {
-    if (!config.model.pretrained_weights.empty()) {
-      m.pretrained_report = load_pretrained(*m.net, m.spec, config.model.pretrained_weights);
-    }
+    if (pretrained) m.pretrained_report = load_pretrained(*m.net, m.spec, pretrained->tensors, pretrained->file);
     // The fast net's frozen first layer whitens 2x2 patches of this
     // training data (airbench); 5,000 images estimate the covariance well.
     if (m.spec.type == "fast") {
@@ -384,8 +384,8 @@ void check_ranks_agree(const Config& config, const std::string& start, Distribut
     settings[flag] = given && flag != std::string("pretrained-weights") ? nlohmann::json(start) : nlohmann::json(given);
   }
   // Per machine, or read only by rank 0 or the launcher.
-  for (const char* local : {"data-dir", "data-archive", "data-url", "data-md5", "output-dir", "threads", "device",
-                            "nproc-per-node", "num-gpus", "strategy", "skip-visualization"}) {
+  for (const char* local : {"data-dir", "data-archive", "data-url", "data-md5", "pretrained-url", "output-dir",
+                            "threads", "device", "nproc-per-node", "num-gpus", "strategy", "skip-visualization"}) {
     settings.erase(local);
   }
   // 52 bits: exact in the float64 tensors the context reduces.
@@ -591,7 +591,10 @@ RunInputs check_run_inputs(const Config& config) {
                                                                {"--resume", &config.run.resume},
                                                                {"--pretrained-weights", &config.model.pretrained_weights}};
   for (const auto& [flag, path] : inputs) {
-    if (!path->empty()) check_readable(flag, *path);
+    // --pretrained-weights imagenet and none name no file.
+    const bool keyword =
+        path == &config.model.pretrained_weights && (!wants_pretrained(config.model) || *path == "imagenet");
+    if (!path->empty() && !keyword) check_readable(flag, *path);
   }
   // Their formats too: a Keras .h5 given as a checkpoint, or a resume of
   // another model than the flags build, fails here and not after the data.
@@ -613,7 +616,9 @@ RunInputs check_run_inputs(const Config& config) {
                      result.start;
     }
   }
-  if (!config.model.pretrained_weights.empty()) read_safetensors(config.model.pretrained_weights);
+  if (wants_pretrained(config.model)) {
+    result.pretrained = std::make_shared<const PretrainedWeights>(obtain_pretrained_weights(config.model));
+  }
   // An evaluation writes into the output folder's results/: over a training
   // run's record only when it evaluates that run's own checkpoint (and then
   // keeps the record, see run_pipeline).
@@ -672,6 +677,10 @@ int run_pipeline(const Config& config) {
   Config record = config;
   if (inputs.saved) record.model = model_flags(*inputs.saved, config.model);
   if (dist->is_writer()) {
+    if (!inputs.saved && config.model.model_type == "efficientnet") {
+      std::cout << describe_weights_origin(inputs.pretrained.get()) << "\n";
+      if (inputs.pretrained && !inputs.pretrained->note.empty()) std::cout << inputs.pretrained->note << "\n";
+    }
     print_config(record, device, threads, *dist);
     if (config.train.mixed_precision == "on" && !device.is_cuda() && !cpu_has_native_bf16()) {
       std::cout << "note: --mixed-precision on: oneDNN has no bf16 instructions here (the CPU lacks avx512_bf16 "
@@ -703,7 +712,7 @@ int run_pipeline(const Config& config) {
     std::cout << splits.test.size() << " test images from " << batches.string() << "\n";
   }
 
-  RunModel model = make_run_model(config, splits, std::move(inputs.checkpoint));
+  RunModel model = make_run_model(config, splits, std::move(inputs.checkpoint), inputs.pretrained.get());
   // Where the Trainer would put it: an evaluation alone has no Trainer, and
   // its CUDA batches met CPU weights (found on an H200).
   model.net->to(device);

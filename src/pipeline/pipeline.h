@@ -38,13 +38,14 @@ std::vector<std::shared_ptr<Callback>> make_callbacks(const Config& config, cons
 // Returns the validated result; `config` itself when it resumes nothing.
 Config resumed_run_config(const Config& config, const std::set<std::string>& given);
 
-// The files a run starts from (--load-model, --resume, --pretrained-weights)
-// are readable and of their format, a resume's checkpoint holds the model
+// The files a run starts from (--load-model, --resume, --pretrained-weights,
+// ImageNet's fetched into the cache if need be) are readable and of their format, a resume's checkpoint holds the model
 // the flags describe, and --load-model is not a file training would
 // overwrite: checked before data is read, before any output is replaced,
 // and by the local launcher once before it starts its workers (one error,
 // not N). Returns what the run starts from.
 struct CheckpointData;
+struct PretrainedWeights;
 struct RunInputs {
   std::string start;               // for the ranks to compare (check_ranks_agree): the
                                    // checkpoint's model and a resume's position; "" without
@@ -52,6 +53,8 @@ struct RunInputs {
   // That checkpoint as read and checked here: the run builds from these
   // bytes, not from a second reading of a file that may have changed.
   std::shared_ptr<const CheckpointData> checkpoint;
+  // --pretrained-weights as read (and for imagenet, fetched) here, before the data.
+  std::shared_ptr<const PretrainedWeights> pretrained;
 };
 RunInputs check_run_inputs(const Config& config);
 
