@@ -7,6 +7,7 @@
 #include "distributed/launcher.h"
 #include "evaluation/predict.h"
 #include "pipeline/pipeline.h"
+#include "training/export.h"
 
 int main(int argc, char** argv) {
   using cifar::CommandLine;
@@ -18,6 +19,8 @@ int main(int argc, char** argv) {
         return cmd.exit_code;
       case CommandLine::Command::kPredict:
         return cifar::run_predict(cmd.predict);
+      case CommandLine::Command::kExport:
+        return cifar::run_export(cmd.export_options);
       case CommandLine::Command::kTrain: {
         const cifar::Config config = cifar::resumed_run_config(cmd.config, cmd.given);
         if (const int workers = cifar::local_workers_to_start(config, cifar::process_environment())) {

@@ -268,6 +268,12 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   predict->add_flag("--no-tta", tta_off, "Classify the image alone")->excludes(tta);
   predict->add_option("inputs", p.inputs, "Image files or folders")->required();
 
+  auto* exporter = app.add_subcommand("export", "Write a checkpoint's weights as .safetensors (torchvision names)");
+  ExportOptions& x = cmd.export_options;
+  exporter->add_option("--load-model", x.load_model, "Checkpoint whose weights to write")->required();
+  exporter->add_option("--format", x.format, "safetensors")->capture_default_str();
+  exporter->add_option("output", x.output, "The file to write")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -289,6 +295,10 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   });
   drop_other_models_flags(cmd.config.model, cmd.given);
   apply_pretrained_defaults(cmd.config, cmd.given);
+  if (exporter->parsed()) {
+    cmd.command = CommandLine::Command::kExport;
+    return cmd;
+  }
   if (predict->parsed()) {
     if (tta_on || tta_off) p.tta = tta_on;
     cmd.command = CommandLine::Command::kPredict;
