@@ -406,6 +406,7 @@ void read_zip_records(std::string_view bytes, const std::string& label, const Zi
   if (archive_read_open_memory2(a.get(), bytes.data(), bytes.size(), 1 << 20) != ARCHIVE_OK) {
     corrupt("", archive_error_string(a.get()));
   }
+  uint64_t total = 0;  // bytes handed over, all records together
   while (true) {
     struct archive_entry* entry = nullptr;
     const int r = archive_read_next_header(a.get(), &entry);
@@ -421,8 +422,13 @@ void read_zip_records(std::string_view bytes, const std::string& label, const Zi
     int status = ARCHIVE_OK;
     while ((status = archive_read_data_block(a.get(), &block, &size, &offset)) == ARCHIVE_OK) {
       if (!on_record) continue;
+      // Stored records cannot outgrow the file; compressed ones could (a
+      // zip bomb), and these are kept in memory.
       const auto end = static_cast<uint64_t>(offset) + size;
-      if (offset < 0 || end > bytes.size()) corrupt(where, "it expands past the size of the whole file");
+      total += size;
+      if (offset < 0 || end > bytes.size() || total > bytes.size()) {
+        corrupt(where, "the records expand past the size of the whole file");
+      }
       if (data.size() < end) data.resize(static_cast<size_t>(end));
       if (size > 0) std::memcpy(data.data() + offset, block, size);
     }

@@ -37,9 +37,10 @@ std::optional<torch::ScalarType> storage_scalar_type(const std::string& global);
 // Reads every record of the zip `bytes` through libarchive, which checks
 // each record's CRC-32 (LibTorch 1.13 builds miniz with the check off), and
 // hands each one whole to `on_record` (null: read, checked and dropped).
-// A damaged record, or one that would expand past the size of the whole
-// file (LibTorch and torch.save store records uncompressed), throws
-// UserError "<label> is corrupt: ..." (label: "checkpoint F", ...).
+// A damaged record, or records handed over that together expand past the
+// size of the whole file (LibTorch and torch.save store them uncompressed;
+// a zip bomb would not), throws UserError "<label> is corrupt: ..."
+// (label: "checkpoint F", ...).
 using ZipRecordSink = std::function<void(const std::string& name, std::string&& data)>;
 void read_zip_records(std::string_view bytes, const std::string& label, const ZipRecordSink& on_record = nullptr);
 

@@ -99,15 +99,25 @@ constexpr const char* kRebuildParameter = "torch._utils._rebuild_parameter";
 // Python objects as far as a state dict needs them. Shared, as in Python:
 // a memo entry fetched twice is one object, so a pickle that refers to a
 // tuple a million times holds it once (copies grew exponentially).
+//
+// A dict keeps no container as a value (it holds kNested instead): the only
+// nested dicts a state dict has are _metadata's, which are never read, and
+// a dict that cannot hold containers cannot be made to hold itself (a
+// cycle of shared pointers, never freed). Tuples, built from values that
+// exist before them, nest at most kMaxDepth deep: their destructors
+// recurse, and 10^6 nested TUPLE1s overflowed the stack.
+constexpr int kMaxDepth = 32;  // a state dict nests 4 deep
+
 struct Value;
 using ValuePtr = std::shared_ptr<Value>;
 struct Value {
-  enum Kind { kNone, kBool, kInt, kString, kTuple, kDict, kGlobal, kStorage, kTensor } kind = kNone;
+  enum Kind { kNone, kBool, kInt, kString, kTuple, kDict, kGlobal, kStorage, kTensor, kNested } kind = kNone;
   int64_t number = 0;                                // kInt, kBool
   std::string text;                                  // kString; kGlobal as "module.name"; kStorage its key
   std::vector<ValuePtr> items;                       // kTuple
   std::vector<std::pair<ValuePtr, ValuePtr>> pairs;  // kDict, in insertion order
   torch::Tensor tensor;                              // kStorage (1-D, the whole storage), kTensor
+  int depth = 1;                                     // kTuple: 1 + its deepest item's
 };
 
 // clang-format off
@@ -122,6 +132,7 @@ const char* kind_name(Value::Kind kind) {
     case Value::kGlobal: return "a class or function";
     case Value::kStorage: return "a storage";
     case Value::kTensor: return "a tensor";
+    case Value::kNested: return "a container";
   }
   return "a value";
 }
@@ -236,17 +247,28 @@ class Unpickler {
     push(v);
   }
 
-  void tuple_of(size_t n) {
+  void push_tuple(std::vector<ValuePtr> items) {
     auto t = make(Value::kTuple);
-    t->items.resize(n);
-    for (size_t i = n; i-- > 0;) t->items[i] = pop();
+    for (const auto& item : items) t->depth = std::max(t->depth, item->depth + 1);
+    if (t->depth > kMaxDepth) fail("nests tuples more than " + std::to_string(kMaxDepth) + " deep");
+    t->items = std::move(items);
     push(t);
+  }
+
+  void tuple_of(size_t n) {
+    std::vector<ValuePtr> items(n);
+    for (size_t i = n; i-- > 0;) items[i] = pop();
+    push_tuple(std::move(items));
   }
 
   void set_items(ValuePtr dict, std::vector<ValuePtr> items) {
     expect(dict, Value::kDict, "a dict to fill");
     if (items.size() % 2 != 0) fail("is malformed (SETITEMS with an odd count)");
-    for (size_t i = 0; i < items.size(); i += 2) dict->pairs.emplace_back(items[i], items[i + 1]);
+    for (size_t i = 0; i < items.size(); i += 2) {
+      ValuePtr& value = items[i + 1];
+      if (value->kind == Value::kDict || value->kind == Value::kTuple) value = make(Value::kNested);
+      dict->pairs.emplace_back(items[i], value);
+    }
   }
 
   // ('storage', torch.FloatStorage, key, location, numel), as torch.save
@@ -334,6 +356,17 @@ class Unpickler {
       fail("has a tensor that reaches past its storage " + printable(storage_dir_ + store->text, 100) + " of " +
            std::to_string(storage_numel) + " elements");
     }
+    // More elements than the storage holds means overlapping strides (an
+    // expanded view, stride 0): no weight is saved so, and 2^40 elements of
+    // one float cost nothing here but terabytes to whoever copies them.
+    int64_t numel = 1;
+    for (int64_t side : size) {
+      if (__builtin_mul_overflow(numel, side, &numel)) numel = INT64_MAX;
+    }
+    if (!empty && numel > storage_numel) {
+      fail("has a tensor of " + std::to_string(numel) + " elements over a storage of " + std::to_string(storage_numel) +
+           " (overlapping strides)");
+    }
     auto v = make(Value::kTensor);
     v->tensor = empty ? torch::empty(size, store->tensor.options()) : store->tensor.as_strided(size, stride, offset);
     return v;
@@ -378,10 +411,10 @@ class Unpickler {
         if (protocol < 2 || protocol > 5) fail("is pickle protocol " + std::to_string(protocol) + ", not 2 to 5");
         break;
       }
-      case 0x95:
+      case 0x95:  // FRAME: a length hint only
         le(8);
-        break;  // FRAME: a length hint only
-      case 'c': {
+        break;
+      case 'c': {  // GLOBAL
         std::string module = line();
         global(module, line());
         break;
@@ -392,27 +425,24 @@ class Unpickler {
         global(module->text, name->text);
         break;
       }
-      case '(':
+      case '(':  // MARK
         marks_.push_back(stack_.size());
         break;
-      case ')':
+      case ')':  // EMPTY_TUPLE
         push(make(Value::kTuple));
         break;
-      case 't': {
-        auto t = make(Value::kTuple);
-        t->items = pop_to_mark();
-        push(t);
+      case 't':  // TUPLE
+        push_tuple(pop_to_mark());
         break;
-      }
       case 0x85:
       case 0x86:
-      case 0x87:
+      case 0x87:  // TUPLE1..3
         tuple_of(op - 0x84u);
-        break;  // TUPLE1..3
-      case '}':
+        break;
+      case '}':  // EMPTY_DICT
         push(make(Value::kDict));
         break;
-      case 'N':
+      case 'N':  // NONE
         push(make(Value::kNone));
         break;
       case 0x88:
@@ -450,31 +480,31 @@ class Unpickler {
         push(v);
         break;
       }
-      case 'q':
+      case 'q':  // BINPUT
         memoize(le(1));
         break;
-      case 'r':
+      case 'r':  // LONG_BINPUT
         memoize(le(4));
         break;
-      case 0x94:
+      case 0x94:  // MEMOIZE
         memoize(memo_.size());
-        break;  // MEMOIZE
-      case 'h':
+        break;
+      case 'h':  // BINGET
         fetch(le(1));
         break;
-      case 'j':
+      case 'j':  // LONG_BINGET
         fetch(le(4));
         break;
-      case 'R':
+      case 'R':  // REDUCE
         reduce();
         break;
-      case 's': {
+      case 's': {  // SETITEM
         auto value = pop();
         auto key = pop();
         set_items(top(), {key, value});
         break;
       }
-      case 'u': {
+      case 'u': {  // SETITEMS
         auto items = pop_to_mark();
         set_items(top(), std::move(items));
         break;
@@ -487,9 +517,9 @@ class Unpickler {
         }
         break;
       }
-      case 'Q':
+      case 'Q':  // BINPERSID
         push(storage(pop()));
-        break;  // BINPERSID
+        break;
       default:
         refuse_opcode(op, start);
     }
@@ -553,7 +583,13 @@ TensorMap decode_pth(std::string_view bytes, const std::string& source) {
   const std::string& pickle = records[pickle_name];
   const std::string where = label + ": its pickle " + printable(pickle_name, 100);
   if (const std::string fault = pickle_fault(pickle); !fault.empty()) throw UserError(where + " " + fault);
-  const ValuePtr top = Unpickler(pickle, where, dir + "data/", records).run();
+  ValuePtr top;
+  try {
+    top = Unpickler(pickle, where, dir + "data/", records).run();
+  } catch (const c10::Error& e) {
+    // LibTorch refusing a size or view the checks above let through.
+    throw UserError(where + " is malformed: " + printable(first_line(e.what_without_backtrace()), 200));
+  }
 
   if (top->kind != Value::kDict) {
     throw UserError(label + " holds " + kind_name(top->kind) + ", not a state dict (names mapped to tensors)");

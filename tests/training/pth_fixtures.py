@@ -10,6 +10,7 @@ with PyTorch's own torch.save (Debian's python3-torch), into OUTDIR:
   list.pth             a dict holding a list: pickle opcode EMPTY_LIST
   evil.pth             an object whose pickle calls os.system (posix.system)
   short_storage.pth    tiny.pth with one storage record 4 bytes short
+  bomb.pth             tiny.pth plus a deflated 4 MB record of zeros
   truncated.pth        the first half of efficientnet_b0.pth
   expected.json        {file: {name: {dtype, shape, sha256 of the bytes}}}
 
@@ -96,6 +97,12 @@ with zipfile.ZipFile(path("tiny.pth")) as src, zipfile.ZipFile(path("short_stora
         if info.filename.endswith("/data/0"):
             data = data[:-4]
         dst.writestr(info, data)
+
+# Deflated records that expand to 4 MB in a 10 kB file (a zip bomb, small).
+with zipfile.ZipFile(path("tiny.pth")) as src, zipfile.ZipFile(path("bomb.pth"), "w") as dst:
+    for info in src.infolist():
+        dst.writestr(info, src.read(info.filename))
+    dst.writestr("tiny/extra", b"\0" * (4 << 20), compress_type=zipfile.ZIP_DEFLATED)
 
 with open(path("efficientnet_b0.pth"), "rb") as f:
     whole = f.read()

@@ -3,6 +3,8 @@
 // by name.
 #include "training/pth_reader.h"
 
+#include <caffe2/serialize/inline_container.h>
+
 #include <map>
 
 #include "common/error.h"
@@ -15,6 +17,7 @@
 namespace cifar {
 namespace {
 namespace fs = std::filesystem;
+using namespace std::string_literals;
 using testing::PthFixtures;
 
 std::string python_dtype(torch::ScalarType t) {
@@ -53,6 +56,35 @@ std::string refusal(const fs::path& file) {
 }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// Pickles written by hand, for what no honest writer makes: a .pth zip
+// around `pickle`, laid out by the writer torch.save uses.
+std::string pth_around(const std::string& pickle, const std::map<std::string, std::string>& storages = {}) {
+  std::string bytes;
+  {
+    caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, size_t n) {
+      bytes.append(static_cast<const char*>(data), n);
+      return n;
+    });
+    writer.writeRecord("data.pkl", pickle.data(), pickle.size());
+    for (const auto& [key, data] : storages) writer.writeRecord("data/" + key, data.data(), data.size());
+    writer.writeEndOfFile();
+  }
+  return bytes;
+}
+
+// BINUNICODE
+std::string unicode(const std::string& s) {
+  std::string out = "X";
+  for (int i = 0; i < 4; ++i) out += static_cast<char>((s.size() >> (8 * i)) & 0xff);
+  return out + s;
+}
+
+std::string refusal_of_pickle(const std::string& pickle, const std::map<std::string, std::string>& storages = {}) {
+  testing::TempDir tmp("pth");
+  testing::write_bytes(tmp / "hand.pth", pth_around(pickle, storages));
+  return refusal(tmp / "hand.pth");
+}
 
 TEST(PthReader, ReadsTorchvisionsStateDictBitExactly) {
   const auto& fx = PthFixtures::get();
@@ -112,6 +144,13 @@ TEST(PthReader, RefusesTruncatedLegacyAndForeignFiles) {
   EXPECT_TRUE(contains(refusal(tmp / "text.pth"), "not a PyTorch .pth file"));
 }
 
+// torch.save stores records uncompressed; deflated ones that expand past
+// the file's size would be a zip bomb in memory.
+TEST(PthReader, RefusesRecordsThatExpandPastTheFile) {
+  const std::string msg = refusal(PthFixtures::get() / "bomb.pth");
+  EXPECT_TRUE(contains(msg, "the records expand past the size of the whole file")) << msg;
+}
+
 // A record whose bytes changed after torch.save wrote it: libarchive checks
 // each record's CRC-32, which LibTorch's own reader skips.
 TEST(PthReader, RefusesARecordWhoseCrcFails) {
@@ -125,6 +164,31 @@ TEST(PthReader, RefusesARecordWhoseCrcFails) {
   testing::write_bytes(tmp / "flipped.pth", bytes);
   const std::string msg = refusal(tmp / "flipped.pth");
   EXPECT_TRUE(contains(msg, "is corrupt: record tiny/data/0")) << msg;
+}
+
+// Tuples nested a million deep: destroying them recursed once per level
+// and overflowed the stack.
+TEST(PthReader, RefusesTuplesNestedPastTheDepthAStateDictNeeds) {
+  const std::string msg = refusal_of_pickle("\x80\x02K\x01"s + std::string(1000000, '\x85') + ".");
+  EXPECT_TRUE(contains(msg, "nests tuples more than 32 deep")) << msg;
+}
+
+// A dict made to hold itself (a cycle of shared pointers, never freed):
+// dicts keep no containers, so it is a dict of a container, refused.
+TEST(PthReader, RefusesADictThatHoldsItself) {
+  const std::string msg = refusal_of_pickle("\x80\x02}q\x00"s + unicode("w") + "h\x00s."s);
+  EXPECT_TRUE(contains(msg, "maps a string to a container: not a state dict")) << msg;
+}
+
+// 2^40 elements over one float (stride 0): within the storage, but no
+// weight is saved so, and copying it would take 8 TB.
+TEST(PthReader, RefusesAViewWithMoreElementsThanItsStorage) {
+  const std::string tensor = "ctorch._utils\n_rebuild_tensor_v2\n(("s + unicode("storage") + "ctorch\nFloatStorage\n"s +
+                             unicode("0") + unicode("cpu") + "K\x01tQK\x00"s +
+                             "\x8a\x06\x00\x00\x00\x00\x00\x01\x85K\x00\x85\x89"s + "ccollections\nOrderedDict\n)RtR"s;
+  const std::string msg =
+      refusal_of_pickle("\x80\x02}("s + unicode("w") + tensor + "u."s, {{"0", std::string(4, '\0')}});
+  EXPECT_TRUE(contains(msg, "has a tensor of 1099511627776 elements over a storage of 1 (overlapping strides)")) << msg;
 }
 
 // A cifar10 checkpoint is a zip too: it is named for what it is.
