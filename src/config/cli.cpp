@@ -268,7 +268,8 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   predict->add_flag("--no-tta", tta_off, "Classify the image alone")->excludes(tta);
   predict->add_option("inputs", p.inputs, "Image files or folders")->required();
 
-  auto* exporter = app.add_subcommand("export", "Write a checkpoint's weights as .safetensors (torchvision names)");
+  auto* exporter = app.add_subcommand(
+      "export", "Write a checkpoint's weights as .safetensors (EfficientNet under torchvision's names)");
   ExportOptions& x = cmd.export_options;
   exporter->add_option("--load-model", x.load_model, "Checkpoint whose weights to write")->required();
   exporter->add_option("--format", x.format, "safetensors")->capture_default_str();
