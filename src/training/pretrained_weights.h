@@ -35,9 +35,10 @@ std::filesystem::path weights_cache_dir();
 std::filesystem::path cached_weights_file(const std::string& url);
 
 // The weights `config` names, downloaded into the cache first when they are
-// ImageNet's and not there yet. Every failure is one UserError (exit 2):
-// offline, a SHA-256 that does not match the file's name, an unreadable or
-// malformed file; for imagenet it names the URL, the cache file and
+// ImageNet's and not there yet, and checked against the model the flags
+// build. Every failure is one UserError (exit 2): offline, a SHA-256 that
+// does not match the file's name, an unreadable or malformed file, one that
+// does not fit the model; for imagenet it names the URL, the cache file and
 // --pretrained-weights none|FILE. Call only when wants_pretrained().
 PretrainedWeights obtain_pretrained_weights(const ModelConfig& config);
 

@@ -160,6 +160,17 @@ TEST_F(Fetch, HostileFilesAreRefusedByName) {
   EXPECT_TRUE(contains(line, "but its record holds 44 bytes")) << line;
 }
 
+// Weights that do not fit the model are refused before the data is read
+// (here, before CIFAR-10 would be downloaded into a missing folder).
+TEST_F(Fetch, AFileThatDoesNotFitIsRefusedBeforeTheData) {
+  const fs::path data = tmp / "no-data-yet";
+  const std::string line = error_line(run(
+      {"--pretrained-weights", (PthFixtures::get() / "tiny.pth").string(), "--data-url", "http://127.0.0.1:9/x.tar.gz"},
+      0, data));
+  EXPECT_TRUE(contains(line, "do not fit efficientnet: missing: ")) << line;
+  EXPECT_FALSE(fs::exists(data)) << "the data was looked for";
+}
+
 TEST_F(Fetch, NoneStartsFromScratchWithoutLookingForWeights) {
   auto r = run({"--pretrained-weights", "none", "--pretrained-url", "http://127.0.0.1:9/never.pth"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
