@@ -5,6 +5,7 @@
 #include "config/cli.h"
 #include "distributed/launcher.h"
 #include "evaluation/predict.h"
+#include "checkpoint/export.h"
 #include "run/plan.h"
 #include "run/run.h"
 
@@ -19,6 +20,8 @@ int main(int argc, char** argv) {
         return cmd.exit_code;
       case CommandLine::Command::kPredict:
         return cifar::run_predict(cmd.predict);
+      case CommandLine::Command::kExport:
+        return cifar::run_export(cmd.export_options);
       case CommandLine::Command::kTrain: {
         // Planned (every input checked) once here, before any worker starts.
         const cifar::RunPlan plan = cifar::plan_run(cmd.config, cmd.given);

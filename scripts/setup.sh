@@ -17,6 +17,7 @@ PACKAGES=(
   libgtest-dev                                     # tests
   gnuplot-nox                                      # plots (pngcairo terminal)
   python3 python3-pil python3-numpy                # test HTTP server; J75 data rebuild
+  python3-torch python3-torchvision                # .pth files written by torch.save for the tests
 )
 
 missing=()

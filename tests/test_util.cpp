@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -60,6 +61,14 @@ void write_bytes(const fs::path& path, const std::string& bytes) {
   fs::create_directories(path.parent_path());
   std::ofstream out(path, std::ios::binary);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+std::vector<std::string> listing(const fs::path& dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 namespace {
@@ -215,6 +224,96 @@ int find_free_loopback_port() {
   }
   ::close(fd);
   return ntohs(addr.sin_port);
+}
+
+namespace {
+
+bool accepts(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+const char* kServerScript = R"PY(
+import functools, http.server, sys, time
+class Handler(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == '/moved':
+            self.send_response(302)
+            self.send_header('Location', '/cifar-10-binary.tar.gz')
+            self.end_headers()
+            return
+        if self.path == '/cut':
+            self.send_response(200)
+            self.send_header('Content-Length', '1000000')
+            self.end_headers()
+            self.wfile.write(b'x' * 1000)
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        if self.path == '/slow':
+            self.send_response(200)
+            self.send_header('Content-Length', '1000000')
+            self.end_headers()
+            try:
+                for _ in range(1000):
+                    self.wfile.write(b'x' * 1000)
+                    self.wfile.flush()
+                    time.sleep(1)
+            except OSError:
+                pass
+            return
+        super().do_GET()
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])),
+    functools.partial(Handler, directory=sys.argv[2])).serve_forever()
+)PY";
+
+// An HTTP proxy in the environment must not intercept loopback requests
+// (ours, or those of the cifar10 processes the tests start); set before
+// any test runs.
+const bool kLoopbackBypassesProxy = [] {
+  ::setenv("no_proxy", "127.0.0.1,localhost", 1);
+  ::setenv("NO_PROXY", "127.0.0.1,localhost", 1);
+  return true;
+}();
+
+}  // namespace
+
+LoopbackServer::LoopbackServer(const fs::path& root) : port_(find_free_loopback_port()) {
+  const std::string port = std::to_string(port_);
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    ::execlp("python3", "python3", "-c", kServerScript, port.c_str(), root.c_str(), nullptr);
+    ::_exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (!accepts(port_)) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      ADD_FAILURE() << "python3 http.server exited before accepting on port " << port_;
+      return;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      ADD_FAILURE() << "python3 http.server did not accept on port " << port_ << " within 15 s";
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+LoopbackServer::~LoopbackServer() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, nullptr, 0);
+  }
 }
 
 }  // namespace cifar::testing

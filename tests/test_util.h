@@ -70,6 +70,10 @@ class Child {
 
 void write_bytes(const std::filesystem::path& path, const std::string& bytes);
 
+// Names in a folder, sorted ("nothing left behind" means this is empty; a
+// folder that is not there lists nothing).
+std::vector<std::string> listing(const std::filesystem::path& dir);
+
 // Runs `body` in a forked copy of this test process, its stdout and stderr
 // in a pipe, for checks that must change the process itself (drop root,
 // install a terminate handler, abort); returns what it printed and how it
@@ -87,5 +91,24 @@ inline std::vector<std::string> hold_rename_env(const std::string& file) {
 // A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read
 // it back, close), for ranks started by hand with MASTER_PORT.
 int find_free_loopback_port();
+
+// python3's http.server serving the files in `root` on 127.0.0.1 (tests
+// download from it, never from the internet; no_proxy is set for loopback
+// before any test runs), plus routes the stock server lacks: /moved
+// redirects to /cifar-10-binary.tar.gz, /cut promises 1 MB and hangs up
+// after 1 kB (an interrupted download), /slow sends 1 kB a second of a
+// promised 1 MB (a download to interrupt). Stopped at destruction.
+class LoopbackServer {
+ public:
+  explicit LoopbackServer(const std::filesystem::path& root);
+  ~LoopbackServer();
+  LoopbackServer(const LoopbackServer&) = delete;
+  LoopbackServer& operator=(const LoopbackServer&) = delete;
+  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+
+ private:
+  int port_;
+  int pid_ = -1;
+};
 
 }  // namespace cifar::testing

@@ -116,6 +116,8 @@ std::string code_fault(std::string_view code) {
   return "";
 }
 
+}  // namespace
+
 // LibTorch's unpickler sizes buffers from the pickle before reading it: a
 // 100-byte debug_pkl record claiming a 4 GB string made it allocate 4 GB,
 // and a LONG_BINPUT index made it reserve 28 GB of memo (both found by
@@ -189,6 +191,21 @@ std::string pickle_fault(std::string_view p) {
   return "has no STOP";
 }
 
+std::optional<torch::ScalarType> storage_scalar_type(const std::string& global) {
+  static const std::map<std::string, torch::ScalarType> types = {
+      {"torch.DoubleStorage", torch::kFloat64}, {"torch.FloatStorage", torch::kFloat32},
+      {"torch.HalfStorage", torch::kFloat16}, {"torch.BFloat16Storage", torch::kBFloat16},
+      {"torch.LongStorage", torch::kInt64}, {"torch.IntStorage", torch::kInt32},
+      {"torch.ShortStorage", torch::kInt16}, {"torch.CharStorage", torch::kInt8},
+      {"torch.ByteStorage", torch::kUInt8}, {"torch.BoolStorage", torch::kBool},
+      {"torch.ComplexFloatStorage", torch::kComplexFloat}, {"torch.ComplexDoubleStorage", torch::kComplexDouble}};
+  const auto it = types.find(global);
+  if (it == types.end()) return std::nullopt;
+  return it->second;
+}
+
+namespace {
+
 // LibTorch 1.13 sizes each tensor storage by the element count the pickle
 // states ('storage', type, key, location, numel) and fills it from record
 // <dir>/<key>, never comparing the two: a storage declared larger than its
@@ -207,13 +224,8 @@ struct PickleValue {
 };
 
 int64_t storage_item_size(const std::string& type) {
-  static const std::map<std::string, int64_t> sizes = {
-      {"torch.DoubleStorage", 8}, {"torch.FloatStorage", 4}, {"torch.HalfStorage", 2},
-      {"torch.BFloat16Storage", 2}, {"torch.LongStorage", 8}, {"torch.IntStorage", 4},
-      {"torch.ShortStorage", 2}, {"torch.CharStorage", 1}, {"torch.ByteStorage", 1},
-      {"torch.BoolStorage", 1}, {"torch.ComplexFloatStorage", 8}, {"torch.ComplexDoubleStorage", 16}};
-  const auto it = sizes.find(type);
-  return it == sizes.end() ? 0 : it->second;
+  const auto scalar = storage_scalar_type(type);
+  return scalar ? static_cast<int64_t>(c10::elementSize(*scalar)) : 0;
 }
 
 std::string storage_fault(std::string_view p, const std::string& dir,
@@ -374,41 +386,56 @@ std::string storage_fault(std::string_view p, const std::string& dir,
   return "has no STOP";
 }
 
+}  // namespace
+
 // LibTorch 1.13 builds its zip reader (miniz) with CRC checks off, so a
 // checkpoint whose tensor bytes were damaged on disk loaded, and predicted
 // "automobile 1.000" for a ship. libarchive's zip reader checks each
 // record's CRC-32 as it reads it: every record is read through it once.
-void check_record_crcs(std::string_view bytes, const std::string& source) {
+void read_zip_records(std::string_view bytes, const std::string& label, const ZipRecordSink& on_record) {
   std::unique_ptr<struct archive, int (*)(struct archive*)> a(archive_read_new(), archive_read_free);
-  if (!a) throw UserError("cannot allocate a zip reader to check " + source, kExitRuntime);
+  if (!a) throw UserError("cannot allocate a zip reader to check " + label, kExitRuntime);
   archive_read_support_format_zip_seekable(a.get());
-  auto corrupt = [&](const std::string& where) {
-    const char* why = archive_error_string(a.get());
-    throw UserError("checkpoint " + source + " is corrupt: " + where + (why ? one_line(why) : "unreadable") +
-                    " (hint: the file was damaged after it was written; use another copy or checkpoint)");
+  auto corrupt = [&](const std::string& where, const char* why) {
+    throw UserError(label + " is corrupt: " + where + (why ? one_line(why) : "unreadable") +
+                    " (hint: the file was damaged after it was written; use another copy)");
   };
   // In 1 MiB blocks: libarchive 3.6 checksums a stored record over
   // (block length mod 2^32) bytes, so one block of the whole file failed
   // every record of 4 GiB or more.
-  if (archive_read_open_memory2(a.get(), bytes.data(), bytes.size(), 1 << 20) != ARCHIVE_OK) corrupt("");
+  if (archive_read_open_memory2(a.get(), bytes.data(), bytes.size(), 1 << 20) != ARCHIVE_OK) {
+    corrupt("", archive_error_string(a.get()));
+  }
+  uint64_t total = 0;  // bytes handed over, all records together
   while (true) {
     struct archive_entry* entry = nullptr;
     const int r = archive_read_next_header(a.get(), &entry);
     if (r == ARCHIVE_EOF) return;
-    if (r != ARCHIVE_OK) corrupt("");
-    const char* name = archive_entry_pathname(entry);
-    const std::string where = "record " + printable(name ? name : "?", 100) + ": ";
+    if (r != ARCHIVE_OK) corrupt("", archive_error_string(a.get()));
+    const char* raw_name = archive_entry_pathname(entry);
+    const std::string name = raw_name ? raw_name : "";
+    const std::string where = "record " + printable(raw_name ? name : "?", 100) + ": ";
+    std::string data;
     const void* block = nullptr;
     size_t size = 0;
     la_int64_t offset = 0;
     int status = ARCHIVE_OK;
     while ((status = archive_read_data_block(a.get(), &block, &size, &offset)) == ARCHIVE_OK) {
+      if (!on_record) continue;
+      // Stored records cannot outgrow the file; compressed ones could (a
+      // zip bomb), and these are kept in memory.
+      const auto end = static_cast<uint64_t>(offset) + size;
+      total += size;
+      if (offset < 0 || end > bytes.size() || total > bytes.size()) {
+        corrupt(where, "the records expand past the size of the whole file");
+      }
+      if (data.size() < end) data.resize(static_cast<size_t>(end));
+      if (size > 0) std::memcpy(data.data() + offset, block, size);
     }
-    if (status != ARCHIVE_EOF) corrupt(where);
+    if (status != ARCHIVE_EOF) corrupt(where, archive_error_string(a.get()));
+    if (on_record) on_record(name, std::move(data));
   }
 }
-
-}  // namespace
 
 // A LibTorch archive is a TorchScript module, and torch::jit::load compiles
 // the code/*.py it carries and runs any __setstate__ method, or a
@@ -426,7 +453,7 @@ void check_archive(std::string_view bytes, const std::string& source) {
   const auto records = reader.getAllRecords();
   // After LibTorch's reader took the file as a zip: what is no zip at all,
   // or cut short, is named so by the caller.
-  check_record_crcs(bytes, source);
+  read_zip_records(bytes, "checkpoint " + source);
   std::map<std::string, uint64_t> sizes;  // of the tensor records, read once
   auto record_size = [&](const std::string& name) -> std::optional<uint64_t> {
     if (auto it = sizes.find(name); it != sizes.end()) return it->second;

@@ -349,6 +349,13 @@ CommandLine parse_command_line_unchecked(int argc, const char* const* argv) {
   predict->add_flag("--no-tta", tta_off, "Classify the image alone")->excludes(tta);
   predict->add_option("inputs", p.inputs, "Image files or folders")->required();
 
+  auto* exporter = app.add_subcommand(
+      "export", "Write a checkpoint's weights as .safetensors (EfficientNet under torchvision's names)");
+  ExportOptions& x = cmd.export_options;
+  exporter->add_option("--load-model", x.load_model, "Checkpoint whose weights to write")->required();
+  exporter->add_option("--format", x.format, "safetensors")->capture_default_str();
+  exporter->add_option("output", x.output, "The file to write")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -366,6 +373,11 @@ CommandLine parse_command_line_unchecked(int argc, const char* const* argv) {
     if (app.count(std::string("--") + field.name) > 0) cmd.given.insert(field.name);
   });
   drop_other_models_flags(cmd.config.model, cmd.given);
+  apply_pretrained_defaults(cmd.config, cmd.given);
+  if (exporter->parsed()) {
+    cmd.command = CommandLine::Command::kExport;
+    return cmd;
+  }
   if (predict->parsed()) {
     if (tta_on || tta_off) p.tta = tta_on;
     check_field(top_k, p.top_k);

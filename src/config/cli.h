@@ -1,5 +1,7 @@
 // Command line: `cifar10 [flags]` runs the pipeline (train, evaluate, plot);
-// `cifar10 predict --load-model PATH IMAGE_OR_DIR...` classifies image files.
+// `cifar10 predict --load-model PATH IMAGE_OR_DIR...` classifies image files;
+// `cifar10 export --load-model PATH --format safetensors OUT` writes a
+// checkpoint's weights for other tools.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -21,10 +23,17 @@ struct PredictOptions {
   std::optional<bool> tta;          // --tta / --no-tta; unset: as the checkpoint's run evaluated
 };
 
+struct ExportOptions {
+  std::string load_model;              // checkpoint whose weights are exported
+  std::string format = "safetensors";  // safetensors
+  std::string output;                  // the file to write
+};
+
 struct CommandLine {
-  enum class Command { kTrain, kPredict, kExit } command = Command::kTrain;
+  enum class Command { kTrain, kPredict, kExport, kExit } command = Command::kTrain;
   Config config;
   PredictOptions predict;
+  ExportOptions export_options;
   int exit_code = 0;  // for kExit (--help, --version)
   std::set<std::string> given;  // flag names set on the command line or in --config
   // --config's bytes as read: workers started from this process read these,

@@ -19,7 +19,7 @@ namespace {
 // Values may come from a config file: quoted through printable(), so a
 // control character in one cannot break the error line (fuzz/config_fuzz).
 void require(bool ok, const std::string& flag, const std::string& value, const std::string& want) {
-  if (!ok) throw UserError("invalid --" + flag + " " + printable(value) + ": " + want);
+  if (!ok) throw UserError("invalid --" + flag + (value.empty() ? "" : " " + printable(value)) + ": " + want);
 }
 
 std::optional<Scope> scope_of(const std::string& key) {
@@ -155,6 +155,15 @@ std::optional<double> parse_duration(const std::string& text) {
   return total;
 }
 
+void apply_pretrained_defaults(Config& config, const std::set<std::string>& given) {
+  ModelConfig& m = config.model;
+  const bool checkpoint = !config.run.load_model.empty() || !config.run.resume.empty();
+  if (!given.count("pretrained-weights") && m.model_type == "efficientnet" && !checkpoint) {
+    m.pretrained_weights = "imagenet";
+  }
+  if (!given.count("freeze-backbone") && m.pretrained_weights == "imagenet") m.freeze_backbone = true;
+}
+
 void validate(const Config& c) {
   visit_fields(c, [](const Field& field, const auto& value) { check_field(field, value); });
 
@@ -177,11 +186,11 @@ void validate(const Config& c) {
           "needs --load-model PATH (the weights to evaluate)");
   require(r.resume.empty() || r.load_model.empty(), "resume", r.resume,
           "use either --resume (continue a run) or --load-model (start from weights), not both");
-  require(m.pretrained_weights.empty() || (r.resume.empty() && r.load_model.empty()), "pretrained-weights",
-          m.pretrained_weights,
+  const bool pretrained = !m.pretrained_weights.empty() && m.pretrained_weights != "none";
+  require(!pretrained || (r.resume.empty() && r.load_model.empty()), "pretrained-weights", m.pretrained_weights,
           "initialises a new model, and --" + std::string(r.resume.empty() ? "load-model" : "resume") +
               " brings the checkpoint's own weights (hint: drop one of the two)");
-  require(m.pretrained_weights.empty() || m.model_type == "efficientnet", "pretrained-weights", m.pretrained_weights,
+  require(!pretrained || m.model_type == "efficientnet", "pretrained-weights", m.pretrained_weights,
           "holds EfficientNet-B0 weights, for --model-type efficientnet, not " + printable(m.model_type.substr(0, 40)));
 }
 

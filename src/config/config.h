@@ -37,7 +37,9 @@ struct ModelConfig {
   int width = 0;
   int input_size = 32;
   double dropout_rate = 0.3;
-  std::string pretrained_weights;
+  std::string pretrained_weights;  // "" = imagenet for efficientnet (apply_pretrained_defaults)
+  // torchvision 0.14's EfficientNet_B0_Weights.IMAGENET1K_V1.
+  std::string pretrained_url = "https://download.pytorch.org/models/efficientnet_b0_rwightman-3dd342df.pth";
   bool freeze_backbone = false;
   int freeze_epochs = 5;
   bool summary = false;
@@ -136,5 +138,11 @@ bool may_differ_between_ranks(const std::string& key);
 // flags the user set) holds them or the model type uses them: a preset's
 // fast-net width, or a resumed run's, is no setting of another model's.
 void drop_other_models_flags(ModelConfig& model, const std::set<std::string>& given);
+
+// EfficientNet starts from ImageNet weights, as the original's did, unless
+// --pretrained-weights says otherwise or a checkpoint (--load-model,
+// --resume) brings weights; from ImageNet weights it trains the head first
+// (--freeze-backbone) unless that flag is given.
+void apply_pretrained_defaults(Config& config, const std::set<std::string>& given);
 
 }  // namespace cifar

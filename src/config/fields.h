@@ -105,8 +105,13 @@ void visit_fields(Config_& c, Visitor&& v) {
   v({"input-size", "EfficientNet input side in pixels; above 32 upsamples", run, closed(32, 512)}, c.model.input_size);
   v({"dropout-rate", "Dropout before the classifier (not in the fast net)", run, closed_open(0, 1)},
     c.model.dropout_rate);
-  v({"pretrained-weights", "EfficientNet-B0 ImageNet weights (.safetensors)", invocation}, c.model.pretrained_weights);
-  v({"freeze-backbone", "Train only the head first, then fine-tune all", run}, c.model.freeze_backbone);
+  v({"pretrained-weights",
+     "EfficientNet-B0 start: imagenet (its default; downloaded once) | none (from scratch) | FILE (.pth, .safetensors)",
+     invocation},
+    c.model.pretrained_weights);
+  v({"pretrained-url", "Where imagenet weights are downloaded from (then cached)", machine}, c.model.pretrained_url);
+  v({"freeze-backbone", "Train only the head first, then fine-tune all (on with imagenet)", run},
+    c.model.freeze_backbone);
   v({"freeze-epochs", "Head-only epochs with --freeze-backbone", run, at_least(0)}, c.model.freeze_epochs);
   v({"summary", "Print a layer summary of the model and exit", invocation}, c.model.summary);
   // Training

@@ -195,32 +195,52 @@ bool is_gzip(const fs::path& archive) {
 
 }  // namespace
 
+namespace {
+
+// An OpenSSL digest fed in pieces, read out as lowercase hex.
+class Digest {
+ public:
+  Digest(const EVP_MD* md, const char* refusal) : ctx_(EVP_MD_CTX_new(), &EVP_MD_CTX_free) {
+    if (!ctx_ || EVP_DigestInit_ex(ctx_.get(), md, nullptr) != 1) throw UserError(refusal);
+  }
+  void add(const void* data, size_t n) { EVP_DigestUpdate(ctx_.get(), data, n); }
+  std::string hex() {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx_.get(), digest, &len);
+    static const char* kHex = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < len; ++i) {
+      out += kHex[digest[i] >> 4];
+      out += kHex[digest[i] & 15];
+    }
+    return out;
+  }
+
+ private:
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx_;
+};
+
+}  // namespace
+
 std::string md5_file(const fs::path& file) {
   std::unique_ptr<FILE, int (*)(FILE*)> in(std::fopen(file.c_str(), "rb"), &std::fclose);
   if (!in) throw UserError("cannot open " + file.string() + ": " + std::strerror(errno));
-  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
   // MD5 is refused by OpenSSL in FIPS mode; say how to go on without it.
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_md5(), nullptr) != 1) {
-    throw UserError("cannot compute MD5 with this OpenSSL (FIPS mode?) (hint: pass --data-md5 none)");
-  }
+  Digest md5(EVP_md5(), "cannot compute MD5 with this OpenSSL (FIPS mode?) (hint: pass --data-md5 none)");
   std::vector<unsigned char> buf(kChunkBytes);
   size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), in.get())) > 0) {
-    EVP_DigestUpdate(ctx.get(), buf.data(), n);
-  }
+  while ((n = std::fread(buf.data(), 1, buf.size(), in.get())) > 0) md5.add(buf.data(), n);
   if (std::ferror(in.get())) {
     throw UserError("cannot read " + file.string() + ": " + std::strerror(errno));
   }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx.get(), digest, &len);
-  static const char* kHex = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < len; ++i) {
-    hex += kHex[digest[i] >> 4];
-    hex += kHex[digest[i] & 15];
-  }
-  return hex;
+  return md5.hex();
+}
+
+std::string sha256_hex(std::string_view bytes) {
+  Digest sha256(EVP_sha256(), "cannot compute SHA-256 with this OpenSSL");
+  sha256.add(bytes.data(), bytes.size());
+  return sha256.hex();
 }
 
 int extract_folder(const fs::path& archive, const std::string& folder, const fs::path& dest,

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 namespace cifar {
 
@@ -21,6 +22,9 @@ struct ExtractLimits {
 // Lowercase hex MD5 of a file, streamed in 1 MiB chunks. Throws UserError
 // naming the file if it cannot be read.
 std::string md5_file(const std::filesystem::path& file);
+// Lowercase hex SHA-256 of bytes in memory (downloaded weight files, which
+// are read whole anyway).
+std::string sha256_hex(std::string_view bytes);
 
 // Copies the regular files directly under `folder`/ in the tar archive
 // `archive` (gzip, bzip2, xz or uncompressed) into the existing, empty

@@ -29,13 +29,6 @@ namespace {
 // holds fewer is a damaged or foreign archive.
 constexpr int64_t kRecordsPerBatch = 10000;
 
-const char* kOfflineHint =
-    "offline? pass --data-dir with an existing cifar-10-batches-bin/ or --data-archive PATH to a "
-    "local cifar-10-binary.tar.gz";
-const char* kUrlHint =
-    "check --data-url, or pass --data-archive PATH to a local cifar-10-binary.tar.gz";
-
-
 void replace_all(std::string& text, const std::string& from, const std::string& to) {
   if (from.empty()) return;
   for (size_t pos = 0; (pos = text.find(from, pos)) != std::string::npos; pos += to.size()) {
@@ -293,15 +286,14 @@ fs::path install_archive(const fs::path& archive, const std::string& label, cons
 
 }  // namespace
 
-void download_file(const std::string& url, const fs::path& dest) {
+void download_file(const std::string& url, const fs::path& dest, const DownloadHints& hints) {
   static std::once_flag curl_ready;
   std::call_once(curl_ready, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 
   std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(dest.c_str(), "wb"), &std::fclose);
   if (!file) {
     const int error = errno;
-    throw UserError("cannot create " + dest.string() + ": " + std::strerror(error) +
-                        " (hint: pass --data-dir to a writable folder)",
+    throw UserError("cannot create " + dest.string() + ": " + std::strerror(error) + " (hint: " + hints.folder + ")",
                     create_failure_exit_code(error));
   }
   std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), &curl_easy_cleanup);
@@ -344,15 +336,53 @@ void download_file(const std::string& url, const fs::path& dest) {
   if (code == CURLE_WRITE_ERROR || (code == CURLE_OK && !flushed)) {
     const int err = code == CURLE_OK ? flush_errno : sink.write_errno;
     throw UserError("cannot download " + url + ": cannot write " + dest.string() + ": " +
-                        (err ? std::strerror(err) : "write failed") +
-                        " (hint: free disk space, or pass --data-dir elsewhere)",
+                        (err ? std::strerror(err) : "write failed") + " (hint: free disk space, or " + hints.folder + ")",
                     kExitRuntime);
   }
   if (code != CURLE_OK) {
     const std::string detail = one_line(error[0] ? error : curl_easy_strerror(code));
-    throw UserError("cannot download " + url + ": " + detail + " (hint: " +
-                    (is_network_failure(code) ? kOfflineHint : kUrlHint) + ")");
+    throw UserError("cannot download " + url + ": " + detail +
+                    " (hint: " + (is_network_failure(code) ? hints.offline : hints.bad_url) + ")");
   }
+}
+
+TempDownload::TempDownload(const std::string& url, const fs::path& dir, const std::string& prefix,
+                           const DownloadHints& hints) {
+  remove_temps_of_dead_processes(dir, prefix);
+  std::string tmpl = (dir / (temp_name_prefix(prefix) + "XXXXXX")).string();
+  const int fd = ::mkstemp(tmpl.data());
+  if (fd < 0) {
+    const int error = errno;
+    throw UserError("cannot create a file in " + dir.string() + ": " + std::strerror(error) + " (hint: " +
+                        hints.folder + ")",
+                    create_failure_exit_code(error));
+  }
+  ::close(fd);
+  path_ = tmpl;
+  try {
+    download_file(url, path_, hints);
+  } catch (...) {
+    remove_tree(path_);
+    throw;
+  }
+}
+
+TempDownload::~TempDownload() {
+  if (!path_.empty()) remove_tree(path_);
+}
+
+void TempDownload::keep_as(const fs::path& dest) {
+  // mkstemp made it private; a cache file is as readable as any download.
+  ::chmod(path_.c_str(), 0644);
+  if (FILE* f = std::fopen(path_.c_str(), "rb")) {
+    ::fsync(::fileno(f));
+    std::fclose(f);
+  }
+  if (::rename(path_.c_str(), dest.c_str()) != 0) {
+    throw UserError("cannot move the download to " + dest.string() + ": " + std::strerror(errno));
+  }
+  path_.clear();
+  fsync_dir(dest.parent_path().empty() ? fs::path(".") : dest.parent_path());
 }
 
 namespace {
@@ -364,19 +394,8 @@ fs::path fetch_and_install(const DataConfig& config, const std::string& md5, con
   }
   // The download lands beside the target, so a full disk shows up before
   // extraction; it goes away on every path out of here.
-  remove_temps_of_dead_processes(data_dir, ".cifar-download-");
-  std::string tmpl = (data_dir / (temp_name_prefix(".cifar-download-") + "XXXXXX")).string();
-  const int fd = ::mkstemp(tmpl.data());
-  if (fd < 0) {
-    const int error = errno;
-    throw UserError("cannot create a file in " + data_dir.string() + ": " + std::strerror(error) +
-                        " (hint: pass --data-dir to a writable folder)",
-                    create_failure_exit_code(error));
-  }
-  ::close(fd);
-  RemoveOnExit downloaded{tmpl};
-  download_file(config.data_url, downloaded.path);
-  return install_archive(downloaded.path, config.data_url, md5, data_dir, limits);
+  const TempDownload downloaded(config.data_url, data_dir, ".cifar-download-");
+  return install_archive(downloaded.path(), config.data_url, md5, data_dir, limits);
 }
 
 }  // namespace
@@ -405,27 +424,32 @@ fs::path obtain_cifar10(const DataConfig& config, const ExtractLimits& limits, b
   }
   // The folders made here for data that then never came (offline, a typo
   // in --data-url) go away again: a failed run leaves no empty trail.
-  // Walked on the path as given ("a/b/../c" makes a/b too); "." and ".."
-  // steps, and the empty name after a trailing '/', name no new folder.
-  std::vector<fs::path> made;
-  for (fs::path p = data_dir; !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
-    const fs::path name = p.filename();
-    if (!name.empty() && name != "." && name != "..") made.push_back(p);
-    if (p == p.parent_path()) break;
-  }
+  NewFolders made(data_dir);
   ensure_dir(data_dir);
   // Ctrl-C or SIGTERM while downloading or extracting (minutes, 180 MB)
   // unwinds like any error: the partial files and folders go, at once.
   StopSignalsCaught caught;
-  try {
-    const fs::path installed = fetch_and_install(config, md5, data_dir, limits);
-    throw_if_stop_requested("after CIFAR-10 was installed in " + installed.string());
-    return installed;
-  } catch (...) {
-    for (const fs::path& p : made) {
-      if (!fs::remove(p, ec)) break;  // not empty (or not ours): keep it and what holds it
-    }
-    throw;
+  const fs::path installed = fetch_and_install(config, md5, data_dir, limits);
+  throw_if_stop_requested("after CIFAR-10 was installed in " + installed.string());
+  made.keep();
+  return installed;
+}
+
+// Walked on the path as given ("a/b/../c" makes a/b too); "." and ".."
+// steps, and the empty name after a trailing '/', name no new folder.
+NewFolders::NewFolders(const fs::path& dir) {
+  std::error_code ec;
+  for (fs::path p = dir; !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
+    const fs::path name = p.filename();
+    if (!name.empty() && name != "." && name != "..") missing_.push_back(p);
+    if (p == p.parent_path()) break;
+  }
+}
+
+NewFolders::~NewFolders() {
+  std::error_code ec;
+  for (const fs::path& p : missing_) {
+    if (!fs::remove(p, ec)) break;  // not empty (or not ours): keep it and what holds it
   }
 }
 

@@ -3,7 +3,7 @@
 // addition, and everything reported is derived once at the end (EvalReport,
 // then inference_results.json).
 //
-// Conventions (each pinned by a test in tests/evaluation/metrics_test.cpp):
+// Conventions (each pinned by a test in tests/metrics/metrics_test.cpp):
 //  * Prediction and top-k come from one ranking of the logits
 //    (top_k_predictions): the top-1 prediction is its first entry, so it is
 //    always in the top-3, and equal logits rank the lower class index first.

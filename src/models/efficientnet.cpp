@@ -4,7 +4,6 @@
 
 #include "common/error.h"
 #include "common/printable.h"
-#include "models/safetensors.h"
 
 namespace cifar {
 namespace nn = torch::nn;
@@ -173,10 +172,13 @@ torch::Tensor EfficientNet::forward(torch::Tensor x) {
 }
 
 std::string load_pretrained(Net& model, const ModelSpec& spec, const std::string& path) {
+  return load_pretrained(model, spec, read_safetensors(path), path);
+}
+
+std::string load_pretrained(Net& model, const ModelSpec& spec, const TensorMap& file, const std::string& path) {
   check_input(spec.type == "efficientnet",
               "--pretrained-weights " + path + " is for --model-type efficientnet, not " + spec.type,
               "drop --pretrained-weights or use --model-type efficientnet");
-  const TensorMap file = read_safetensors(path);
 
   std::map<std::string, torch::Tensor> targets;
   for (const auto& item : model.named_parameters()) targets.emplace(item.key(), item.value());
@@ -230,7 +232,8 @@ std::string load_pretrained(Net& model, const ModelSpec& spec, const std::string
   add("NaN or infinite values in: ", not_finite);
   if (!detail.empty()) {
     throw UserError("pretrained weights " + path + " do not fit efficientnet: " + detail +
-                    " (hint: export torchvision's efficientnet_b0 state_dict as docs/MODELS.md shows)");
+                    " (hint: give torchvision's efficientnet_b0 weights, its state_dict as .pth or .safetensors, or "
+                    "--pretrained-weights imagenet)");
   }
   torch::NoGradGuard no_grad;
   // F16/BF16/F64 files are converted to the model's float32 here.

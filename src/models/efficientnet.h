@@ -17,6 +17,7 @@
 #include <string>
 
 #include "models/net.h"
+#include "models/safetensors.h"
 
 namespace cifar {
 
@@ -42,5 +43,8 @@ class EfficientNet : public Net {
 // tensor where the model has floats, or NaN/infinite values is reported in
 // one UserError and nothing is loaded. Returns a line saying what loaded.
 std::string load_pretrained(Net& model, const ModelSpec& spec, const std::string& path);
+// The same with tensors already read (a .pth, a download); `source` names
+// them in the errors and the line.
+std::string load_pretrained(Net& model, const ModelSpec& spec, const TensorMap& file, const std::string& source);
 
 }  // namespace cifar

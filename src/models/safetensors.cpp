@@ -21,11 +21,13 @@ using json = nlohmann::json;
 struct DtypeName {
   const char* name;
   torch::ScalarType type;
+  int order;  // the place in the safetensors crate's Dtype enum, "in increasing alignment order"
 };
 constexpr DtypeName kDtypes[] = {
-    {"F64", torch::kFloat64}, {"F32", torch::kFloat32}, {"F16", torch::kFloat16}, {"BF16", torch::kBFloat16},
-    {"I64", torch::kInt64},   {"I32", torch::kInt32},   {"I16", torch::kInt16},   {"I8", torch::kInt8},
-    {"U8", torch::kUInt8},    {"BOOL", torch::kBool},
+    {"F64", torch::kFloat64, 12},  {"F32", torch::kFloat32, 11}, {"F16", torch::kFloat16, 7},
+    {"BF16", torch::kBFloat16, 8}, {"I64", torch::kInt64, 13},   {"I32", torch::kInt32, 9},
+    {"I16", torch::kInt16, 5},     {"I8", torch::kInt8, 2},      {"U8", torch::kUInt8, 1},
+    {"BOOL", torch::kBool, 0},
 };
 
 std::string supported_dtypes() {
@@ -122,11 +124,20 @@ json::parser_callback_t header_guard(const std::string& where) {
 
 }  // namespace
 
+// Laid out as the Hugging Face writer (the safetensors crate's prepare(),
+// which its Python binding calls) lays it out: tensors sorted by dtype,
+// widest alignment first, then by name; the header lists __metadata__
+// first and then the tensors in that order. Each group's bytes are a
+// multiple of its element size, so every tensor starts at an offset aligned
+// to its dtype, and the header padding below aligns the body to 8.
 std::string encode_safetensors(const TensorMap& tensors, const SafetensorsMetadata& metadata) {
   check_little_endian();
-  json header = json::object();
-  std::vector<torch::Tensor> bodies;
-  uint64_t offset = 0;
+  struct Item {
+    const std::string* name;
+    const DtypeName* dtype;
+    torch::Tensor body;
+  };
+  std::vector<Item> items;
   for (const auto& entry : tensors) {
     // Not a structured binding: C++17 lambdas cannot capture one (clang refuses).
     const std::string& name = entry.first;
@@ -136,14 +147,23 @@ std::string encode_safetensors(const TensorMap& tensors, const SafetensorsMetada
                               [&](const DtypeName& d) { return tensor.scalar_type() == d.type; });
     check_input(known != std::end(kDtypes), "cannot write tensor '" + name + "' to safetensors: dtype " +
                                                 std::string(c10::toString(tensor.scalar_type())) + " unsupported");
-    auto body = tensor.detach().to(torch::kCPU).contiguous();
-    const uint64_t bytes = static_cast<uint64_t>(body.numel()) * body.element_size();
-    header[name] = {{"dtype", known->name}, {"shape", body.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
-    offset += bytes;
-    bodies.push_back(body);
+    items.push_back({&name, known, tensor.detach().to(torch::kCPU).contiguous()});
   }
+  std::stable_sort(items.begin(), items.end(), [](const Item& a, const Item& b) {
+    return a.dtype->order != b.dtype->order ? a.dtype->order > b.dtype->order : *a.name < *b.name;
+  });
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
-  std::string text = header.dump();
+  uint64_t offset = 0;
+  for (const auto& item : items) {
+    const uint64_t bytes = static_cast<uint64_t>(item.body.numel()) * item.body.element_size();
+    header[*item.name] = {
+        {"dtype", item.dtype->name}, {"shape", item.body.sizes().vec()}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  // Invalid UTF-8 (a Latin-1 class name in metadata) becomes U+FFFD rather
+  // than an exception: the file is still worth writing.
+  std::string text = header.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
   // Pad with spaces to 8 bytes, as the reference writer does, so the body
   // starts aligned for readers that map the file.
   text.append((8 - text.size() % 8) % 8, ' ');
@@ -152,8 +172,9 @@ std::string encode_safetensors(const TensorMap& tensors, const SafetensorsMetada
   for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((static_cast<uint64_t>(text.size()) >> (8 * i)) & 0xff);
   out += text;
   out.reserve(out.size() + offset);
-  for (const auto& body : bodies) {
-    out.append(static_cast<const char*>(body.data_ptr()), static_cast<size_t>(body.numel() * body.element_size()));
+  for (const auto& item : items) {
+    out.append(static_cast<const char*>(item.body.data_ptr()),
+               static_cast<size_t>(item.body.numel() * item.body.element_size()));
   }
   return out;
 }

@@ -18,7 +18,10 @@ namespace cifar {
 using TensorMap = std::map<std::string, torch::Tensor>;
 using SafetensorsMetadata = std::map<std::string, std::string>;
 
-// The file's bytes; tensors may live on any device and be non-contiguous.
+// The file's bytes, laid out as Hugging Face's writer lays them out
+// (tensors sorted by dtype alignment, widest first, then by name; each at an
+// offset aligned to its dtype; the header padded with spaces to 8 bytes).
+// Tensors may live on any device and be non-contiguous.
 std::string encode_safetensors(const TensorMap& tensors, const SafetensorsMetadata& metadata = {});
 
 // Parses and validates `bytes` (header length, JSON, dtypes, shapes against

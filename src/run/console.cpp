@@ -30,6 +30,11 @@ Config recorded_config(const RunPlan& plan) {
 
 void print_run_header(const RunPlan& plan, const torch::Device& device, int threads, const DistributedContext& dist) {
   const Config record = recorded_config(plan);
+  // Where a new EfficientNet's weights come from, first of all.
+  if (!plan.start && plan.spec.type == "efficientnet") {
+    std::cout << describe_weights_origin(plan.pretrained.get()) << "\n";
+    if (plan.pretrained && !plan.pretrained->note.empty()) std::cout << plan.pretrained->note << "\n";
+  }
   const bool bf16 = use_bf16_autocast(record.train.mixed_precision, device);
   std::cout << "cifar10 " << CIFAR10_VERSION << " (LibTorch " << compat::torch_version() << ") on " << device.str()
             << ", " << threads << " thread" << (threads == 1 ? "" : "s") << (bf16 ? ", bf16 autocast" : "");

@@ -1,13 +1,11 @@
 #include "run/plan.h"
 
 #include <filesystem>
-#include <fstream>
 
 #include "common/error.h"
 #include "data/cifar_reader.h"
 #include "data/dataset.h"
 #include "models/registry.h"
-#include "models/safetensors.h"
 #include "outputs/run_folder.h"
 
 namespace cifar {
@@ -47,17 +45,6 @@ void check_load_model_survives(const Config& config) {
   }
 }
 
-void check_pretrained_weights(const Config& config) {
-  const std::string& path = config.model.pretrained_weights;
-  if (path.empty()) return;
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec) || !std::ifstream(path, std::ios::binary)) {
-    throw UserError("cannot read --pretrained-weights " + path + ": " +
-                    (!fs::exists(path, ec) ? "no such file" : fs::is_regular_file(path, ec) ? "permission denied"
-                                                                                           : "not a file"));
-  }
-  read_safetensors(path);
-}
 
 }  // namespace
 
@@ -96,7 +83,9 @@ RunPlan plan_run(const Config& flags, const std::set<std::string>& given) {
       }
     }
   }
-  check_pretrained_weights(config);
+  if (wants_pretrained(config.model)) {
+    plan.pretrained = std::make_shared<const PretrainedWeights>(obtain_pretrained_weights(config.model));
+  }
   check_evaluation_folder(config);
   check_load_model_survives(config);
   return plan;

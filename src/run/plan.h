@@ -7,6 +7,7 @@
 #include <set>
 #include <string>
 
+#include "checkpoint/pretrained_weights.h"
 #include "checkpoint/resume.h"
 #include "config/config.h"
 #include "models/net.h"
@@ -16,6 +17,8 @@ namespace cifar {
 struct RunPlan {
   Config config;                    // a resume's settings under the flags given
   std::optional<StartPoint> start;  // --resume's or --load-model's checkpoint
+  // --pretrained-weights as read (imagenet's fetched into the cache first).
+  std::shared_ptr<const PretrainedWeights> pretrained;
   // The model the run builds: the checkpoint's, or the one the flags
   // describe (its class names are placeholders until the data's are read).
   ModelSpec spec;

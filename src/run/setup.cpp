@@ -62,8 +62,8 @@ RunModel build_run_model(const RunPlan& plan, const Splits& splits, const torch:
   if (plan.start && !plan.start->resume) {
     load_model_state(*plan.start->checkpoint, *m.net, m.weights);
   } else if (!plan.start) {
-    if (!config.model.pretrained_weights.empty()) {
-      m.pretrained_report = load_pretrained(*m.net, m.spec, config.model.pretrained_weights);
+    if (plan.pretrained) {
+      m.pretrained_report = load_pretrained(*m.net, m.spec, plan.pretrained->tensors, plan.pretrained->file);
     }
     // The fast net's frozen first layer whitens 2x2 patches of this
     // training data (airbench); 5,000 images estimate the covariance well.

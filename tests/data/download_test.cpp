@@ -29,6 +29,8 @@
 namespace cifar {
 namespace {
 namespace fs = std::filesystem;
+using testing::listing;
+using testing::LoopbackServer;
 using testing::TempDir;
 using testing::write_bytes;
 
@@ -102,15 +104,6 @@ std::vector<Entry> real_entries() {
   return entries;
 }
 
-// Names in a folder, sorted; "nothing left behind" means this is empty.
-std::vector<std::string> listing(const fs::path& dir) {
-  std::vector<std::string> names;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) names.push_back(e.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 // The UserError obtain_cifar10 throws; fails the test if it returns.
 UserError error_of(const DataConfig& config, const ExtractLimits& limits = {}) {
   try {
@@ -134,119 +127,6 @@ std::string obtain_error(const DataConfig& config, bool test_only) {
   }
   return "(no error)";
 }
-
-// ---- a loopback HTTP server -------------------------------------------------
-
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-bool accepts(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return ok;
-}
-
-// python3's http.server serving `root` on 127.0.0.1, plus two routes the
-// stock server lacks: /moved redirects to the archive, /cut promises 1 MB
-// and hangs up after 1 kB (an interrupted download), /slow sends 1 kB a
-// second of a promised 1 MB (a download to interrupt).
-const char* kServerScript = R"PY(
-import functools, http.server, sys, time
-class Handler(http.server.SimpleHTTPRequestHandler):
-    def do_GET(self):
-        if self.path == '/moved':
-            self.send_response(302)
-            self.send_header('Location', '/cifar-10-binary.tar.gz')
-            self.end_headers()
-            return
-        if self.path == '/cut':
-            self.send_response(200)
-            self.send_header('Content-Length', '1000000')
-            self.end_headers()
-            self.wfile.write(b'x' * 1000)
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        if self.path == '/slow':
-            self.send_response(200)
-            self.send_header('Content-Length', '1000000')
-            self.end_headers()
-            try:
-                for _ in range(1000):
-                    self.wfile.write(b'x' * 1000)
-                    self.wfile.flush()
-                    time.sleep(1)
-            except OSError:
-                pass
-            return
-        super().do_GET()
-    def log_message(self, *args):
-        pass
-http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])),
-    functools.partial(Handler, directory=sys.argv[2])).serve_forever()
-)PY";
-
-// An HTTP proxy in the environment must not intercept loopback requests;
-// set before any test runs.
-const bool kLoopbackBypassesProxy = [] {
-  ::setenv("no_proxy", "127.0.0.1,localhost", 1);
-  ::setenv("NO_PROXY", "127.0.0.1,localhost", 1);
-  return true;
-}();
-
-class LoopbackServer {
- public:
-  explicit LoopbackServer(const fs::path& root) : port_(free_port()) {
-    const std::string port = std::to_string(port_);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::execlp("python3", "python3", "-c", kServerScript, port.c_str(), root.c_str(), nullptr);
-      ::_exit(127);
-    }
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
-    while (!accepts(port_)) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        ADD_FAILURE() << "python3 http.server exited before accepting on port " << port_;
-        return;
-      }
-      if (std::chrono::steady_clock::now() > deadline) {
-        ADD_FAILURE() << "python3 http.server did not accept on port " << port_ << " within 15 s";
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-  }
-  ~LoopbackServer() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  std::string url(const std::string& path) const {
-    return "http://127.0.0.1:" + std::to_string(port_) + path;
-  }
-
- private:
-  int port_;
-  pid_t pid_ = -1;
-};
 
 // ---- tests that need the real archive ------------------------------------
 
@@ -479,7 +359,8 @@ TEST(DownloadFailure, ConnectionRefusedGivesOfflineHint) {
   TempDir tmp("dl");
   DataConfig config;
   config.data_dir = (tmp / "new" / "e" / ".." / "data" / "").string();  // makes new/e and new/data
-  config.data_url = "http://127.0.0.1:" + std::to_string(free_port()) + "/cifar-10-binary.tar.gz";
+  config.data_url =
+      "http://127.0.0.1:" + std::to_string(testing::find_free_loopback_port()) + "/cifar-10-binary.tar.gz";
   auto e = error_of(config);
   const std::string msg = e.what();
   EXPECT_EQ(e.exit_code(), 2);

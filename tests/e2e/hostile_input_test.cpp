@@ -12,10 +12,10 @@
 
 #include "common/atomic_file.h"
 #include "data/cifar_reader.h"
-#include "evaluation/image_io.h"
+#include "data/image_io.h"
 #include "models/registry.h"
 #include "test_util.h"
-#include "training/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 
 namespace cifar {
 namespace {

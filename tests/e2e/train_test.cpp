@@ -279,13 +279,13 @@ TEST(Train, DeterministicFlagRepeatsRunsBitExactly) {
   if (torch::cuda::is_available()) {
     for (const auto& model : {std::vector<std::string>{"--preset", "quick"},
                               std::vector<std::string>{"--model-type", "resnet", "--depth", "20"},
-                              std::vector<std::string>{"--model-type", "efficientnet"},
+                              std::vector<std::string>{"--model-type", "efficientnet", "--pretrained-weights", "none"},
                               std::vector<std::string>{"--model-type", "cnn"}}) {
       runs.emplace_back("cuda", model);
     }
   }
   for (const auto& [device, model] : runs) {
-    SCOPED_TRACE(device + " " + model.back());
+    SCOPED_TRACE(device + " " + model[1]);
     TempDir a("det_a"), b("det_b");
     for (const TempDir* dir : {&a, &b}) {
       auto flags = model;

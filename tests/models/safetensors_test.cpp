@@ -51,6 +51,11 @@ std::string error_for_bytes(const std::string& bytes) {
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
+std::string testing_bytes_of(const torch::Tensor& t) {
+  const auto c = t.contiguous();
+  return std::string(static_cast<const char*>(c.data_ptr()), static_cast<size_t>(c.numel() * c.element_size()));
+}
+
 TEST(Safetensors, RoundTripKeepsEveryDtypeShapeValueAndMetadata) {
   torch::manual_seed(3);
   TensorMap tensors = {
@@ -96,11 +101,47 @@ TEST(Safetensors, LayoutIsLengthThenPaddedJsonThenTiledLittleEndianBytes) {
   EXPECT_EQ(header["b"]["shape"], json::array({2}));
   EXPECT_EQ(header["a"]["dtype"], "I64");
   EXPECT_EQ(header["a"]["shape"], json::array({1}));
-  // Written in name order: a (8 bytes), then b (8 bytes).
+  // I64 before F32 (widest alignment first): a (8 bytes), then b (8 bytes).
   EXPECT_EQ(header["a"]["data_offsets"], json::array({0, 8}));
   EXPECT_EQ(header["b"]["data_offsets"], json::array({8, 16}));
   EXPECT_EQ(body.substr(0, 8), std::string("\x02\x01\0\0\0\0\0\0", 8));              // 258
   EXPECT_EQ(body.substr(8, 8), std::string("\x00\x00\x80\x3f\x00\x00\x00\xc0", 8));  // 1.0f, -2.0f
+}
+
+// The byte layouts the safetensors crate's own tests pin for its writer
+// (tensor.rs: test_serialization_forced_alignement, test_empty).
+TEST(Safetensors, WritesTheBytesHuggingFacesWriterWrites) {
+  const std::string attn0 = encode_safetensors({{"attn0", torch::arange(6, torch::kFloat32).reshape({1, 1, 2, 3})}});
+  const std::string header = R"({"attn0":{"dtype":"F32","shape":[1,1,2,3],"data_offsets":[0,24]}})";
+  EXPECT_EQ(attn0, le64(72) + header + std::string(7, ' ') + testing_bytes_of(torch::arange(6, torch::kFloat32)));
+  EXPECT_EQ(encode_safetensors({}, {{"framework", "pt"}}),
+            le64(40) + R"({"__metadata__":{"framework":"pt"}})" + std::string(5, ' '));
+}
+
+// Sorted by dtype, widest alignment first (the crate's Dtype order), then
+// by name; __metadata__ leads the header; every offset is aligned.
+TEST(Safetensors, OrdersTensorsAsHuggingFaceDoes) {
+  const TensorMap tensors = {{"b", torch::ones({3})},
+                             {"a", torch::ones({1}, torch::kInt64)},
+                             {"c", torch::ones({3}, torch::kFloat16)},
+                             {"d", torch::ones({3}, torch::kBool)},
+                             {"e", torch::ones({1}, torch::kFloat64)},
+                             {"f", torch::ones({1}, torch::kInt32)},
+                             {"g", torch::ones({1}, torch::kBFloat16)},
+                             {"h", torch::ones({2}, torch::kUInt8)},
+                             {"aa", torch::ones({1})}};
+  const std::string bytes = encode_safetensors(tensors, {{"k", "v"}});
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<uint8_t>(bytes[i])) << (8 * i);
+  const auto ordered = nlohmann::ordered_json::parse(bytes.substr(8, n));
+  std::vector<std::string> names;
+  for (const auto& [name, info] : ordered.items()) {
+    names.push_back(name);
+    if (name == "__metadata__") continue;
+    const uint64_t begin = info["data_offsets"][0];
+    EXPECT_EQ(begin % tensors.at(name).element_size(), 0u) << name;
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"__metadata__", "a", "e", "aa", "b", "f", "g", "c", "h", "d"}));
 }
 
 TEST(Safetensors, ReadsAFileWrittenByHand) {

@@ -10,7 +10,7 @@
 #include "common/atomic_file.h"
 #include "reliability_util.h"
 #include "reporting/tensorboard.h"
-#include "training/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 
 namespace cifar {
 namespace {

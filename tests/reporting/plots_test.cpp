@@ -683,7 +683,7 @@ std::string decode_base64(const std::string& text) {
 
 // A page as the pipeline builds it: training_summary.json, inference_results.json
 // and config.json of a 3-epoch fast-net run, in the shapes src/pipeline/pipeline.cpp
-// and src/evaluation/metrics.cpp write (raw arrays, nested objects and all).
+// and src/metrics/eval_metrics.cpp write (raw arrays, nested objects and all).
 json make_summary() {
   std::vector<std::string> names = kClasses;
   names[3] = "<cat&dog>";

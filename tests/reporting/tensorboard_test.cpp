@@ -18,7 +18,7 @@
 #include "fake_train_context.h"
 #include "test_util.h"
 #include "training/callbacks/tensorboard_callback.h"
-#include "training/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 
 namespace cifar {
 namespace {
