@@ -347,6 +347,11 @@ CommandLine parse_command_line_unchecked(int argc, const char* const* argv) {
   bool tta_on = false, tta_off = false;
   auto* tta = predict->add_flag("--tta", tta_on, "Average over flips and shifts (default: as the checkpoint's run)");
   predict->add_flag("--no-tta", tta_off, "Classify the image alone")->excludes(tta);
+  predict->add_option("--resize", p.resize,
+                      "How a non-square image becomes 32x32: crop (its centre square, the default), pad (black "
+                      "borders) or squash (stretched, the aspect ratio lost)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"crop", "pad", "squash"}));
   predict->add_option("inputs", p.inputs, "Image files or folders")->required();
 
   auto* exporter = app.add_subcommand(

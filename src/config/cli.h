@@ -21,6 +21,7 @@ struct PredictOptions {
   std::string device = "auto";      // auto | cpu | cuda
   int threads = 0;                  // intra-op threads (0 = usable cores)
   std::optional<bool> tta;          // --tta / --no-tta; unset: as the checkpoint's run evaluated
+  std::string resize = "crop";      // crop | pad | squash: how a non-square image becomes square
 };
 
 struct ExportOptions {

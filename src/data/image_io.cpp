@@ -459,6 +459,24 @@ torch::Tensor resize_image(const torch::Tensor& image_u8, int64_t height, int64_
   return out.permute({2, 0, 1}).contiguous();
 }
 
+torch::Tensor square_image(const torch::Tensor& image_u8, int64_t side, const std::string& mode) {
+  check_tensor(image_u8, "square_image");
+  const int64_t h = image_u8.size(1), w = image_u8.size(2);
+  if (mode == "squash" || h == w) return resize_image(image_u8, side, side);
+  if (mode == "crop") {
+    const int64_t s = std::min(h, w);
+    const auto square = image_u8.narrow(1, (h - s) / 2, s).narrow(2, (w - s) / 2, s).contiguous();
+    return resize_image(square, side, side);
+  }
+  if (mode != "pad") throw std::invalid_argument("square_image: unknown mode " + mode);
+  // The longer side becomes `side`; the shorter keeps the ratio, at least 1.
+  const int64_t rh = h >= w ? side : std::max<int64_t>(1, (h * side + w / 2) / w);
+  const int64_t rw = w >= h ? side : std::max<int64_t>(1, (w * side + h / 2) / h);
+  auto out = torch::zeros({3, side, side}, torch::kUInt8);
+  out.narrow(1, (side - rh) / 2, rh).narrow(2, (side - rw) / 2, rw).copy_(resize_image(image_u8, rh, rw));
+  return out;
+}
+
 void write_png(const fs::path& path, const torch::Tensor& image_u8) {
   check_tensor(image_u8, "write_png");
   auto hwc = image_u8.to(torch::kCPU).permute({1, 2, 0}).contiguous();

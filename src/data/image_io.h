@@ -41,6 +41,12 @@ torch::Tensor decode_image(std::string_view bytes, const std::string& source);
 // linear, as torch's interpolate would. Same size returns a copy unchanged.
 torch::Tensor resize_image(const torch::Tensor& image_u8, int64_t height, int64_t width);
 
+// uint8 [3,H,W] -> uint8 [3,side,side], keeping the aspect ratio unless
+// asked not to: "crop" takes the centre square (the photo's subject, as
+// torchvision's Resize + CenterCrop), "pad" fits the whole image inside
+// black borders, "squash" stretches it (what a 32x32 model sees otherwise).
+torch::Tensor square_image(const torch::Tensor& image_u8, int64_t side, const std::string& mode);
+
 // Writes uint8 [3,H,W] (any device) as a PNG, encoded in memory and then
 // written atomically.
 void write_png(const std::filesystem::path& path, const torch::Tensor& image_u8);

@@ -185,7 +185,7 @@ int run_predict(const PredictOptions& options, std::ostream& out, std::ostream& 
       FileResult r;
       r.file = inputs.files[i].string();
       try {
-        images.push_back(resize_image(decode_image_file(inputs.files[i]), side, side));
+        images.push_back(square_image(decode_image_file(inputs.files[i]), side, options.resize));
         decoded.push_back(results.size());
       } catch (const std::exception& e) {
         // UserError already names the file; anything else (out of memory) does not.

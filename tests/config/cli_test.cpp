@@ -139,7 +139,10 @@ TEST(Cli, BadInputsGiveOneLine) {
   EXPECT_NE(parse_error({"--optimizer", "rmsprop"}).find("rmsprop"), std::string::npos);
   EXPECT_NE(parse_error({"--device", "tpu"}).find("tpu"), std::string::npos);
   EXPECT_NE(parse_error({"--preset", "turbo"}).find("turbo"), std::string::npos);
-  EXPECT_NE(parse_error({"--skip-training"}).find("--load-model"), std::string::npos);
+  // A rule on a flag without a value names the flag alone (no stray space).
+  EXPECT_NE(parse_error({"--skip-training"}).find("invalid --skip-training: needs --load-model"), std::string::npos);
+  EXPECT_NE(parse_error({"predict", "--load-model", "m.pt", "a.png", "--resize", "stretch"}).find("--resize"),
+            std::string::npos);
   EXPECT_NE(parse_error({"--config", "/nonexistent/c.json"}).find("/nonexistent/c.json"), std::string::npos);
   // CLI11 read an empty value as 0: `--epochs ""` ran no epoch.
   for (const char* flag : {"--epochs", "--seed", "--rotation", "--threads", "--validation-size"}) {

@@ -259,7 +259,7 @@ TEST(Predict, EachBadFileGetsItsOwnErrorAndTheOthersStillRun) {
   EXPECT_LT(csv.str().find((dir / "good1.png").string() + ",3,"), csv.str().find((dir / "missing.png").string()));
 }
 
-TEST(Predict, GrayRgbaAndOddSizedImagesArePredictedAsResizedRgb) {
+TEST(Predict, GrayRgbaAndOddSizedImagesArePredictedAsCroppedRgb) {
   SavedModel m;
   const auto dir = m.tmp / "odd";
   fs::create_directories(dir);
@@ -291,10 +291,11 @@ TEST(Predict, GrayRgbaAndOddSizedImagesArePredictedAsResizedRgb) {
   EXPECT_TRUE(torch::equal(g[0], gray) && torch::equal(g[1], gray) && torch::equal(g[2], gray));
   EXPECT_TRUE(torch::equal(decode_image_file(dir / "rgba.png"), rgba.slice(2, 0, 3).permute({2, 0, 1})));
 
-  // Sorted by name: gray.png, rgba.png, wide.PNG, wide.bmp, wide.jpeg.
+  // Sorted by name: gray.png, rgba.png, wide.PNG, wide.bmp, wide.jpeg; the
+  // wide ones cropped to their centre square (--resize crop, the default).
   std::vector<torch::Tensor> expected;
   for (const char* name : {"gray.png", "rgba.png", "wide.PNG", "wide.bmp", "wide.jpeg"}) {
-    expected.push_back(resize_image(decode_image_file(dir / name), 32, 32));
+    expected.push_back(square_image(decode_image_file(dir / name), 32, "crop"));
   }
   auto top = top_k_predictions(predict_logits(*m.model, torch::stack(expected), m.norm(), EvalOptions{}), 10);
   std::ifstream in(opt.output);
@@ -311,6 +312,22 @@ TEST(Predict, GrayRgbaAndOddSizedImagesArePredictedAsResizedRgb) {
     }
     EXPECT_NEAR(sum, 1.0, 1e-9);
   }
+}
+
+// A non-square photo keeps its aspect ratio: cropped to its centre
+// square, or padded with black borders; squashed only when asked.
+TEST(ImageIo, SquareImagesKeepTheAspectRatioUnlessSquashed) {
+  // 8 high, 16 wide: the left half 10, the right half 200.
+  auto wide = torch::cat({torch::full({3, 8, 8}, 10, torch::kUInt8), torch::full({3, 8, 8}, 200, torch::kUInt8)}, 2);
+  wide.narrow(2, 4, 8).fill_(99);  // the centre square, columns 4..11
+  EXPECT_TRUE(torch::equal(square_image(wide, 8, "crop"), torch::full({3, 8, 8}, 99, torch::kUInt8)));
+  const auto padded = square_image(wide, 8, "pad");
+  EXPECT_TRUE(torch::equal(padded.narrow(1, 0, 2), torch::zeros({3, 2, 8}, torch::kUInt8)));  // borders above
+  EXPECT_TRUE(torch::equal(padded.narrow(1, 6, 2), torch::zeros({3, 2, 8}, torch::kUInt8)));  // and below
+  EXPECT_TRUE(torch::equal(padded.narrow(1, 2, 4), resize_image(wide, 4, 8)));
+  EXPECT_TRUE(torch::equal(square_image(wide, 8, "squash"), resize_image(wide, 8, 8)));
+  const auto square = torch::randint(0, 256, {3, 8, 8}, torch::kUInt8);
+  for (const char* mode : {"crop", "pad", "squash"}) EXPECT_TRUE(torch::equal(square_image(square, 8, mode), square));
 }
 
 TEST(Predict, UnknownOutputTypeIsRefusedBeforeAnyWork) {
