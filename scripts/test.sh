@@ -16,13 +16,13 @@ if [ ! -s "$CIFAR10_DATA_ROOT/cifar-10-batches-bin/test_batch.bin" ]; then
 fi
 cd "${BUILD_DIR:-$root/build}"
 ctest --output-on-failure -j "$(nproc)" "$@"
-# The tests of arithmetic (training, models, evaluation) again on another
+# The tests of arithmetic (training, models, evaluation, metrics) again on another
 # CPU family's kernels, the ones an AVX2 laptop gets (ATen's AVX2 code,
 # OpenBLAS's Haswell GEMM, oneDNN held to AVX2): a result that holds only on
 # this machine's CPU fails here, not on a user's. Skipped when arguments
 # chose the tests.
 if [ $# -eq 0 ]; then
-  echo "test: the training, models and evaluation tests again under an AVX2 CPU's kernels"
+  echo "test: the training, models, evaluation and metrics tests again under an AVX2 CPU's kernels"
   ATEN_CPU_CAPABILITY=avx2 OPENBLAS_CORETYPE=Haswell ONEDNN_MAX_CPU_ISA=AVX2 \
-    ctest --output-on-failure -j "$(nproc)" -L '^(training|models|evaluation)$'
+    ctest --output-on-failure -j "$(nproc)" -L '^(training|models|evaluation|metrics)$'
 fi
