@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "common/printable.h"
 #include "checkpoint/archive_check.h"
+#include "checkpoint/pickle_scan.h"
 
 namespace cifar {
 namespace {
