@@ -1,7 +1,8 @@
 // Scans of a pickle's bytes made before anything unpickles them: the opcode
 // walk every pickle record of a LibTorch archive or a .pth file passes, the
 // check of the tensor storages a LibTorch archive's pickle declares against
-// their records, and the storage classes a pickle may name.
+// their records, the storage classes a pickle may name, and the opcodes'
+// names for errors.
 #pragma once
 #include <torch/torch.h>
 
@@ -28,5 +29,9 @@ std::optional<torch::ScalarType> storage_scalar_type(const std::string& global);
 // Returns the fault, or "".
 std::string storage_fault(std::string_view p, const std::string& dir,
                           const std::function<std::optional<uint64_t>(const std::string&)>& record_size);
+
+// A pickle opcode's name ("BINPUT" for 'q'), or nullptr for a byte that is
+// no opcode of protocols 0-5.
+const char* opcode_name(unsigned char op);
 
 }  // namespace cifar
