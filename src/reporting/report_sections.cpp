@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "reporting/format.h"
+#include "reporting/html_report.h"
 #include "reporting/html_writer.h"
 
 namespace cifar::html {
