@@ -9,7 +9,6 @@
 #include <torch/torch.h>
 
 #include <functional>
-#include <optional>
 #include <string>
 #include <string_view>
 
@@ -24,15 +23,6 @@ void check_archive(std::string_view bytes, const std::string& source);
 // Refuses a tensor read from an archive whose sizes, strides and offset
 // reach past its storage; `what` names it in the error.
 void check_within_storage(const torch::Tensor& t, const std::string& source, const std::string& what);
-
-// The opcode walk check_archive runs on every pickle record: each opcode
-// one of protocols 0-5, each length within the bytes left, each memo index
-// within the record's size, and a STOP. Returns the fault, or "".
-std::string pickle_fault(std::string_view pickle);
-
-// The tensor type a pickled storage class names ("torch.FloatStorage" ->
-// Float), or nullopt for any other name.
-std::optional<torch::ScalarType> storage_scalar_type(const std::string& global);
 
 // Reads every record of the zip `bytes` through libarchive, which checks
 // each record's CRC-32 (LibTorch 1.13 builds miniz with the check off), and

@@ -11,7 +11,7 @@
 #include "common/signals.h"
 #include "data/archive.h"
 #include "data/cifar_reader.h"
-#include "data/download.h"
+#include "data/url_download.h"
 #include "models/efficientnet.h"
 #include "models/registry.h"
 #include "checkpoint/pth_reader.h"

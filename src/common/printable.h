@@ -22,4 +22,16 @@ inline std::string printable(const std::string& text, size_t limit) {
   return text.size() <= limit ? printable(text) : printable(text.substr(0, limit)) + "...";
 }
 
+// A decoder's failure reason with every byte outside printable ASCII made
+// '?': stb quotes a bad PNG chunk's four type bytes as found in the file,
+// so a line break or a terminal escape from a hostile file would reach the
+// user's screen (found by fuzz/image_fuzz). The decoders' own reasons are
+// plain ASCII, so nothing of them is lost.
+inline std::string ascii_reason(std::string reason) {
+  for (char& c : reason) {
+    if (c < 0x20 || c > 0x7E) c = '?';
+  }
+  return reason;
+}
+
 }  // namespace cifar

@@ -51,9 +51,6 @@ CommandLine parse_command_line(int argc, const char* const* argv);
 // errors. Throws UserError with one line.
 Config parse_config_text(const std::string& text, const std::string& source);
 
-// Applies a named preset ("quick", "full") to the config's defaults.
-void apply_preset(Config& config, const std::string& preset);
-
 nlohmann::json config_to_json(const Config& config);
 // Reads the fields present in `j` over `config`; unknown keys are errors.
 void config_from_json(const nlohmann::json& j, Config& config);

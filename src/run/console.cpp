@@ -6,6 +6,7 @@
 #include "common/runtime.h"
 #include "common/torch_compat.h"
 #include "config/cli.h"
+#include "config/presets.h"
 #include "models/registry.h"
 
 namespace cifar {
