@@ -157,6 +157,8 @@ PretrainedWeights obtain_pretrained_weights(const ModelConfig& config) {
     }
   } else {
     weights.file = config.pretrained_weights;
+    const std::string why = unreadable_reason(weights.file);
+    if (!why.empty()) throw UserError("cannot read --pretrained-weights " + weights.file + ": " + why);
     bytes = read_and_hash(weights.file, weights.sha256);
   }
   weights.tensors = decode_weights_file(bytes, weights.file);

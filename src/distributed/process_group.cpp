@@ -1,5 +1,7 @@
 #include "distributed/process_group.h"
 
+#include <csignal>
+
 #include "common/error.h"
 #include "distributed/c10d_compat.h"
 #include "distributed/c10d_context.h"
@@ -37,6 +39,11 @@ std::unique_ptr<DistributedContext> make_distributed_context(const DistConfig& c
                                                              const torch::Device& device, size_t bucket_bytes,
                                                              HostWaits waits) {
   if (env.world_size == 1 && config.backend == "auto") return make_single_process_context();
+  // A peer that is gone leaves its sockets closed; a write to one (Gloo's
+  // and the TCPStore's use plain send/writev) would kill this rank with
+  // SIGPIPE and no word. Ignored, the write fails and the collective
+  // throws, which this rank reports in one line like any other peer loss.
+  std::signal(SIGPIPE, SIG_IGN);
   C10dSettings s;
   s.backend = checked_backend(config.backend, device);
   s.timeout = std::chrono::seconds(config.timeout);

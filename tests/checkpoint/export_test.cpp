@@ -144,14 +144,15 @@ json read_json(const fs::path& p) { return json::parse(read_file(p)); }
 TEST(Export, AnEfficientNetStartsANewRunWithTheSameLogits) {
   TempDir tmp("export");
   const std::vector<std::string> data{
-      "--data-dir", testing::data_root().string(), "--test-limit", "100", "--skip-visualization", "--seed", "3"};
+      "--data-dir", testing::data_root().string(), "--test-limit", "100", "--skip-visualization", "--seed", "3",
+      "--validation-size", "32", "--calibration", "none"};
   auto with = [&](std::vector<std::string> args) {
     args.insert(args.end(), data.begin(), data.end());
     return args;
   };
   auto trained = run_cifar10(
       with({"--model-type", "efficientnet", "--pretrained-weights", "none", "--epochs", "1", "--train-limit", "64",
-            "--validation-size", "32", "--batch-size", "32", "--output-dir", (tmp / "trained").string()}));
+            "--batch-size", "32", "--output-dir", (tmp / "trained").string()}));
   ASSERT_EQ(trained.exit_code, 0) << trained.output;
   const fs::path checkpoint = tmp / "trained/checkpoints/best_model.pt";
   const fs::path file = tmp / "b0.safetensors";

@@ -180,17 +180,22 @@ TEST(RunFolder, ConfidencesAreCalibratedOnTheValidationSplit) {
   EXPECT_NE(inference.at("loss_definition").get<std::string>().find("without label smoothing"), std::string::npos);
   EXPECT_TRUE(inference.contains("without_tta"));
   EXPECT_NE(r.output.find("before temperature"), std::string::npos) << r.output;
-  const std::string latest = (out / "checkpoints/latest_model.pt").string();
-  EXPECT_EQ(read_checkpoint(latest).meta.at("spec").at("temperature").get<double>(), t);
+  // The evaluated model is the best epoch's, restored; the latest
+  // checkpoint holds other weights and a temperature fitted for them.
+  const std::string best = (out / "checkpoints/best_model.pt").string();
+  EXPECT_EQ(read_checkpoint(best).meta.at("spec").at("temperature").get<double>(), t);
+  const double latest_t =
+      read_checkpoint((out / "checkpoints/latest_model.pt").string()).meta.at("spec").at("temperature").get<double>();
+  EXPECT_NE(latest_t, 1.0);
 
   // predict reports the calibrated confidences: the same file's own with
   // temperature 1 differ, the classes do not.
   const std::string copy = (images / "uncalibrated.pt").string();
-  testing::write_bytes(copy, read_file(latest));
+  testing::write_bytes(copy, read_file(best));
   set_checkpoint_temperature(copy, 1.0);
   const auto test = read_cifar_batch(testing::batches_dir() / "test_batch.bin");
   for (int i = 0; i < 3; ++i) write_png(images / "in" / ("img" + std::to_string(i) + ".png"), test.images[i]);
-  auto calibrated = run_cifar10({"predict", "--load-model", latest, "--no-tta", (images / "in").string()});
+  auto calibrated = run_cifar10({"predict", "--load-model", best, "--no-tta", (images / "in").string()});
   auto raw = run_cifar10({"predict", "--load-model", copy, "--no-tta", (images / "in").string()});
   ASSERT_EQ(calibrated.exit_code, 0) << calibrated.output;
   ASSERT_EQ(raw.exit_code, 0) << raw.output;

@@ -80,8 +80,8 @@ TEST(TimeBudget, ARunLongerThanAnHourSaysSoEarly) {
 // checkpoint.
 TEST(Presets, SpeedrunTrainsOnACpuAtASmallSize) {
   TempDir out("speedrun");
-  auto r = run_cifar10({"--preset", "speedrun", "--epochs", "2", "--train-limit", "4096", "--validation-size", "512",
-                        "--test-limit", "500", "--data-dir", testing::data_root().string(), "--output-dir",
+  auto r = run_cifar10({"--preset", "speedrun", "--epochs", "2", "--train-limit", "2048", "--validation-size", "256",
+                        "--test-limit", "200", "--data-dir", testing::data_root().string(), "--output-dir",
                         out.path().string(), "--skip-visualization"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto config = read_json(out / "results/config.json");

@@ -643,8 +643,8 @@ TEST(ImageIo, TruncatedJpegsAreRefusedNotFilledIn) {
     const std::string jpeg = encode_jpeg(hwc_bytes(image), 96, 96, 3, JCS_RGB, JCS_YCbCr, false, progressive);
     const auto whole = decode_image(jpeg, "whole.jpg");
     ASSERT_LT(difference(whole, image).first, 2.0);
-    // libjpeg used to "recover" from these with a warning, filling the
-    // missing part in grey, and predict classified the result (exit 0).
+    // libjpeg "recovers" from these with a warning, filling the missing
+    // part in grey: a warning must refuse the image, not classify the fill.
     for (size_t keep : {jpeg.size() / 3, jpeg.size() / 2, jpeg.size() * 9 / 10, jpeg.size() - 40, jpeg.size() - 3}) {
       const std::string what = decode_error(jpeg.substr(0, keep));
       EXPECT_EQ(what.rfind("mem.img: corrupt or truncated JPEG data (", 0), 0u)

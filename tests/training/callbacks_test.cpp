@@ -186,7 +186,7 @@ TEST(ReduceLROnPlateau, RateAtTheDefaultMinLrIsNotReducedAgain) {
   EXPECT_EQ(ctx.lr, 1e-6);
   // e1 reduces and starts a cooldown of 2 (counted down in e2 and e3);
   // from e3 on it waits, with the rate at its floor.
-  EXPECT_EQ(printed, "Epoch 2: ReduceLROnPlateau reducing learning rate to 1e-06\n");
+  EXPECT_EQ(printed, "Epoch 2: ReduceLROnPlateau reducing learning rate to 1.000e-06\n");
   EXPECT_EQ(cb.state()["cooldown_counter"], 0);
   EXPECT_EQ(cb.state()["wait"], 3);
 }
