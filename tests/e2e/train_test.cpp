@@ -27,8 +27,8 @@ using namespace e2e;
 TEST(Train, OneCnnEpochOnFiveThousandImagesLearns) {
   TempDir out("smoke");
   auto r = run_cifar10({"--model-type", "cnn", "--epochs", "1", "--data-dir", testing::data_root().string(),
-                        "--output-dir", out.path().string(), "--train-limit", "5000", "--test-limit", "1000",
-                        "--skip-visualization"});
+                        "--output-dir", out.path().string(), "--train-limit", "5000", "--validation-size", "500",
+                        "--test-limit", "1000", "--skip-visualization"});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto summary = read_json(out / "results/training_summary.json");
   EXPECT_GE(summary["test"]["accuracy"].get<double>(), 0.35) << r.output;
@@ -65,14 +65,14 @@ TEST(Train, ResumeContinuesBitExactly) {
 // from the checkpoint to the uninterrupted run's weights bit for bit.
 void expect_signal_stops_and_resumes_exactly(int sig, int times) {
   TempDir straight("straight"), cut("cut");
-  const std::vector<std::string> common{"--epochs", "3", "--lr-schedule", "cosine", "--train-limit", "1024",
+  const std::vector<std::string> common{"--epochs", "2", "--lr-schedule", "cosine", "--train-limit", "1024",
                                         "--batch-size", "32", "--skip-inference"};
   auto a = run_cifar10(tiny_run(straight.path(), common));
   ASSERT_EQ(a.exit_code, 0) << a.output;
 
   Child run(tiny_run(cut.path(), common));
-  ASSERT_TRUE(run.wait_for_output("Epoch 1/3", 300)) << run.output();
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // into epoch 2
+  ASSERT_TRUE(run.wait_for_output("Epoch 1/2", 300)) << run.output();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a few steps into epoch 2 of 32 steps
   for (int i = 0; i < times; ++i) run.send(sig);
   auto r = run.wait(300);
   ASSERT_EQ(r.exit_code, 128 + sig) << r.output;
@@ -122,7 +122,7 @@ TEST(Train, SighupStopsAsSigtermDoes) {
 // mid-epoch with both resumes to the uninterrupted run's weights.
 TEST(Train, LookaheadAndAlternatingFlipResumeExactly) {
   TempDir straight("look_straight"), cut("look_cut");
-  const std::vector<std::string> common{"--epochs", "2", "--train-limit", "1024", "--batch-size", "32",
+  const std::vector<std::string> common{"--epochs", "2", "--train-limit", "512", "--batch-size", "32",
                                         "--lookahead", "--alternating-flip", "--skip-inference"};
   auto a = run_cifar10(tiny_run(straight.path(), common));
   ASSERT_EQ(a.exit_code, 0) << a.output;
