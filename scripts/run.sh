@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Command (1) of the README: installs what is missing, builds, and runs the
 # main job: train, evaluate and write results. On a CPU it runs the quick
-# preset (under eight minutes of training on two cores); with a GPU, the same preset runs
-# there. Extra arguments go to cifar10, e.g. --epochs 20.
+# preset (ten minutes of training and evaluation at most); with a GPU, the
+# same preset runs there. Extra arguments go to cifar10, e.g. --epochs 20.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/setup.sh"

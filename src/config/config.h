@@ -73,7 +73,7 @@ struct TrainConfig {
   bool restore_best_weights = true;
   std::string mixed_precision = "auto";
   int log_every = 50;
-  std::string time_budget;  // "" = none
+  std::string time_budget;  // "" or "none": no budget
   bool lookahead = false;
 };
 

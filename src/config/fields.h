@@ -161,7 +161,7 @@ void visit_fields(Config_& c, Visitor&& v) {
     c.train.mixed_precision);
   v({"log-every", "TensorBoard scalars every N steps (0 = per epoch only)", run, at_least(0)}, c.train.log_every);
   // Checked by parse_duration (validate): a rule of words or bounds cannot say it.
-  v({"time-budget", "Fit training and the final evaluation into this time (10m, 90s, 1h30m): fewer epochs if need be",
+  v({"time-budget", "Fit training and the final evaluation into this time (10m, 90s, 1h30m): fewer epochs if need be; none: no budget",
      run},
     c.train.time_budget);
   v({"lookahead", "Lookahead weights (airbench): slow weights pulled toward the trained ones every 5 steps", run},

@@ -12,7 +12,7 @@ void apply_preset(Config& c, const std::string& preset) {
     // having (87% or more): the fast net with a one-cycle schedule.
     c.model.model_type = "fast";
     c.model.width = 32;  // 32-128-128: a quarter of airbench's FLOPs, sized for two cores
-    c.train.epochs = 14;  // median 87.75% in 7.7 min on 2 Xeon cores (docs/BENCHMARKS.md)
+    c.train.epochs = 14;  // all fit on 2 Xeon-AMX cores, 10-12 on 2 EPYC cores (docs/BENCHMARKS.md)
     c.train.batch_size = 256;
     c.train.optimizer = "sgd";
     c.train.learning_rate = 0.2;

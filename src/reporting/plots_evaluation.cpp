@@ -334,9 +334,11 @@ fs::path plot_reliability_diagram(const std::vector<ReliabilityBin>& bins, doubl
   Text gp;
   gp << script_header(kReliabilityDiagramPlot, 13, "Reliability diagram: accuracy per confidence bin")
      << "set multiplot title "
-     << gp_quote("Reliability diagram (ECE = " + format_fixed(ece, 4) +
-                 (ece_uncalibrated ? ", " + format_fixed(*ece_uncalibrated, 4) + " before temperature scaling" : "") +
-                 ", " + std::to_string(total) + " predictions)")
+     // At most about 75 characters: a longer title runs off the 900-pixel
+     // canvas at this font (the counts are in the lower panel).
+     << gp_quote("Reliability diagram: ECE " + format_fixed(ece, 4) +
+                 (ece_uncalibrated ? " (" + format_fixed(*ece_uncalibrated, 4) + " before temperature scaling)"
+                                   : ", " + std::to_string(total) + " predictions"))
      << " font ',16'\n"
      // Shared margins so both panels' x axes line up.
      << "set lmargin at screen 0.12\nset rmargin at screen 0.95\n"

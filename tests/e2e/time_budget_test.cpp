@@ -38,6 +38,12 @@ TEST(TimeBudget, EpochsGivenAlsoWinWhenSmaller) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("Time budget: all 2 epochs fit in 1 h 00 min"), std::string::npos) << r.output;
   EXPECT_EQ(read_json(out / "results/training_summary.json").at("epochs_run"), 2);
+  // The timing runs on a copy of the state: without a budget, the same run.
+  TempDir plain("budget_none");
+  auto p = run_cifar10(tiny_run(plain.path(), {"--epochs", "2", "--time-budget", "none", "--skip-inference"}));
+  ASSERT_EQ(p.exit_code, 0) << p.output;
+  EXPECT_EQ(p.output.find("Time budget"), std::string::npos) << p.output;
+  expect_bit_identical(out / "checkpoints/latest_model.pt", plain / "checkpoints/latest_model.pt");
 }
 
 TEST(TimeBudget, AResumedRunKeepsThePlan) {

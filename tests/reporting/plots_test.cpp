@@ -535,7 +535,15 @@ TEST(Plots, ReliabilityDiagramPutsEceInTitle) {
   TempDir tmp("plots");
   plot_reliability_diagram(make_bins(), 0.0312, tmp.path());
   expect_rendered(tmp.path(), kReliabilityDiagramPlot);
-  EXPECT_NE(read_file(tmp / "reliability_diagram.gp").find("ECE = 0.0312"), std::string::npos);
+  EXPECT_NE(read_file(tmp / "reliability_diagram.gp").find("Reliability diagram: ECE 0.0312, "), std::string::npos);
+  // Calibrated: both figures, in a title short enough for the canvas.
+  plot_reliability_diagram(make_bins(), 0.0103, tmp.path(), 0.1947);
+  const std::string script = read_file(tmp / "reliability_diagram.gp");
+  const size_t at = script.find("set multiplot title ");
+  ASSERT_NE(at, std::string::npos) << script;
+  const std::string title = script.substr(at, script.find(" font", at) - at);
+  EXPECT_NE(title.find("ECE 0.0103 (0.1947 before temperature scaling)"), std::string::npos) << title;
+  EXPECT_LE(title.size(), std::string("set multiplot title ''").size() + 75) << title;
   // Empty bins are missing values, not zero-accuracy bars.
   EXPECT_NE(read_file(tmp / "reliability_diagram.dat").find("\n0 0.1 0 ? ?\n"), std::string::npos);
 }

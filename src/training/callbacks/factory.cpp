@@ -54,7 +54,7 @@ RunCallbacks make_callbacks(const Config& config, const RunFolder& folder, const
   // The epoch's line first, as Keras' progress bar: a callback's message
   // about the epoch (a reduced learning rate, a saved best) follows it.
   add(std::make_shared<ProgressBar>(std::cout, ::isatty(1) != 0));
-  if (t.time_budget.empty()) add(std::make_shared<RunLengthWarning>(std::cout));
+  if (!parse_duration(t.time_budget)) add(std::make_shared<RunLengthWarning>(std::cout));
   add(make_schedule(t));
   if (t.lookahead) add(std::make_shared<Lookahead>());
   add(std::make_shared<TerminateOnNaN>());
