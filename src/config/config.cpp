@@ -174,7 +174,8 @@ void validate(const Config& c) {
           "must be between 1 and half of --batch-size (micro-batches of two images or more)");
   require(t.early_stopping_baseline.empty() || parse_number(t.early_stopping_baseline).has_value(),
           "early-stopping-baseline", t.early_stopping_baseline, "expected a finite number, or nothing for none");
-  require(t.time_budget.empty() || t.time_budget == "none" || parse_duration(t.time_budget).has_value(), "time-budget", t.time_budget,
+  require(t.time_budget.empty() || t.time_budget == "none" || parse_duration(t.time_budget).has_value(),
+          "time-budget", t.time_budget,
           "expected a duration of at most a week such as 90s, 10m, 1h30m or 600 (seconds), or none");
   require(!(t.optimizer == "sgd" && t.nesterov && t.momentum == 0), "momentum", "0",
           "--nesterov needs a momentum above 0");

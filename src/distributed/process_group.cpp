@@ -39,10 +39,11 @@ std::unique_ptr<DistributedContext> make_distributed_context(const DistConfig& c
                                                              const torch::Device& device, size_t bucket_bytes,
                                                              HostWaits waits) {
   if (env.world_size == 1 && config.backend == "auto") return make_single_process_context();
-  // A peer that is gone leaves its sockets closed; a write to one (Gloo's
-  // and the TCPStore's use plain send/writev) would kill this rank with
-  // SIGPIPE and no word. Ignored, the write fails and the collective
-  // throws, which this rank reports in one line like any other peer loss.
+  // A peer that is gone leaves its sockets closed, and a write to one
+  // raises SIGPIPE unless the writer asked otherwise: a stalled rank, once
+  // continued, died of it without a word. Ignored, the write fails, the
+  // collective throws, and the rank reports it in one line like any other
+  // lost peer (DataParallel.AStalledRankIsGivenUpAndLeavesWithOneLineWhenContinued).
   std::signal(SIGPIPE, SIG_IGN);
   C10dSettings s;
   s.backend = checked_backend(config.backend, device);
