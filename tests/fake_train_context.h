@@ -30,6 +30,7 @@ class FakeTrainContext : public TrainContext {
   int64_t per_epoch = 4;
   int64_t step = 0;
   double lr = 0.01;
+  double seconds = 0;  // what fit_seconds() returns
   torch::Tensor samples;  // what sample_images() returns
 
   Net& model() override { return *net; }
@@ -40,6 +41,8 @@ class FakeTrainContext : public TrainContext {
   }
   bool is_writer() const override { return writer; }
   int epochs() const override { return planned_epochs; }
+  void set_epochs(int epochs) override { planned_epochs = epochs; }
+  double fit_seconds() const override { return seconds; }
   int64_t steps_per_epoch() const override { return per_epoch; }
   int64_t global_step() const override { return step; }
   int64_t batch_size() const override { return 8; }

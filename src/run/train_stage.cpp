@@ -45,23 +45,18 @@ TrainStage::TrainStage(const RunPlan& plan, const RunFolder& folder, const Split
   plan_epochs(splits);
 }
 
-// --time-budget: planned once, before the first step; a resumed run keeps
-// the plan its checkpoint records (its epochs are the planned ones).
+// --time-budget: planned before the first step (and corrected once by the
+// first epoch); a resumed run keeps the plan its checkpoint records.
 void TrainStage::plan_epochs(const Splits& splits) {
   const Config& config = plan_.config;
   const auto budget = parse_duration(config.train.time_budget);
   if (!budget) return;
-  if (plan_.start && plan_.start->resume) {
-    const nlohmann::json& meta = plan_.start->checkpoint->meta;
-    if (auto kept = meta.find("time_budget"); kept != meta.end() && kept->is_object()) {
-      budget_record_ = *kept;
-      trainer_.set_budget_record(budget_record_);
-      if (dist_.is_writer()) {
-        std::cout << "Time budget " << format_duration(*budget) << ": the run's plan of " << config.train.epochs
-                  << " epochs\n";
-      }
-      return;
+  if (callbacks_.budget->has_plan()) {  // restored by the resume
+    if (dist_.is_writer()) {
+      std::cout << "Time budget " << format_duration(*budget) << ": the run's plan of " << trainer_.epochs()
+                << " epochs\n";
     }
+    return;
   }
   // After training: calibration (on the final model and, where it differs,
   // the best checkpoint's) and the test split, TTA's views and the plain
@@ -71,7 +66,7 @@ void TrainStage::plan_epochs(const Splits& splits) {
   if (config.run.calibration == "temperature") final_views += 2 * views * splits.val.size();
   if (!config.run.skip_inference) final_views += (config.run.tta ? 5 : 1) * splits.test.size();
   const BudgetPlan budget_plan = plan_time_budget(trainer_, *budget, final_views);
-  budget_record_ = budget_plan.to_json();
+  callbacks_.budget->set_plan(budget_plan);
   if (dist_.is_writer()) std::cout << "Time budget: " << budget_plan.describe() << "\n";
 }
 
@@ -89,7 +84,7 @@ int TrainStage::fit(nlohmann::json& summary) {
   restore_default_signals();
   const int late_signal = fit.signal == 0 ? trainer_.agreed_stop_signal() : 0;
   record_fit(plan_.config.train.monitor, trainer_.epochs(), fit, *callbacks_.history, summary);
-  if (!budget_record_.is_null()) summary["time_budget"] = budget_record_;
+  if (callbacks_.budget && callbacks_.budget->has_plan()) summary["time_budget"] = callbacks_.budget->plan().to_json();
   // A diverged run exits 1: its reason is an error, on stderr.
   if (!fit.stop_reason.empty() && dist_.is_writer()) {
     if (fit.diverged) {

@@ -32,7 +32,6 @@ class TrainStage {
   DistributedContext& dist_;
   Trainer trainer_;
   RunCallbacks callbacks_;
-  nlohmann::json budget_record_;  // --time-budget's plan, or null
 };
 
 }  // namespace cifar

@@ -24,6 +24,12 @@ class TrainContext {
   virtual void request_stop(const std::string& reason) = 0;
   virtual bool is_writer() const = 0;            // rank 0
   virtual int epochs() const = 0;                // planned epochs
+  // Changes the planned epochs (the time budget's correction); schedules
+  // read epochs() every step, so they stretch or shrink from here.
+  virtual void set_epochs(int epochs) = 0;
+  // Wall time since this fit began, up to the end of the last epoch's
+  // validation, the slowest rank's; read in on_epoch_end.
+  virtual double fit_seconds() const = 0;
   virtual int64_t steps_per_epoch() const = 0;   // optimiser steps per epoch
   virtual int64_t global_step() const = 0;       // optimiser steps taken so far
   virtual int64_t batch_size() const = 0;        // global batch

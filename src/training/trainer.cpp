@@ -276,6 +276,9 @@ FitResult Trainer::fit() {
     Logs logs = MetricSums::from_tensor(sums).to_logs();
     logs.merge(validate());
     logs["learning_rate"] = learning_rate();
+    auto seconds = torch::tensor({seconds_since(fit_start_)}, torch::kFloat64);
+    dist_.all_reduce_max(seconds);
+    fit_seconds_ = seconds.item<double>();
     for (auto& cb : callbacks_) cb->on_epoch_end(epoch, logs, *this);
     in_epoch_end_ = false;
     result.last = logs;
@@ -350,9 +353,5 @@ Trainer::Timings Trainer::time_steps_and_evaluation(int steps, int64_t eval_imag
   dist_.all_reduce_max(slowest);
   return {slowest[0].item<double>(), slowest[1].item<double>()};
 }
-
-
-
-
 
 }  // namespace cifar

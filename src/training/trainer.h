@@ -62,9 +62,6 @@ class Trainer final : public TrainContext {
     double eval_image_seconds = 0;
   };
   Timings time_steps_and_evaluation(int steps, int64_t eval_images);
-  void set_epochs(int epochs) { config_.train.epochs = epochs; }
-  // The plan, kept in checkpoints so a resumed run keeps it.
-  void set_budget_record(nlohmann::json plan) { budget_record_ = std::move(plan); }
   int start_epoch() const { return start_epoch_; }
   int64_t validation_images() const { return val_.size(); }
   // The stop signal, agreed across ranks (a collective); 0 = go on. fit()
@@ -79,6 +76,8 @@ class Trainer final : public TrainContext {
   void request_stop(const std::string& reason) override;
   bool is_writer() const override { return dist_.is_writer(); }
   int epochs() const override { return config_.train.epochs; }
+  void set_epochs(int epochs) override { config_.train.epochs = epochs; }
+  double fit_seconds() const override { return fit_seconds_; }
   int64_t steps_per_epoch() const override { return steps_per_epoch_; }
   int64_t global_step() const override { return global_step_; }
   int64_t batch_size() const override { return config_.train.batch_size; }
@@ -118,6 +117,7 @@ class Trainer final : public TrainContext {
   Clock::time_point fit_start_ = Clock::now();
   Clock::time_point epoch_start_ = Clock::now();
   int64_t images_at_epoch_start_ = 0;
+  double fit_seconds_ = 0;  // at the last epoch's end, the slowest rank's
   bool in_batch_loop_ = false;  // inside train_epoch's steps
 
   int64_t steps_per_epoch_ = 0;
@@ -133,7 +133,6 @@ class Trainer final : public TrainContext {
   int agreed_signal_ = 0;  // a stop signal agreed with the other ranks
   std::string stop_reason_;
   torch::Tensor sample_images_;
-  nlohmann::json budget_record_;  // null without --time-budget
   torch::Tensor first_flips_;      // --alternating-flip's, on the device
 };
 

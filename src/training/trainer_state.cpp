@@ -42,7 +42,6 @@ nlohmann::json Trainer::run_state() const {
   meta["global_step"] = global_step_;
   meta["learning_rate"] = learning_rate();
   meta["world_size"] = dist_.world_size();
-  if (!budget_record_.is_null()) meta["time_budget"] = budget_record_;
   // Reductions split by thread count, so a bit-exact resume needs the
   // count the run trained with (plan_run takes it unless --threads says).
   meta["threads"] = at::get_num_threads();

@@ -1,6 +1,6 @@
-// --time-budget as a user runs it: the epochs that fit are fixed before the
-// first step, recorded, and kept by a resume; a run too long for an hour
-// says so early.
+// --time-budget as a user runs it: the epochs that fit are planned before
+// the first step, corrected once by the first epoch, recorded, and kept by
+// a resume; a run too long for an hour says so early.
 #include <signal.h>
 
 #include "e2e_util.h"
@@ -18,18 +18,27 @@ TEST(TimeBudget, PlansTheEpochsThatFitAndRecordsThePlan) {
                                              "0", "--lr-schedule", "onecycle", "--skip-inference"}));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto summary = read_json(out / "results/training_summary.json");
-  const int planned = summary.at("time_budget").at("epochs").get<int>();
+  const auto& record = summary.at("time_budget");
+  const int from_steps = record.at("epochs_from_steps").get<int>();
+  const int planned = record.at("epochs").get<int>();
   EXPECT_GE(planned, 1);
   EXPECT_LT(planned, 200) << r.output;
-  EXPECT_NE(r.output.find("Time budget: " + std::to_string(planned) + " of 200 epochs fit in 15.0 s at "),
+  EXPECT_NE(r.output.find("Time budget: " + std::to_string(from_steps) + " of 200 epochs fit in 15.0 s at "),
             std::string::npos)
       << r.output;
+  EXPECT_GT(record.at("timed_epoch_seconds").get<double>(), 0.0);
+  // A correction says so when it moves the plan.
+  if (planned != from_steps) {
+    EXPECT_TRUE(r.output.find("Time budget: the first epoch took ") != std::string::npos ||
+                r.output.find("Time budget: epochs take ") != std::string::npos)
+        << r.output;
+  }
   EXPECT_EQ(summary.at("epochs_run").get<int>(), planned);
   EXPECT_EQ(summary.at("stop_reason"), "completed: epoch " + std::to_string(planned) + " of " + std::to_string(planned));
   // The checkpoint holds the planned length, so a resume (and its schedule) keeps it.
   const auto meta = read_checkpoint((out / "checkpoints/latest_model.pt").string()).meta;
   EXPECT_EQ(meta.at("config").at("epochs").get<int>(), planned);
-  EXPECT_EQ(meta.at("time_budget").at("epochs").get<int>(), planned);
+  EXPECT_EQ(meta.at("callbacks").at("time_budget").at("epochs").get<int>(), planned);
 }
 
 TEST(TimeBudget, EpochsGivenAlsoWinWhenSmaller) {
@@ -54,7 +63,7 @@ TEST(TimeBudget, AResumedRunKeepsThePlan) {
   run.send(SIGTERM);
   ASSERT_EQ(run.wait(300).exit_code, 143);
   const std::string latest = (out / "checkpoints/latest_model.pt").string();
-  const int planned = read_checkpoint(latest).meta.at("time_budget").at("epochs").get<int>();
+  const int planned = read_checkpoint(latest).meta.at("callbacks").at("time_budget").at("epochs").get<int>();
   auto resumed = run_cifar10({"--resume", latest, "--data-dir", testing::data_root().string(),
                               "--skip-visualization"});
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;

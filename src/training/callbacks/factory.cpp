@@ -16,6 +16,7 @@
 #include "training/callbacks/run_length.h"
 #include "training/callbacks/tensorboard_callback.h"
 #include "training/callbacks/terminate_on_nan.h"
+#include "training/callbacks/time_budget.h"
 
 namespace cifar {
 namespace {
@@ -54,7 +55,14 @@ RunCallbacks make_callbacks(const Config& config, const RunFolder& folder, const
   // The epoch's line first, as Keras' progress bar: a callback's message
   // about the epoch (a reduced learning rate, a saved best) follows it.
   add(std::make_shared<ProgressBar>(std::cout, ::isatty(1) != 0));
-  if (!parse_duration(t.time_budget)) add(std::make_shared<RunLengthWarning>(std::cout));
+  // The budget's correction after the first epoch, before the schedule
+  // reads the epochs and the checkpoints record them.
+  if (parse_duration(t.time_budget)) {
+    cbs.budget = std::make_shared<TimeBudget>(std::cout);
+    add(cbs.budget);
+  } else {
+    add(std::make_shared<RunLengthWarning>(std::cout));
+  }
   add(make_schedule(t));
   if (t.lookahead) add(std::make_shared<Lookahead>());
   add(std::make_shared<TerminateOnNaN>());

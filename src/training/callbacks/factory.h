@@ -10,6 +10,7 @@
 namespace cifar {
 
 class History;
+class TimeBudget;
 
 struct RunCallbacks {
   // In the order they run: the progress line, schedules and stopping,
@@ -17,6 +18,7 @@ struct RunCallbacks {
   // callback's state.
   std::vector<std::shared_ptr<Callback>> all;
   std::shared_ptr<History> history;  // also in `all`: the run's record
+  std::shared_ptr<TimeBudget> budget;  // also in `all` with --time-budget, else null
 };
 
 // `folder` receives the run's files; a resume into another folder carries

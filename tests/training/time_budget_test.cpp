@@ -1,0 +1,119 @@
+// The time budget's corrections: the epochs timed so far move the plan the
+// first steps made, the first epoch either way, later ones only shorter,
+// within --epochs; a resumed process keeps the plan it has.
+#include <sstream>
+
+#include "fake_train_context.h"
+#include "training/callbacks/time_budget.h"
+
+namespace cifar {
+namespace {
+
+// 100 s: 96 planned (4% margin), 1 s of timing, 10 s of final evaluation,
+// epochs of 10 s by the timed steps: 8 fit.
+BudgetPlan plan_of_eight() {
+  BudgetPlan p;
+  p.budget_seconds = 100;
+  p.requested_epochs = 20;
+  p.epoch_seconds = 10;
+  p.final_eval_seconds = 10;
+  p.measure_seconds = 1;
+  p.images_per_second = 100;
+  p.epochs = p.epochs_that_fit(0, p.measure_seconds, p.epoch_seconds, 1);
+  p.epochs_from_steps = p.epochs;
+  return p;
+}
+
+// Runs `epoch` through `budget` as taking `seconds`; returns the epochs
+// the context holds after it.
+int run_epoch(TimeBudget& budget, testing::FakeTrainContext& ctx, int epoch, double seconds) {
+  budget.on_epoch_begin(epoch, ctx);
+  ctx.step += ctx.per_epoch;
+  ctx.seconds += seconds;
+  Logs logs = testing::epoch_logs(0, epoch);
+  budget.on_epoch_end(epoch, logs, ctx);
+  return ctx.planned_epochs;
+}
+
+struct BudgetRun {
+  std::ostringstream out;
+  TimeBudget budget{out};
+  testing::FakeTrainContext ctx;
+  explicit BudgetRun(const BudgetPlan& plan) {
+    budget.set_plan(plan);
+    ctx.planned_epochs = plan.epochs;
+  }
+};
+
+TEST(TimeBudgetPlan, TheFirstStepsPlanWhatFits) {
+  const BudgetPlan p = plan_of_eight();
+  EXPECT_EQ(p.epochs, 8);
+  // At least the one asked for, at most --epochs.
+  EXPECT_EQ(p.epochs_that_fit(0, 200, 10, 1), 1);
+  EXPECT_EQ(p.epochs_that_fit(3, 200, 10, 4), 4);
+  EXPECT_EQ(p.epochs_that_fit(0, 1, 0.001, 1), 20);
+}
+
+TEST(TimeBudgetPlan, SlowerEpochsShortenThePlanAndFasterOnesLaterDoNot) {
+  BudgetRun run(plan_of_eight());
+  // 96 - 1 - 12 - 10 = 73 s left: 6 more epochs of 12 s.
+  EXPECT_EQ(run_epoch(run.budget, run.ctx, 0, 12), 7);
+  EXPECT_EQ(run.budget.plan().epochs, 7);
+  EXPECT_EQ(run.budget.plan().epochs_from_steps, 8);
+  EXPECT_EQ(run.out.str(), "Time budget: the first epoch took 12.0 s with validation (10.0 s planned): 7 of 20 "
+                           "epochs fit\n");
+  // 16 s more: 14 s an epoch, 96 - 1 - 28 - 10 = 57 s left, 4 more.
+  EXPECT_EQ(run_epoch(run.budget, run.ctx, 1, 16), 6);
+  EXPECT_DOUBLE_EQ(run.budget.plan().timed_epoch_seconds, 14);
+  EXPECT_NE(run.out.str().find("Time budget: epochs take 14.0 s with validation (10.0 s planned): 6 of 20"),
+            std::string::npos)
+      << run.out.str();
+  // A fast third epoch (10 s an epoch: 8 would fit) does not lengthen it again.
+  EXPECT_EQ(run_epoch(run.budget, run.ctx, 2, 2), 6);
+  EXPECT_EQ(run.budget.plan().epochs, 6);
+}
+
+TEST(TimeBudgetPlan, AFasterFirstEpochLengthensItWithinTheEpochsAsked) {
+  BudgetRun run(plan_of_eight());
+  // 96 - 1 - 8 - 10 = 77 s left: 9 more epochs of 8 s.
+  EXPECT_EQ(run_epoch(run.budget, run.ctx, 0, 8), 10);
+  BudgetRun fast(plan_of_eight());
+  EXPECT_EQ(run_epoch(fast.budget, fast.ctx, 0, 0.5), 20);
+}
+
+TEST(TimeBudgetPlan, EpochsAsPlannedChangeNothingAndSayNothing) {
+  BudgetRun run(plan_of_eight());
+  for (int epoch = 0; epoch < 8; ++epoch) EXPECT_EQ(run_epoch(run.budget, run.ctx, epoch, 10.5), 8);
+  EXPECT_EQ(run.out.str(), "");
+  EXPECT_DOUBLE_EQ(run.budget.plan().timed_epoch_seconds, 10.5);
+}
+
+TEST(TimeBudgetPlan, AResumedProcessKeepsItsPlan) {
+  // Resumed inside the first epoch: the time spent before is unknown.
+  std::ostringstream out;
+  TimeBudget inside(out);
+  inside.load_state(plan_of_eight().to_json());
+  ASSERT_TRUE(inside.has_plan());
+  testing::FakeTrainContext ctx;
+  ctx.planned_epochs = 8;
+  ctx.step = 1;
+  EXPECT_EQ(run_epoch(inside, ctx, 0, 30), 8);
+  // Resumed after a correction: that plan, restored whole, and no more.
+  BudgetRun first(plan_of_eight());
+  ASSERT_EQ(run_epoch(first.budget, first.ctx, 0, 12), 7);
+  TimeBudget resumed(out);
+  resumed.load_state(first.budget.state());
+  EXPECT_EQ(resumed.plan().to_json(), first.budget.plan().to_json());
+  testing::FakeTrainContext later;
+  later.planned_epochs = 7;
+  later.step = later.per_epoch;
+  EXPECT_EQ(run_epoch(resumed, later, 1, 60), 7);
+  EXPECT_EQ(out.str(), "");
+  // Without a plan (none recorded), nothing to correct.
+  TimeBudget none(out);
+  none.load_state(nlohmann::json::object());
+  EXPECT_FALSE(none.has_plan());
+}
+
+}  // namespace
+}  // namespace cifar
