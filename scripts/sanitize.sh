@@ -3,7 +3,9 @@
 # -DCIFAR10_SANITIZE=ON) in build-sanitize/ and runs them. Too slow for CI
 # on two cores (a full instrumented build plus tests); run it before a
 # release or after touching parsers and file handling.
-#   scripts/sanitize.sh [CTEST_LABEL_REGEX]   default: common|config|data|training|evaluation|reporting|models
+#   [SANITIZE_JOBS=N] scripts/sanitize.sh [CTEST_LABEL_REGEX]
+#   labels default: common|config|data|training|evaluation|reporting|models;
+#   '.*' for every label. SANITIZE_JOBS (default 1): tests at once.
 # LibTorch, protobuf and the other Debian libraries are not instrumented:
 # ASan still checks every access our code makes (and their malloc/free and
 # memcpy), not the accesses inside them. See docs/RELIABILITY.md.
@@ -27,5 +29,6 @@ export ASAN_OPTIONS="detect_leaks=1:detect_container_overflow=0:halt_on_error=1:
 export LSAN_OPTIONS="suppressions=$root/scripts/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 cd "$build"
-# One test at a time: each instrumented test process needs ~1-2 GB.
-ctest --output-on-failure -L "$labels" -j 1 --timeout 1800
+# One test at a time by default: each instrumented test process needs
+# ~1-2 GB, and a data-parallel test starts several.
+ctest --output-on-failure -L "$labels" -j "${SANITIZE_JOBS:-1}" --timeout 1800

@@ -45,8 +45,8 @@ TrainStage::TrainStage(const RunPlan& plan, const RunFolder& folder, const Split
   plan_epochs(splits);
 }
 
-// --time-budget: planned before the first step (and corrected once by the
-// first epoch); a resumed run keeps the plan its checkpoint records.
+// --time-budget: planned before the first step (and corrected as epochs
+// are timed); a resumed run keeps the plan its checkpoint records.
 void TrainStage::plan_epochs(const Splits& splits) {
   const Config& config = plan_.config;
   const auto budget = parse_duration(config.train.time_budget);

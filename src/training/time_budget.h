@@ -1,8 +1,8 @@
 // --time-budget: how many epochs fit. The run's own first steps are timed
 // (on a copy of its state, so the run itself is untouched), and a
 // validation pass and the final evaluation estimated from the model's
-// evaluation speed; the epochs are then fixed before the first step, and
-// the first epoch corrects them once (callbacks/time_budget.h).
+// evaluation speed; the epochs are then planned before the first step,
+// and corrected as epochs are timed (callbacks/time_budget.h).
 #pragma once
 #include "training/callbacks/time_budget.h"
 #include "training/trainer.h"

@@ -55,7 +55,7 @@ RunCallbacks make_callbacks(const Config& config, const RunFolder& folder, const
   // The epoch's line first, as Keras' progress bar: a callback's message
   // about the epoch (a reduced learning rate, a saved best) follows it.
   add(std::make_shared<ProgressBar>(std::cout, ::isatty(1) != 0));
-  // The budget's correction after the first epoch, before the schedule
+  // The budget's corrections at each epoch's end come before the schedule
   // reads the epochs and the checkpoints record them.
   if (parse_duration(t.time_budget)) {
     cbs.budget = std::make_shared<TimeBudget>(std::cout);

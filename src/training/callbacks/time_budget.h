@@ -2,12 +2,12 @@
 // first step from a few timed steps (training/time_budget.h), so that
 // one-cycle and cosine schedules know their length from the start. A few
 // steps misjudge an epoch by some percent (its validation, the epoch's
-// callbacks), and a shared machine's speed drifts by as much over a run,
-// so every epoch's end checks the plan against the epochs timed so far:
-// the first may move it either way, any later one only shortens it. The
-// schedule stretches or shrinks to the new length from there. The plan is
-// this callback's state, kept in checkpoints, so a resumed run keeps it
-// (a resumed process, which cannot time the whole run, corrects nothing).
+// callbacks), and a shared machine's speed drifts by 10% over a run, so
+// every epoch's end checks the plan against the mean epoch so far and
+// moves it either way; the schedule stretches or shrinks to the new length
+// from there. The plan is this callback's state, kept in checkpoints, so a
+// resumed run keeps it (a resumed process, which cannot time the whole
+// run, corrects nothing).
 #pragma once
 #include <iosfwd>
 #include <nlohmann/json.hpp>
@@ -31,6 +31,11 @@ struct BudgetPlan {
   // included) and each further one takes `per_epoch`: at least `at_least`,
   // at most requested_epochs.
   int epochs_that_fit(int done, double spent, double per_epoch, int at_least) const;
+  // The plan after `done` epochs took `spent` seconds in all (the timing
+  // included): the mean epoch's fit, lengthened only when one more epoch
+  // fits even at a 5% slower mean, so that noise does not move the
+  // schedule back and forth.
+  int corrected(int done, double spent) const;
 
   nlohmann::json to_json() const;
   static BudgetPlan from_json(const nlohmann::json& j);
