@@ -1,6 +1,6 @@
 #include "training/time_budget.h"
 
-#include <chrono>
+#include <algorithm>
 
 namespace cifar {
 namespace {
@@ -15,7 +15,6 @@ constexpr int64_t kTimedEvalImages = 500;
 }  // namespace
 
 BudgetPlan plan_time_budget(Trainer& trainer, double budget_seconds, int64_t final_views) {
-  const auto start = std::chrono::steady_clock::now();
   BudgetPlan plan;
   plan.budget_seconds = budget_seconds;
   plan.requested_epochs = trainer.epochs();
@@ -24,7 +23,7 @@ BudgetPlan plan_time_budget(Trainer& trainer, double budget_seconds, int64_t fin
   plan.epoch_seconds = t.step_seconds * static_cast<double>(trainer.steps_per_epoch()) +
                        t.eval_image_seconds * static_cast<double>(trainer.validation_images());
   plan.final_eval_seconds = t.eval_image_seconds * static_cast<double>(final_views);
-  plan.measure_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  plan.measure_seconds = t.seconds;
   // Epochs already trained (a resume that is given a budget) count as done.
   const int done = trainer.start_epoch();
   plan.epochs = plan.epochs_that_fit(done, plan.measure_seconds, plan.epoch_seconds, done + 1);

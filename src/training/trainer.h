@@ -54,12 +54,14 @@ class Trainer final : public TrainContext {
 
   // --time-budget's measurements (time_budget.h): seconds per training step
   // over `steps` steps of the first epoch's batches, after one untimed, and
-  // per image of evaluation over `eval_images` images, both the slowest
-  // rank's. The model, its buffers and the optimiser are put back as they
+  // per image of evaluation over `eval_images` images, and the whole
+  // measurement's seconds, all the slowest rank's, so every rank plans
+  // alike. The model, its buffers and the optimiser are put back as they
   // were: the run itself is untouched.
   struct Timings {
     double step_seconds = 0;
     double eval_image_seconds = 0;
+    double seconds = 0;
   };
   Timings time_steps_and_evaluation(int steps, int64_t eval_images);
   int start_epoch() const { return start_epoch_; }

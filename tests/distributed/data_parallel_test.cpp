@@ -218,6 +218,27 @@ TEST(DataParallel, TorchrunStyleRanksTrainAndEvaluate) {
   EXPECT_NEAR(sharded["accuracy"].get<double>(), whole["accuracy"].get<double>(), 1e-12);
 }
 
+// --time-budget across ranks: every epoch's end may move the plan, and
+// ranks that moved it differently would leave one waiting in an all-reduce
+// until the timeout. Every input to the plan is the slowest rank's, so
+// both ranks end after the same epoch.
+TEST(DataParallel, RanksAgreeOnTheTimeBudgetsPlan) {
+  SKIP_WITHOUT_GLOO();
+  TempDir dir("budget_ranks");
+  const int port = find_free_loopback_port();
+  const auto args = tiny_run(dir, {"--model-type", "cnn", "--epochs", "500", "--train-limit", "256", "--batch-size",
+                                   "64", "--early-stopping-patience", "0", "--time-budget", "12s",
+                                   "--skip-inference"});
+  auto ranks = start_torchrun_ranks(args, 2, port);
+  ASSERT_EQ(ranks[0]->wait(120), 0) << ranks[0]->output();
+  ASSERT_EQ(ranks[1]->wait(120), 0) << ranks[1]->output();
+  const auto summary = read_json(dir / "results/training_summary.json");
+  const int planned = summary.at("time_budget").at("epochs").get<int>();
+  EXPECT_LT(planned, 500);
+  EXPECT_EQ(summary.at("epochs_run").get<int>(), planned);
+  EXPECT_EQ(summary.at("world_size"), 2);
+}
+
 // SIGTERM to the launcher: it forwards the signal, the ranks agree on the
 // step to stop after (a rank that stopped alone would leave the other
 // waiting in an all-reduce until --dist-timeout, and the launcher would
