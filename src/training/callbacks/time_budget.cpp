@@ -24,8 +24,7 @@ int BudgetPlan::epochs_that_fit(int done, double spent, double per_epoch, int at
   return static_cast<int>(std::min<double>(total, requested_epochs));
 }
 
-int BudgetPlan::corrected(int done, double spent) const {
-  const double mean = (spent - measure_seconds) / std::max(done, 1);
+int BudgetPlan::corrected(int done, double spent, double mean) const {
   const int fit = epochs_that_fit(done, spent, mean, done);
   if (fit <= epochs) return fit;
   return std::max(epochs, epochs_that_fit(done, spent, mean * kLengthenSlack, done));
@@ -78,7 +77,7 @@ void TimeBudget::on_epoch_end(int epoch, Logs& /*logs*/, TrainContext& ctx) {
   // The slowest rank's time, so every rank corrects the plan alike.
   const int done = epoch + 1;
   plan_.timed_epoch_seconds = ctx.fit_seconds() / done;
-  const int epochs = plan_.corrected(done, plan_.measure_seconds + ctx.fit_seconds());
+  const int epochs = plan_.corrected(done, plan_.measure_seconds + ctx.fit_seconds(), plan_.timed_epoch_seconds);
   if (epochs == plan_.epochs) return;
   plan_.epochs = epochs;
   ctx.set_epochs(epochs);

@@ -31,11 +31,11 @@ struct BudgetPlan {
   // included) and each further one takes `per_epoch`: at least `at_least`,
   // at most requested_epochs.
   int epochs_that_fit(int done, double spent, double per_epoch, int at_least) const;
-  // The plan after `done` epochs took `spent` seconds in all (the timing
-  // included): the mean epoch's fit, lengthened only when one more epoch
-  // fits even at a 5% slower mean, so that noise does not move the
-  // schedule back and forth.
-  int corrected(int done, double spent) const;
+  // The plan after `done` epochs of `mean` seconds, `spent` seconds in all
+  // (the timing included): what fits at that mean, lengthened only when one
+  // more epoch fits even at a 5% slower mean, so that noise does not move
+  // the schedule back and forth.
+  int corrected(int done, double spent, double mean) const;
 
   nlohmann::json to_json() const;
   static BudgetPlan from_json(const nlohmann::json& j);
