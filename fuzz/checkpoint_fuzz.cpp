@@ -15,6 +15,7 @@
 #include "training/callbacks/model_checkpoint.h"
 #include "training/callbacks/reduce_lr_on_plateau.h"
 #include "training/callbacks/tensorboard_callback.h"
+#include "training/callbacks/time_budget.h"
 #include "checkpoint/checkpoint.h"
 
 namespace {
@@ -34,7 +35,8 @@ std::vector<std::shared_ptr<Callback>> stateful_callbacks() {
           std::make_shared<CSVLogger>("/nonexistent/logs"),
           std::make_shared<TensorBoardCallback>("/nonexistent/logs"),
           std::make_shared<ModelCheckpoint>("/nonexistent/best_model.pt", monitor, true),
-          std::make_shared<ModelCheckpoint>("/nonexistent/latest_model.pt", monitor, false)};
+          std::make_shared<ModelCheckpoint>("/nonexistent/latest_model.pt", monitor, false),
+          std::make_shared<TimeBudget>(std::cerr)};  // load_state prints nothing
 }
 
 void read_meta(std::string_view text) {

@@ -25,6 +25,7 @@
 #include "training/callbacks/model_checkpoint.h"
 #include "training/callbacks/reduce_lr_on_plateau.h"
 #include "training/callbacks/tensorboard_callback.h"
+#include "training/callbacks/time_budget.h"
 #include "checkpoint/checkpoint.h"
 
 namespace cifar {
@@ -100,6 +101,16 @@ nlohmann::json run_meta(const ModelSpec& spec) {
   for (const auto& cb : cbs) callbacks[cb->name()] = cb->state();
   callbacks["csv_logger"] = {{"file", "training_log_20260101_000000.csv"}, {"columns", {"accuracy", "loss"}}};
   callbacks["history"] = nlohmann::json::array({{{"epoch", 0}, {"loss", 2.1}, {"val_loss", "inf"}}});
+  BudgetPlan budget;
+  budget.budget_seconds = 600;
+  budget.requested_epochs = 14;
+  budget.epochs = budget.epochs_from_steps = 11;
+  budget.images_per_second = 950;
+  budget.epoch_seconds = 50.1;
+  budget.final_eval_seconds = 29.4;
+  budget.measure_seconds = 1.6;
+  budget.timed_epoch_seconds = 51.2;
+  callbacks["time_budget"] = budget.to_json();
   Config config;
   config.model.model_type = "cnn";
   return {{"format", kCheckpointFormat}, {"version", kCheckpointVersion}, {"spec", spec_to_json(spec)},

@@ -505,6 +505,13 @@ TEST(DataParallel, LocalLauncherListensOnLoopbackOnly) {
 // (LibTorch's) must neither crash nor stall the group: the run finishes.
 TEST(DataParallel, GarbageOnTheRendezvousPortNeitherCrashesNorStallsTheGroup) {
   SKIP_WITHOUT_GLOO();
+#ifdef __SANITIZE_ADDRESS__
+  // LibTorch's store meets the 2^62-byte key with `new`, which the normal
+  // build's allocator refuses with bad_alloc (caught, connection dropped);
+  // ASan's operator new aborts the process on any request over its 1 TiB
+  // limit instead, whatever ASAN_OPTIONS say.
+  GTEST_SKIP() << "ASan's allocator aborts on the 2^62-byte request that normal builds refuse";
+#endif
   TempDir dir("garbage");
   const int port = find_free_loopback_port();
   auto ranks = start_torchrun_ranks(long_cnn_run(dir, 3, {"--dist-timeout", "30"}), 2, port);

@@ -3,6 +3,7 @@
 // room to spare; a resumed process keeps the plan it has.
 #include <sstream>
 
+#include "common/error.h"
 #include "fake_train_context.h"
 #include "training/callbacks/time_budget.h"
 
@@ -62,17 +63,35 @@ TEST(TimeBudgetPlan, SlowerEpochsShortenThePlanAndFasterOnesLengthenIt) {
   EXPECT_EQ(run.budget.plan().epochs_from_steps, 8);
   EXPECT_EQ(run.out.str(), "Time budget: the first epoch took 12.0 s with validation (10.0 s planned): 7 of 20 "
                            "epochs fit\n");
-  // 16 s more: 14 s an epoch, 98 - 1 - 28 - 10 = 59 s left, 4 more.
-  EXPECT_EQ(run_epoch(run.budget, run.ctx, 1, 16), 6);
+  // 16 s more: 14 s an epoch, the last 16 s; 98 - 1 - 28 - 10 = 59 s
+  // left, 3 more at the slower of the two.
+  EXPECT_EQ(run_epoch(run.budget, run.ctx, 1, 16), 5);
   EXPECT_DOUBLE_EQ(run.budget.plan().timed_epoch_seconds, 14);
-  EXPECT_NE(run.out.str().find("Time budget: epochs take 14.0 s with validation (10.0 s planned): 6 of 20"),
+  EXPECT_NE(run.out.str().find("Time budget: epochs take 14.0 s with validation and the last 16.0 s (10.0 s "
+                               "planned): 5 of 20"),
             std::string::npos)
       << run.out.str();
   // A fast third epoch: 10 s an epoch, 57 s left, 5 more even at 10.5 s.
   EXPECT_EQ(run_epoch(run.budget, run.ctx, 2, 2), 8);
   EXPECT_EQ(run.budget.plan().epochs, 8);
-  EXPECT_NE(run.out.str().find("epochs take 10.0 s with validation (10.0 s planned): 8 of 20"), std::string::npos)
+  EXPECT_NE(run.out.str().find("epochs take 10.0 s with validation and the last 2.0 s (10.0 s planned): 8 of 20"),
+            std::string::npos)
       << run.out.str();
+}
+
+// A machine that slows down late: five epochs of 10 s, then 13 s. The mean
+// (10.5 s) still fits all 8, and would until the eighth ran past the budget
+// (1 + 50 + 3 x 13 + 10 = 100 s of 98); the last epoch's 13 s shortens the
+// plan to 7 at the sixth's end, so the seventh, the last, has the
+// schedule's end to anneal in.
+TEST(TimeBudgetPlan, ASlowingMachineShortensThePlanAnEpochSooner) {
+  BudgetRun run(plan_of_eight());
+  for (int epoch = 0; epoch < 5; ++epoch) ASSERT_EQ(run_epoch(run.budget, run.ctx, epoch, 10), 8);
+  EXPECT_EQ(run_epoch(run.budget, run.ctx, 5, 13), 7);
+  EXPECT_NE(run.out.str().find("with validation and the last 13.0 s (10.0 s planned): 7 of 20 epochs fit"),
+            std::string::npos)
+      << run.out.str();
+  EXPECT_EQ(run_epoch(run.budget, run.ctx, 6, 13), 7);
 }
 
 TEST(TimeBudgetPlan, LengthensOnlyWhenTheEpochFitsAtAFivePercentSlowerMean) {
@@ -121,7 +140,23 @@ TEST(TimeBudgetPlan, AResumedProcessKeepsItsPlan) {
   later.step = later.per_epoch;
   EXPECT_EQ(run_epoch(resumed, later, 1, 60), 7);
   EXPECT_EQ(out.str(), "");
-  // Without a plan (none recorded), nothing to correct.
+  // A damaged plan is refused, naming the field; none recorded, nothing to correct.
+  for (const auto& [key, value] : std::vector<std::pair<std::string, nlohmann::json>>{
+           {"epochs", -3}, {"epochs", 1e300}, {"budget_seconds", "nan"}, {"epoch_seconds", -1.0},
+           {"final_eval_seconds", nullptr}}) {
+    nlohmann::json damaged = plan_of_eight().to_json();
+    damaged[key] = value;
+    TimeBudget reader(out);
+    try {
+      reader.load_state(damaged);
+      ADD_FAILURE() << key << " = " << value.dump() << " was accepted";
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find("'" + key + "'"), std::string::npos) << e.what();
+    }
+  }
+  nlohmann::json missing = plan_of_eight().to_json();
+  missing.erase("measure_seconds");
+  EXPECT_ANY_THROW(TimeBudget(out).load_state(missing));
   TimeBudget none(out);
   none.load_state(nlohmann::json::object());
   EXPECT_FALSE(none.has_plan());

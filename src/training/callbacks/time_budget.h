@@ -31,11 +31,11 @@ struct BudgetPlan {
   // included) and each further one takes `per_epoch`: at least `at_least`,
   // at most requested_epochs.
   int epochs_that_fit(int done, double spent, double per_epoch, int at_least) const;
-  // The plan after `done` epochs of `mean` seconds, `spent` seconds in all
-  // (the timing included): what fits at that mean, lengthened only when one
-  // more epoch fits even at a 5% slower mean, so that noise does not move
-  // the schedule back and forth.
-  int corrected(int done, double spent, double mean) const;
+  // The plan after `done` epochs of `mean` seconds, the last of them
+  // `last`, `spent` seconds in all (the timing included): what fits at the
+  // slower of the two, lengthened only when one more epoch fits even 5%
+  // slower, so that noise does not move the schedule back and forth.
+  int corrected(int done, double spent, double mean, double last) const;
 
   nlohmann::json to_json() const;
   static BudgetPlan from_json(const nlohmann::json& j);
@@ -61,6 +61,7 @@ class TimeBudget : public Callback {
   std::ostream& out_;
   BudgetPlan plan_;
   bool timing_ = false;  // this process started the run at its first step
+  double fit_seconds_before_ = 0;  // the context's fit_seconds() at the last epoch's end
 };
 
 }  // namespace cifar
