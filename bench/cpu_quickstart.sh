@@ -24,6 +24,7 @@ PY
 )
   read -r accuracy wall epochs ece <<<"$line"
   echo "seed $seed: test accuracy ${accuracy}%, training and evaluation ${wall} s, ${epochs} epochs, ECE ${ece}"
+  grep '^Time budget' "$out.log" | sed 's/^/  /' || true  # the plan and its corrections
   results+=("$line")
   rm -rf "$out" "$out.log"
 done
