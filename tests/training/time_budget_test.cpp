@@ -140,7 +140,17 @@ TEST(TimeBudgetPlan, AResumedProcessKeepsItsPlan) {
   later.step = later.per_epoch;
   EXPECT_EQ(run_epoch(resumed, later, 1, 60), 7);
   EXPECT_EQ(out.str(), "");
-  // A damaged plan is refused, naming the field; none recorded, nothing to correct.
+  // Without a plan (none recorded), nothing to correct.
+  TimeBudget none(out);
+  none.load_state(nlohmann::json::object());
+  EXPECT_FALSE(none.has_plan());
+}
+
+// A checkpoint is outside input: a damaged plan is refused, naming the
+// field, before a resume could act on it (the resume turns a missing
+// field's JSON error into one line about the checkpoint).
+TEST(TimeBudgetPlan, ADamagedPlanInACheckpointIsRefusedNamingTheField) {
+  std::ostringstream out;
   for (const auto& [key, value] : std::vector<std::pair<std::string, nlohmann::json>>{
            {"epochs", -3}, {"epochs", 1e300}, {"budget_seconds", "nan"}, {"epoch_seconds", -1.0},
            {"final_eval_seconds", nullptr}}) {
@@ -156,10 +166,7 @@ TEST(TimeBudgetPlan, AResumedProcessKeepsItsPlan) {
   }
   nlohmann::json missing = plan_of_eight().to_json();
   missing.erase("measure_seconds");
-  EXPECT_ANY_THROW(TimeBudget(out).load_state(missing));
-  TimeBudget none(out);
-  none.load_state(nlohmann::json::object());
-  EXPECT_FALSE(none.has_plan());
+  EXPECT_THROW(TimeBudget(out).load_state(missing), nlohmann::json::exception);
 }
 
 }  // namespace
