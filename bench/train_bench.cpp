@@ -21,6 +21,7 @@
 #include "common/runtime.h"
 #include "common/torch_compat.h"
 #include "config/cli.h"
+#include "config/presets.h"
 #include "data/augment.h"
 #include "data/batches.h"
 #include "data/dataset.h"
