@@ -36,7 +36,7 @@ testing::ProcessResult run_limited(const std::vector<std::string>& args, const f
 #ifdef __SANITIZE_ADDRESS__
   // ASan reserves terabytes of address space for its shadow memory, so an
   // address-space limit stops it before main(); its own limit on resident
-  // memory stands in (scripts/sanitize.sh).
+  // memory stands in (the build of scripts/sanitize.sh).
   std::string command = "export ASAN_OPTIONS=\"${ASAN_OPTIONS:-}:hard_rss_limit_mb=3000\"; exec timeout 60 ";
 #else
   std::string command = "ulimit -v 3000000; exec timeout 60 ";
