@@ -509,8 +509,11 @@ TEST(DataParallel, GarbageOnTheRendezvousPortNeitherCrashesNorStallsTheGroup) {
   // LibTorch's store meets the 2^62-byte key with `new`, which the normal
   // build's allocator refuses with bad_alloc (caught, connection dropped);
   // ASan's operator new aborts the process on any request over its 1 TiB
-  // limit instead, whatever ASAN_OPTIONS say.
-  GTEST_SKIP() << "ASan's allocator aborts on the 2^62-byte request that normal builds refuse";
+  // limit instead, whatever ASAN_OPTIONS say. The rest of the garbage is
+  // still sent.
+  constexpr bool kHugeKey = false;
+#else
+  constexpr bool kHugeKey = true;
 #endif
   TempDir dir("garbage");
   const int port = find_free_loopback_port();
@@ -523,7 +526,7 @@ TEST(DataParallel, GarbageOnTheRendezvousPortNeitherCrashesNorStallsTheGroup) {
     ASSERT_GE(fd, 0) << "the store stopped listening: " << std::strerror(errno);
     std::string junk(static_cast<size_t>(16) << i, '\0');
     for (auto& c : junk) c = static_cast<char>(rng());
-    if (i == 1) {  // query type 0 (SET), then a key length of 2^62, little-endian
+    if (i == 1 && kHugeKey) {  // query type 0 (SET), then a key length of 2^62, little-endian
       junk.assign(1, '\0');
       const uint64_t huge = uint64_t{1} << 62;
       junk.append(reinterpret_cast<const char*>(&huge), sizeof(huge));
